@@ -1,0 +1,410 @@
+package batchconn
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// A Conn is a *net.UDPConn with [Conn.WriteMessages]: many datagrams per
+// system call. It satisfies net.PacketConn and has the methods of
+// *net.UDPConn that batched-I/O users such as quic-go look for, so it can
+// stand in for the UDPConn it wraps.
+//
+// A Conn is safe for concurrent use by multiple goroutines. Writes made
+// through the Conn are serialised (the kernel serialises writes on one socket
+// anyway); reads are not affected.
+type Conn struct {
+	udp   *net.UDPConn
+	rc    syscall.RawConn
+	laddr net.Addr
+
+	sock4  bool // AF_INET socket (else AF_INET6)
+	v6only bool // AF_INET6 socket with IPV6_V6ONLY
+	peer4  bool // connected to an IPv4 (or IPv4-mapped) peer
+
+	blocking atomic.Bool
+	closed   atomic.Bool
+	closing  chan struct{}
+	closeMu  sync.Once
+
+	// gso is nil while UDP GSO is in use; otherwise it points to the reason it
+	// is off. It only ever goes from nil to non-nil.
+	gso          atomic.Pointer[string]
+	einvalStreak atomic.Int32 // consecutive GSO sends rejected with EINVAL
+
+	stats struct {
+		syscalls, messages, bytes, gsoBatches, gsoFallbacks atomic.Uint64
+	}
+
+	// gate admits one writer at a time. Whoever holds it owns the fields
+	// below it and the batch state in sys.
+	gate chan struct{}
+
+	// Context cancellation ends a wait by setting a past write deadline
+	// (kick); the user's deadline is restored afterwards (disarm).
+	dlMu     sync.Mutex
+	deadline time.Time // the write deadline the user set
+	kicked   bool      // a kick's past deadline is in force
+
+	ctx      context.Context // the current writer's context
+	armed    bool
+	stopKick func() bool
+	kickWG   sync.WaitGroup
+	kickFn   func()
+
+	sys sysConn // platform state: headers, iovecs, sockaddrs
+}
+
+var (
+	_ net.PacketConn = (*Conn)(nil)
+	_ interface {
+		SyscallConn() (syscall.RawConn, error)
+		SetReadBuffer(int) error
+		SetWriteBuffer(int) error
+		ReadMsgUDP(b, oob []byte) (n, oobn, flags int, addr *net.UDPAddr, err error)
+		WriteMsgUDP(b, oob []byte, addr *net.UDPAddr) (n, oobn int, err error)
+	} = (*Conn)(nil)
+)
+
+// An Option configures a Conn made by [New] or [Listen].
+type Option func(*config)
+
+type config struct {
+	gso bool
+}
+
+// WithGSO turns the use of UDP generic segmentation offload (GSO) on or off.
+// It is on by default where the kernel supports it (Linux 4.18 and later);
+// elsewhere, or when the environment variable BATCHCONN_DISABLE_GSO is set to
+// a true value ("1", "true"), it stays off whatever this says.
+func WithGSO(enabled bool) Option {
+	return func(c *config) { c.gso = enabled }
+}
+
+// envDisableGSO is the environment variable that turns GSO off everywhere: a
+// kill switch for kernels or drivers that mishandle it without an error.
+const envDisableGSO = "BATCHCONN_DISABLE_GSO"
+
+// New wraps c. The Conn uses c's socket; closing the Conn closes c. c must
+// not be nil.
+func New(c *net.UDPConn, opts ...Option) (*Conn, error) {
+	if c == nil {
+		return nil, errors.New("batchconn: New called with a nil *net.UDPConn")
+	}
+	cfg := config{gso: true}
+	for _, o := range opts {
+		if o != nil {
+			o(&cfg)
+		}
+	}
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	bc := &Conn{
+		udp:     c,
+		rc:      rc,
+		laddr:   c.LocalAddr(),
+		closing: make(chan struct{}),
+		gate:    make(chan struct{}, 1),
+	}
+	if bc.laddr == nil {
+		return nil, &net.OpError{Op: "new", Net: "udp", Err: net.ErrClosed}
+	}
+	bc.blocking.Store(true)
+	bc.kickFn = bc.kick
+	if bc.sock4, bc.v6only, err = socketFamily(c, rc); err != nil {
+		return nil, &net.OpError{Op: "new", Net: "udp", Source: bc.laddr, Err: err}
+	}
+	if ra, ok := c.RemoteAddr().(*net.UDPAddr); ok && ra != nil {
+		bc.peer4 = ra.IP.To4() != nil
+	}
+	switch {
+	case !cfg.gso:
+		bc.disableGSO("disabled by WithGSO(false)")
+	case envTrue(os.Getenv(envDisableGSO)):
+		bc.disableGSO("disabled by " + envDisableGSO)
+	default:
+		if err := gsoSupported(rc); err != nil {
+			bc.disableGSO("not supported: " + err.Error())
+		}
+	}
+	bc.sys.init(bc)
+	return bc, nil
+}
+
+func envTrue(v string) bool {
+	b, err := strconv.ParseBool(v)
+	return err == nil && b
+}
+
+// Listen announces on the local network address, like [net.ListenUDP] with
+// the address resolved by [net.ResolveUDPAddr], and wraps the socket with
+// [New]. network is "udp", "udp4" or "udp6".
+func Listen(network, address string, opts ...Option) (*Conn, error) {
+	laddr, err := net.ResolveUDPAddr(network, address)
+	if err != nil {
+		return nil, err
+	}
+	udp, err := net.ListenUDP(network, laddr)
+	if err != nil {
+		return nil, err
+	}
+	c, err := New(udp, opts...)
+	if err != nil {
+		udp.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// SetBlocking sets whether WriteMessages waits for space in a full send
+// buffer (true, the default) or returns at once with what the socket took
+// ([ErrWouldBlock] if nothing).
+func (c *Conn) SetBlocking(blocking bool) { c.blocking.Store(blocking) }
+
+// Blocking reports the mode set by [Conn.SetBlocking].
+func (c *Conn) Blocking() bool { return c.blocking.Load() }
+
+// GSOEnabled reports whether WriteMessages currently coalesces messages into
+// UDP GSO sends. It is false off Linux, where the kernel lacks UDP_SEGMENT,
+// after WithGSO(false) or BATCHCONN_DISABLE_GSO, and for good after the kernel
+// failed a GSO send with EIO (or with EINVAL on every attempt).
+func (c *Conn) GSOEnabled() bool { return c.gso.Load() == nil }
+
+func (c *Conn) disableGSO(reason string) { c.gso.CompareAndSwap(nil, &reason) }
+
+// Stats are counters of a Conn's WriteMessages calls since [New].
+type Stats struct {
+	Syscalls     uint64 // send system calls made
+	Messages     uint64 // datagrams the kernel accepted
+	Bytes        uint64 // payload bytes the kernel accepted
+	GSOBatches   uint64 // runs the kernel accepted as one UDP GSO send
+	GSOFallbacks uint64 // GSO sends that failed and were resent without GSO
+	GSOOff       string // why GSO is off, or "" while it is in use
+}
+
+// Stats returns the Conn's counters. Writes through the delegating methods
+// (WriteTo, WriteMsgUDP) are not counted.
+func (c *Conn) Stats() Stats {
+	s := Stats{
+		Syscalls:     c.stats.syscalls.Load(),
+		Messages:     c.stats.messages.Load(),
+		Bytes:        c.stats.bytes.Load(),
+		GSOBatches:   c.stats.gsoBatches.Load(),
+		GSOFallbacks: c.stats.gsoFallbacks.Load(),
+	}
+	if r := c.gso.Load(); r != nil {
+		s.GSOOff = *r
+	}
+	return s
+}
+
+// WaitWritable returns when the socket can take more data, or when ctx is
+// done, the write deadline passes or the Conn is closed, with that error. A
+// following non-blocking WriteMessages may still meet [ErrWouldBlock] (another
+// writer may have used the space); callers loop.
+func (c *Conn) WaitWritable(ctx context.Context) error {
+	if c.closed.Load() || c.rc.Control(noControl) != nil {
+		return c.opError(nil, net.ErrClosed)
+	}
+	if ctx == nil {
+		return c.opError(nil, errNilContext)
+	}
+	if err := ctx.Err(); err != nil {
+		return c.opError(nil, err)
+	}
+	if err := c.lock(ctx); err != nil {
+		return c.opError(nil, err)
+	}
+	defer c.unlock()
+	c.ctx = ctx
+	err := c.rc.Write(c.sys.writableFn)
+	c.disarm()
+	if err != nil {
+		return c.opError(nil, c.waitErr(ctx, err))
+	}
+	return nil
+}
+
+// lock takes the write gate, or gives up when ctx is done or the Conn closes.
+func (c *Conn) lock(ctx context.Context) error {
+	select {
+	case c.gate <- struct{}{}:
+		return nil
+	default:
+	}
+	select {
+	case c.gate <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.closing:
+		return net.ErrClosed
+	}
+}
+
+func (c *Conn) unlock() {
+	c.ctx = nil
+	<-c.gate
+}
+
+// aLongTimeAgo is a deadline that has passed: setting it wakes a waiting write.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// arm makes the cancellation of the current writer's context end its wait.
+// It is called only when a wait begins, so calls that never wait allocate
+// nothing for it.
+func (c *Conn) arm() {
+	if c.armed || c.ctx.Done() == nil {
+		return
+	}
+	c.armed = true
+	c.kickWG.Add(1)
+	c.stopKick = context.AfterFunc(c.ctx, c.kickFn)
+}
+
+func (c *Conn) kick() {
+	defer c.kickWG.Done()
+	c.dlMu.Lock()
+	c.kicked = true
+	c.udp.SetWriteDeadline(aLongTimeAgo)
+	c.dlMu.Unlock()
+}
+
+// disarm undoes arm, and restores the user's write deadline if a kick
+// replaced it.
+func (c *Conn) disarm() {
+	if !c.armed {
+		return
+	}
+	c.armed = false
+	if c.stopKick() {
+		c.kickWG.Done()
+	}
+	c.kickWG.Wait()
+	c.stopKick = nil
+	c.dlMu.Lock()
+	if c.kicked {
+		c.kicked = false
+		c.udp.SetWriteDeadline(c.deadline)
+	}
+	c.dlMu.Unlock()
+}
+
+// waitErr names what ended a wait in the poller.
+func (c *Conn) waitErr(ctx context.Context, err error) error {
+	switch {
+	case errors.Is(err, net.ErrClosed):
+		return net.ErrClosed
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return os.ErrDeadlineExceeded
+	}
+	return err
+}
+
+// opError wraps err the way *net.UDPConn reports write errors.
+func (c *Conn) opError(dst *netip.AddrPort, err error) error {
+	e := &net.OpError{Op: "write", Net: c.laddr.Network(), Source: c.laddr, Err: err}
+	if dst != nil && dst.IsValid() {
+		e.Addr = net.UDPAddrFromAddrPort(*dst)
+	} else if ra := c.udp.RemoteAddr(); ra != nil && dst != nil {
+		e.Addr = ra
+	}
+	return e
+}
+
+// UDPConn returns the wrapped socket. Writing to it directly bypasses the
+// Conn's serialisation; a write that waits on it while a WriteMessages call is
+// being cancelled may see os.ErrDeadlineExceeded.
+func (c *Conn) UDPConn() *net.UDPConn { return c.udp }
+
+// Close closes the socket. A WriteMessages call waiting for space returns
+// what it sent so far, or net.ErrClosed.
+func (c *Conn) Close() error {
+	c.closed.Store(true)
+	c.closeMu.Do(func() { close(c.closing) })
+	return c.udp.Close()
+}
+
+// LocalAddr returns the socket's local address.
+func (c *Conn) LocalAddr() net.Addr { return c.udp.LocalAddr() }
+
+// RemoteAddr returns the connected peer's address, or nil.
+func (c *Conn) RemoteAddr() net.Addr { return c.udp.RemoteAddr() }
+
+// ReadFrom reads one datagram, as [net.UDPConn.ReadFrom].
+func (c *Conn) ReadFrom(p []byte) (int, net.Addr, error) { return c.udp.ReadFrom(p) }
+
+// ReadMsgUDP reads one datagram and its control messages, as
+// [net.UDPConn.ReadMsgUDP].
+func (c *Conn) ReadMsgUDP(b, oob []byte) (n, oobn, flags int, addr *net.UDPAddr, err error) {
+	return c.udp.ReadMsgUDP(b, oob)
+}
+
+// WriteTo writes one datagram, as [net.UDPConn.WriteTo], in turn with the
+// Conn's other writers.
+func (c *Conn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	if err := c.lock(context.Background()); err != nil {
+		return 0, &net.OpError{Op: "write", Net: c.laddr.Network(), Source: c.laddr, Addr: addr, Err: err}
+	}
+	defer c.unlock()
+	return c.udp.WriteTo(p, addr)
+}
+
+// WriteMsgUDP writes one datagram with control messages, as
+// [net.UDPConn.WriteMsgUDP], in turn with the Conn's other writers.
+func (c *Conn) WriteMsgUDP(b, oob []byte, addr *net.UDPAddr) (n, oobn int, err error) {
+	if err := c.lock(context.Background()); err != nil {
+		var a net.Addr
+		if addr != nil {
+			a = addr
+		}
+		return 0, 0, &net.OpError{Op: "write", Net: c.laddr.Network(), Source: c.laddr, Addr: a, Err: err}
+	}
+	defer c.unlock()
+	return c.udp.WriteMsgUDP(b, oob, addr)
+}
+
+// SetDeadline sets the read and write deadlines, as [net.UDPConn.SetDeadline].
+func (c *Conn) SetDeadline(t time.Time) error {
+	if err := c.udp.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return c.SetWriteDeadline(t)
+}
+
+// SetReadDeadline sets the read deadline, as [net.UDPConn.SetReadDeadline].
+func (c *Conn) SetReadDeadline(t time.Time) error { return c.udp.SetReadDeadline(t) }
+
+// SetWriteDeadline sets the write deadline, as
+// [net.UDPConn.SetWriteDeadline]. It bounds WriteMessages' waits too; a
+// deadline that has passed makes WriteMessages fail at once.
+func (c *Conn) SetWriteDeadline(t time.Time) error {
+	c.dlMu.Lock()
+	defer c.dlMu.Unlock()
+	c.deadline = t
+	if c.kicked {
+		return nil // disarm applies it
+	}
+	return c.udp.SetWriteDeadline(t)
+}
+
+// SyscallConn returns the socket's raw connection.
+func (c *Conn) SyscallConn() (syscall.RawConn, error) { return c.udp.SyscallConn() }
+
+// SetReadBuffer sets the socket's receive buffer size (SO_RCVBUF).
+func (c *Conn) SetReadBuffer(bytes int) error { return c.udp.SetReadBuffer(bytes) }
+
+// SetWriteBuffer sets the socket's send buffer size (SO_SNDBUF).
+func (c *Conn) SetWriteBuffer(bytes int) error { return c.udp.SetWriteBuffer(bytes) }

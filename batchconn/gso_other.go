@@ -1,0 +1,14 @@
+//go:build !linux || batchconn_sendmsg
+
+package batchconn
+
+import (
+	"errors"
+	"syscall"
+)
+
+// gsoSupported reports that UDP GSO is not available: it is a Linux feature,
+// and the one-sendmsg-per-message path does not use it.
+func gsoSupported(syscall.RawConn) error {
+	return errors.New("UDP GSO needs Linux and sendmmsg")
+}

@@ -1,0 +1,74 @@
+//go:build !unix
+
+package batchconn
+
+import (
+	"context"
+	"net"
+)
+
+// sysConn holds a Conn's reusable send state on platforms without Unix
+// sockets APIs (Windows, and the rest): one WriteMsgUDPAddrPort per message.
+//
+// These platforms give no way to try a send without waiting, so a
+// non-blocking WriteMessages there may still wait for the socket (Windows
+// rarely makes UDP senders wait at all), and flags are not passed on.
+type sysConn struct {
+	c          *Conn
+	scratch    []byte
+	writableFn func(fd uintptr) bool
+}
+
+func (s *sysConn) init(c *Conn) {
+	s.c = c
+	s.writableFn = func(uintptr) bool { return true }
+}
+
+// msgDontwait is 0: there is no such flag here.
+const msgDontwait = 0
+
+// send sends msgs one write each until all are accepted or one fails. The
+// caller holds the write gate. Context cancellation is armed up front,
+// because the wait happens inside the net package.
+func (c *Conn) send(ctx context.Context, msgs []Message, flags int, wait bool) (int, error) {
+	s := &c.sys
+	c.ctx = ctx
+	c.arm()
+	for i := range msgs {
+		m := &msgs[i]
+		if m.Addr.IsValid() || m.Addr.Port() != 0 {
+			if _, _, err := checkDest(m.Addr, c.sock4, c.v6only); err != nil {
+				return i, c.opError(&m.Addr, err)
+			}
+		}
+		b := s.gather(m)
+		n, _, err := c.udp.WriteMsgUDPAddrPort(b, m.OOB, m.Addr)
+		c.stats.syscalls.Add(1)
+		if err != nil {
+			return i, c.opError(&m.Addr, c.waitErr(ctx, unwrapOp(err)))
+		}
+		m.N = n
+		c.stats.messages.Add(1)
+		c.stats.bytes.Add(uint64(n))
+	}
+	return len(msgs), nil
+}
+
+func (s *sysConn) gather(m *Message) []byte {
+	if len(m.Buffers) == 1 {
+		return m.Buffers[0]
+	}
+	s.scratch = s.scratch[:0]
+	for _, b := range m.Buffers {
+		s.scratch = append(s.scratch, b...)
+	}
+	return s.scratch
+}
+
+// unwrapOp strips the net package's *net.OpError, which opError adds back.
+func unwrapOp(err error) error {
+	if oe, ok := err.(*net.OpError); ok {
+		return oe.Err
+	}
+	return err
+}
