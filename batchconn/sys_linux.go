@@ -242,6 +242,9 @@ func (s *sysConn) putName(k int, ip netip.Addr, port uint16, zone uint32) (*byte
 	return (*byte)(unsafe.Pointer(sa)), unix.SizeofSockaddrInet6
 }
 
+// zeros is room for a control message, appended without allocating.
+var zeros [64]byte
+
 // appendUDPSegment appends oob, padded to cmsg alignment, and a UDP_SEGMENT
 // control message for seg-byte segments (a native-endian u16).
 func appendUDPSegment(ctrl, oob []byte, seg int) []byte {
@@ -250,8 +253,7 @@ func appendUDPSegment(ctrl, oob []byte, seg int) []byte {
 		ctrl = append(ctrl, 0)
 	}
 	off := len(ctrl)
-	ctrl = ctrl[:off+udpSegmentSpace]
-	clear(ctrl[off:])
+	ctrl = append(ctrl, zeros[:udpSegmentSpace]...)
 	h := ctrl[off:]
 	if cmsgAlign == 8 {
 		binary.NativeEndian.PutUint64(h, uint64(unix.CmsgLen(2)))

@@ -1,0 +1,306 @@
+//go:build linux
+
+package batchconn_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/batchconn/batchconn/batchconn"
+	"github.com/batchconn/batchconn/internal/testnet"
+)
+
+// A stalledLink is a sender on one veth test host whose link to the other
+// is throttled to 8 bit/s with a deep queue: datagrams stay queued, charged to
+// the sender's small send buffer, so the socket really fills and the kernel
+// really returns EAGAIN. Lifting the throttle drains it.
+type stalledLink struct {
+	pair *testnet.Pair
+	c    *batchconn.Conn
+	r    *testnet.Receiver
+}
+
+func newStalledLink(t *testing.T) *stalledLink {
+	t.Helper()
+	p := testnet.NewPair(t, testnet.LinkConfig{Rate: "8bit", Burst: "1600", Limit: "1mb"})
+	udp := p.A.ListenUDP(t, "udp4", 0)
+	if err := udp.SetWriteBuffer(4096); err != nil {
+		t.Fatal(err)
+	}
+	c, err := batchconn.New(udp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &stalledLink{pair: p, c: c, r: testnet.NewReceiver(t, p.B.ListenUDP(t, "udp4", 0))}
+}
+
+func (s *stalledLink) msgs(n int) []batchconn.Message { return messages(s.r.Addr(), n, 1200) }
+
+// fill sends until the socket is full and returns how many it took.
+func (s *stalledLink) fill(t *testing.T) int {
+	t.Helper()
+	s.c.SetBlocking(false)
+	defer s.c.SetBlocking(true)
+	sent := 0
+	for range 10000 {
+		n, err := s.c.WriteMessages(context.Background(), s.msgs(8), 0)
+		if errors.Is(err, batchconn.ErrWouldBlock) {
+			return sent
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent += n
+	}
+	t.Fatal("the send buffer never filled")
+	return 0
+}
+
+// lift raises the throttle so that queued datagrams drain (removing the
+// qdisc would drop them).
+func (s *stalledLink) lift(t *testing.T) { s.pair.SetRate(t, "10gbit") }
+
+// after runs f once d has passed, and waits for it at the end of the test.
+func after(t *testing.T, d time.Duration, f func()) {
+	done := make(chan struct{})
+	timer := time.AfterFunc(d, func() { defer close(done); f() })
+	t.Cleanup(func() {
+		if timer.Stop() {
+			close(done)
+		}
+		<-done
+	})
+}
+
+func TestContractC4BlockingWaits(t *testing.T) {
+	t.Run("a full socket makes the call wait, then everything is sent", func(t *testing.T) {
+		s := newStalledLink(t)
+		queued := s.fill(t)
+		before := s.c.Stats().Syscalls
+		after(t, 50*time.Millisecond, func() { s.lift(t) })
+		msgs := s.msgs(100)
+		n, err := s.c.WriteMessages(context.Background(), msgs, 0)
+		if n != len(msgs) || err != nil {
+			t.Fatalf("WriteMessages = %d, %v; want %d, nil", n, err, len(msgs))
+		}
+		if calls := s.c.Stats().Syscalls - before; calls < 2 {
+			t.Errorf("%d system calls: the call never met a full socket", calls)
+		}
+		if !s.r.Wait(queued+len(msgs), 10*time.Second) {
+			t.Errorf("%d datagrams arrived, want %d", s.r.Count(), queued+len(msgs))
+		}
+	})
+	ends := []struct {
+		name string
+		arm  func(t *testing.T, s *stalledLink) context.Context
+		want error
+	}{
+		{"cancelling the context ends a wait", func(t *testing.T, s *stalledLink) context.Context {
+			ctx, cancel := context.WithCancel(context.Background())
+			after(t, 50*time.Millisecond, cancel)
+			return ctx
+		}, context.Canceled},
+		{"the context's deadline ends a wait", func(t *testing.T, s *stalledLink) context.Context {
+			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+			t.Cleanup(cancel)
+			return ctx
+		}, context.DeadlineExceeded},
+		{"the write deadline ends a wait", func(t *testing.T, s *stalledLink) context.Context {
+			s.c.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+			return context.Background()
+		}, os.ErrDeadlineExceeded},
+		{"Close ends a wait", func(t *testing.T, s *stalledLink) context.Context {
+			after(t, 50*time.Millisecond, func() { s.c.Close() })
+			return context.Background()
+		}, net.ErrClosed},
+	}
+	for _, tt := range ends {
+		t.Run(tt.name+" with nothing sent: the error", func(t *testing.T) {
+			s := newStalledLink(t)
+			s.fill(t)
+			n, err := s.c.WriteMessages(tt.arm(t, s), s.msgs(10), 0)
+			if n != 0 || !errors.Is(err, tt.want) {
+				t.Fatalf("WriteMessages = %d, %v; want 0, %v", n, err, tt.want)
+			}
+		})
+		t.Run(tt.name+" after progress: the count", func(t *testing.T) {
+			s := newStalledLink(t)
+			msgs := s.msgs(500)
+			n, err := s.c.WriteMessages(tt.arm(t, s), msgs, 0)
+			if n < 1 || n >= len(msgs) || err != nil {
+				t.Fatalf("WriteMessages = %d, %v; want 0 < n < %d and no error", n, err, len(msgs))
+			}
+		})
+	}
+	t.Run("a write deadline that has passed fails at once", func(t *testing.T) {
+		c := listen(t, "udp4")
+		c.SetWriteDeadline(time.Now().Add(-time.Second))
+		n, err := c.WriteMessages(context.Background(), messages(sink(t), 3, 10), 0)
+		if n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("WriteMessages = %d, %v; want 0, os.ErrDeadlineExceeded", n, err)
+		}
+	})
+	t.Run("a cancelled wait leaves no deadline behind", func(t *testing.T) {
+		s := newStalledLink(t)
+		s.fill(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		after(t, 20*time.Millisecond, cancel)
+		if _, err := s.c.WriteMessages(ctx, s.msgs(1), 0); !errors.Is(err, context.Canceled) {
+			t.Fatalf("first call: %v, want context.Canceled", err)
+		}
+		after(t, 20*time.Millisecond, func() { s.lift(t) })
+		if n, err := s.c.WriteMessages(context.Background(), s.msgs(3), 0); n != 3 || err != nil {
+			t.Fatalf("next call = %d, %v; want 3, nil (a past deadline was left set)", n, err)
+		}
+	})
+	t.Run("a cancelled wait restores the user's write deadline", func(t *testing.T) {
+		s := newStalledLink(t)
+		s.fill(t)
+		s.c.SetWriteDeadline(time.Now().Add(300 * time.Millisecond))
+		ctx, cancel := context.WithCancel(context.Background())
+		after(t, 20*time.Millisecond, cancel)
+		if _, err := s.c.WriteMessages(ctx, s.msgs(1), 0); !errors.Is(err, context.Canceled) {
+			t.Fatalf("first call: %v, want context.Canceled", err)
+		}
+		// With the deadline lost this call would wait forever.
+		if _, err := s.c.WriteMessages(context.Background(), s.msgs(1), 0); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("next call: %v, want os.ErrDeadlineExceeded from the user's deadline", err)
+		}
+	})
+	t.Run("a writer queued behind a waiting one can be cancelled", func(t *testing.T) {
+		s := newStalledLink(t)
+		s.fill(t)
+		first := make(chan error, 1)
+		go func() {
+			_, err := s.c.WriteMessages(context.Background(), s.msgs(1), 0)
+			first <- err
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		if n, err := s.c.WriteMessages(ctx, s.msgs(1), 0); n != 0 || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("queued writer = %d, %v; want 0, context.DeadlineExceeded", n, err)
+		}
+		s.c.Close()
+		if err := <-first; !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("waiting writer after Close: %v, want net.ErrClosed", err)
+		}
+	})
+}
+
+func TestContractC5NonBlocking(t *testing.T) {
+	t.Run("a full socket gives ErrWouldBlock, which is also EAGAIN", func(t *testing.T) {
+		s := newStalledLink(t)
+		s.fill(t)
+		s.c.SetBlocking(false)
+		n, err := s.c.WriteMessages(context.Background(), s.msgs(4), 0)
+		if n != 0 || !errors.Is(err, batchconn.ErrWouldBlock) || !errors.Is(err, syscall.EAGAIN) {
+			t.Fatalf("WriteMessages = %d, %v; want 0, ErrWouldBlock", n, err)
+		}
+	})
+	t.Run("MSG_DONTWAIT makes one call on a blocking conn not wait", func(t *testing.T) {
+		s := newStalledLink(t)
+		s.fill(t)
+		n, err := s.c.WriteMessages(context.Background(), s.msgs(4), unix.MSG_DONTWAIT)
+		if n != 0 || !errors.Is(err, batchconn.ErrWouldBlock) {
+			t.Fatalf("WriteMessages = %d, %v; want 0, ErrWouldBlock", n, err)
+		}
+		if !s.c.Blocking() {
+			t.Error("MSG_DONTWAIT changed the conn's mode")
+		}
+	})
+	t.Run("it sends what fits and returns the count", func(t *testing.T) {
+		s := newStalledLink(t)
+		s.c.SetBlocking(false)
+		msgs := s.msgs(300)
+		n, err := s.c.WriteMessages(context.Background(), msgs, 0)
+		if n < 1 || n >= len(msgs) || err != nil {
+			t.Fatalf("WriteMessages = %d, %v; want 0 < n < %d and no error", n, err, len(msgs))
+		}
+		if _, err := s.c.WriteMessages(context.Background(), msgs[n:], 0); !errors.Is(err, batchconn.ErrWouldBlock) {
+			t.Fatalf("the rest: %v, want ErrWouldBlock", err)
+		}
+	})
+}
+
+func TestContractC5bWaitWritable(t *testing.T) {
+	t.Run("a socket with room is writable at once", func(t *testing.T) {
+		if err := listen(t, "udp4").WaitWritable(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("a full socket becomes writable when the link drains", func(t *testing.T) {
+		s := newStalledLink(t)
+		s.fill(t)
+		after(t, 50*time.Millisecond, func() { s.lift(t) })
+		if err := s.c.WaitWritable(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		s.c.SetBlocking(false)
+		// Space may be taken by others between the two calls; here nobody else writes.
+		if n, err := s.c.WriteMessages(context.Background(), s.msgs(1), 0); n != 1 || err != nil {
+			t.Fatalf("WriteMessages after WaitWritable = %d, %v", n, err)
+		}
+	})
+	ends := []struct {
+		name string
+		arm  func(t *testing.T, s *stalledLink) context.Context
+		want error
+	}{
+		{"the context's deadline", func(t *testing.T, s *stalledLink) context.Context {
+			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+			t.Cleanup(cancel)
+			return ctx
+		}, context.DeadlineExceeded},
+		{"the write deadline", func(t *testing.T, s *stalledLink) context.Context {
+			s.c.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+			return context.Background()
+		}, os.ErrDeadlineExceeded},
+		{"Close", func(t *testing.T, s *stalledLink) context.Context {
+			after(t, 50*time.Millisecond, func() { s.c.Close() })
+			return context.Background()
+		}, net.ErrClosed},
+	}
+	for _, tt := range ends {
+		t.Run(tt.name+" ends the wait on a full socket", func(t *testing.T) {
+			s := newStalledLink(t)
+			s.fill(t)
+			if err := s.c.WaitWritable(tt.arm(t, s)); !errors.Is(err, tt.want) {
+				t.Fatalf("WaitWritable = %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestContractC12CloseWhileWaiting(t *testing.T) {
+	s := newStalledLink(t)
+	s.fill(t)
+	const writers = 4
+	errs := make(chan error, writers)
+	for range writers {
+		go func() {
+			n, err := s.c.WriteMessages(context.Background(), s.msgs(50), 0)
+			if err == nil && n < 1 {
+				err = errors.New("no progress and no error")
+			}
+			if err != nil && !errors.Is(err, net.ErrClosed) {
+				errs <- err
+				return
+			}
+			errs <- nil
+		}()
+	}
+	after(t, 50*time.Millisecond, func() { s.c.Close() })
+	for range writers {
+		if err := <-errs; err != nil {
+			t.Fatalf("a waiting writer ended with %v, want net.ErrClosed", err)
+		}
+	}
+}

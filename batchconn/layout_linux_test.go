@@ -1,0 +1,74 @@
+//go:build linux && !batchconn_sendmsg
+
+package batchconn
+
+import (
+	"encoding/binary"
+	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestMmsghdrLayout checks the structures handed to sendmmsg(2) against the
+// kernel ABI: struct mmsghdr is a struct msghdr followed by an unsigned int,
+// padded to the alignment of a pointer.
+func TestMmsghdrLayout(t *testing.T) {
+	ptr := unsafe.Sizeof(uintptr(0))
+	want := map[uintptr]struct{ msghdr, mmsghdr, iovec uintptr }{
+		8: {56, 64, 16}, // LP64: amd64, arm64, s390x, ppc64le, riscv64, ...
+		4: {28, 32, 8},  // ILP32: 386, arm, mips, ...
+	}[ptr]
+	if want.mmsghdr == 0 {
+		t.Fatalf("no ABI table for %d-byte pointers", ptr)
+	}
+	var m mmsghdr
+	checks := []struct {
+		name      string
+		got, want uintptr
+	}{
+		{"sizeof(struct msghdr)", unsafe.Sizeof(m.hdr), want.msghdr},
+		{"sizeof(struct mmsghdr)", unsafe.Sizeof(m), want.mmsghdr},
+		{"offsetof(struct mmsghdr, msg_len)", unsafe.Offsetof(m.len), want.msghdr},
+		{"sizeof(struct iovec)", unsafe.Sizeof(unix.Iovec{}), want.iovec},
+		{"sizeof(struct sockaddr_in)", unsafe.Sizeof(unix.RawSockaddrInet4{}), 16},
+		{"sizeof(struct sockaddr_in6)", unsafe.Sizeof(unix.RawSockaddrInet6{}), 28},
+		{"sizeof(struct cmsghdr)", uintptr(cmsgHdrLen), unix.SizeofCmsghdr},
+		{"CMSG_SPACE(2)", uintptr(udpSegmentSpace), uintptr(cmsgAlignUp(cmsgHdrLen + 2))},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s = %d, want %d", c.name, c.got, c.want)
+		}
+	}
+}
+
+// TestUDPSegmentCmsgLayout checks the UDP_SEGMENT control message built for
+// GSO runs as the kernel (and x/sys) reads it, on either byte order, after a
+// caller's own control message whose length is not aligned.
+func TestUDPSegmentCmsgLayout(t *testing.T) {
+	tos := make([]byte, unix.CmsgLen(1)) // unpadded: the builder must align
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&tos[0]))
+	h.Level, h.Type = unix.IPPROTO_IP, unix.IP_TOS
+	h.SetLen(unix.CmsgLen(1))
+	tos[unix.CmsgLen(0)] = 0x28
+
+	ctrl := appendUDPSegment(nil, tos, 1452)
+	msgs, err := unix.ParseSocketControlMessage(ctrl)
+	if err != nil || len(msgs) != 2 {
+		t.Fatalf("ParseSocketControlMessage = %v, %v; want 2 messages", msgs, err)
+	}
+	if m := msgs[0]; m.Header.Level != unix.IPPROTO_IP || m.Header.Type != unix.IP_TOS || m.Data[0] != 0x28 {
+		t.Errorf("first message %+v, want the caller's IP_TOS", m.Header)
+	}
+	m := msgs[1]
+	if m.Header.Level != unix.SOL_UDP || m.Header.Type != unix.UDP_SEGMENT || len(m.Data) < 2 {
+		t.Fatalf("second message %+v, want UDP_SEGMENT", m.Header)
+	}
+	if seg := binary.NativeEndian.Uint16(m.Data); seg != 1452 {
+		t.Errorf("UDP_SEGMENT carries %d, want 1452", seg)
+	}
+	if found, ok := findCmsg(ctrl, unix.SOL_UDP, unix.UDP_SEGMENT); !found || !ok {
+		t.Errorf("findCmsg(built control) = %v, %v; want true, true", found, ok)
+	}
+}
