@@ -1,0 +1,259 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"io"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+)
+
+func TestParseFlags(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr string // substring; "" means success
+		check   func(t *testing.T, c config)
+	}{
+		{name: "no flags give the README defaults", args: nil, check: func(t *testing.T, c config) {
+			if c.size != 1200 || c.batch != 64 || c.dests != 1 || c.count != 15 || c.duration != 150*time.Millisecond {
+				t.Errorf("defaults = size %d batch %d dests %d count %d duration %v", c.size, c.batch, c.dests, c.count, c.duration)
+			}
+			if c.format != "table" || c.ipv6 || c.netns || c.quiet {
+				t.Errorf("defaults = format %q ipv6 %v netns %v quiet %v", c.format, c.ipv6, c.netns, c.quiet)
+			}
+			if !slices.Equal(c.modes, allModes) {
+				t.Errorf("modes = %v, want all", c.modes)
+			}
+		}},
+		{name: "size 0 is refused", args: []string{"-size", "0"}, wantErr: "-size 0"},
+		{name: "negative size is refused", args: []string{"-size", "-5"}, wantErr: "-size -5"},
+		{name: "size over 65507 is refused over IPv4", args: []string{"-size", "65508"}, wantErr: "65507"},
+		{name: "size 65507 is the IPv4 maximum", args: []string{"-size", "65507"}},
+		{name: "size 65527 is the IPv6 maximum", args: []string{"-ipv6", "-size", "65527"}},
+		{name: "size over 65527 is refused over IPv6", args: []string{"-ipv6", "-size", "65528"}, wantErr: "65527"},
+		{name: "batch 0 is refused", args: []string{"-batch", "0"}, wantErr: "-batch 0"},
+		{name: "batch over 1024 is refused", args: []string{"-batch", "1025"}, wantErr: "1024"},
+		{name: "batch 1024 is allowed", args: []string{"-batch", "1024"}},
+		{name: "negative duration is refused", args: []string{"-duration", "-1s"}, wantErr: "-duration -1s"},
+		{name: "zero duration is refused", args: []string{"-duration", "0"}, wantErr: "must be positive"},
+		{name: "count 0 is refused", args: []string{"-count", "0"}, wantErr: "-count 0"},
+		{name: "dests 0 is refused", args: []string{"-dests", "0"}, wantErr: "-dests 0"},
+		{name: "more dests than batch is refused", args: []string{"-batch", "4", "-dests", "5"}, wantErr: "more destinations"},
+		{name: "modes are put in table order", args: []string{"-modes", "raw-gso, writeto"}, check: func(t *testing.T, c config) {
+			if want := []string{"writeto", "raw-gso"}; !slices.Equal(c.modes, want) {
+				t.Errorf("modes = %v, want %v", c.modes, want)
+			}
+		}},
+		{name: "an unknown mode is refused", args: []string{"-modes", "writeto,sendto"}, wantErr: `unknown mode "sendto"`},
+		{name: "a mode listed twice is refused", args: []string{"-modes", "xnet,xnet"}, wantErr: "twice"},
+		{name: "an empty mode list is refused", args: []string{"-modes", ","}, wantErr: "no modes"},
+		{name: "json selects the json format", args: []string{"-json"}, check: func(t *testing.T, c config) {
+			if c.format != "json" {
+				t.Errorf("format = %q", c.format)
+			}
+		}},
+		{name: "gobench format is accepted", args: []string{"-format", "gobench"}},
+		{name: "an unknown format is refused", args: []string{"-format", "csv"}, wantErr: `-format "csv"`},
+		{name: "json with gobench contradict", args: []string{"-json", "-format", "gobench"}, wantErr: "contradict"},
+		{name: "an unknown flag is refused", args: []string{"-sizes", "3"}, wantErr: "sizes"},
+		{name: "a non-number is refused", args: []string{"-batch", "many"}, wantErr: "batch"},
+		{name: "a positional argument is refused", args: []string{"extra"}, wantErr: `unexpected argument "extra"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := parseFlags(tt.args, io.Discard)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("parseFlags(%q) = %v", tt.args, err)
+				}
+				if tt.check != nil {
+					tt.check(t, c)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("parseFlags(%q) succeeded, want error containing %q", tt.args, tt.wantErr)
+			}
+			if _, ok := errors.AsType[*usageError](err); !ok {
+				t.Errorf("error %v is a %T, want *usageError", err, err)
+			}
+			if !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("error %q does not contain %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestBadFlagsExitWithStatus2AndAMessage(t *testing.T) {
+	for _, args := range [][]string{
+		{"-size", "0"}, {"-size", "70000"}, {"-batch", "2000"}, {"-duration", "-3s"}, {"-nope"}, {"-count", "x"},
+	} {
+		var stdout, stderr bytes.Buffer
+		if code := batchbench(args, &stdout, &stderr); code != 2 {
+			t.Errorf("batchbench(%q) exit status = %d, want 2", args, code)
+		}
+		if stdout.Len() != 0 {
+			t.Errorf("batchbench(%q) wrote to stdout: %q", args, stdout.String())
+		}
+		if msg := stderr.String(); !strings.HasPrefix(msg, "batchbench: ") || strings.Count(msg, "\n") > 3 {
+			t.Errorf("batchbench(%q) stderr = %q, want a short batchbench: message", args, msg)
+		}
+	}
+}
+
+func TestHelpExitsWith0(t *testing.T) {
+	var stderr bytes.Buffer
+	if code := batchbench([]string{"-h"}, io.Discard, &stderr); code != 0 {
+		t.Errorf("exit status = %d, want 0", code)
+	}
+	if !strings.Contains(stderr.String(), "-dests") {
+		t.Errorf("help does not list the flags: %q", stderr.String())
+	}
+	if _, err := parseFlags([]string{"-help"}, io.Discard); !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("-help: err = %v, want flag.ErrHelp", err)
+	}
+}
+
+// fakeReport is a finished report with made-up but consistent samples.
+func fakeReport() *report {
+	r := &report{CPUClock: "test clock"}
+	r.Config.Size, r.Config.Batch, r.Config.Dests = 1200, 64, 1
+	r.Config.Duration, r.Config.Count = 100*time.Millisecond, 2
+	r.Config.Modes, r.Config.Network, r.Config.Path, r.Config.SegsPerGSO = allModes, "udp4", "loopback", 54
+	r.Env.GOOS, r.Env.GOARCH, r.Env.GOMAXPROCS, r.Env.Kernel = "linux", "amd64", 2, "Linux 6.18"
+	r.GSO.Available, r.GSO.Used = true, true
+	perBatch := map[string]time.Duration{ // time for one batch of 64
+		modeWriteTo: 200 * time.Microsecond, modeXNet: 170 * time.Microsecond,
+		modeBatchconn: 160 * time.Microsecond, modeBatchconnGSO: 40 * time.Microsecond,
+		modeRawSendmmsg: 155 * time.Microsecond, modeRawGSO: 36 * time.Microsecond,
+	}
+	for _, m := range allModes {
+		res := &modeResult{Mode: m}
+		for round := 1; round <= 2; round++ {
+			batches := uint64(100*time.Millisecond/perBatch[m]) + uint64(round)
+			sent := batches * 64
+			res.Samples = append(res.Samples, sample{
+				Round: round, Elapsed: 100 * time.Millisecond, Batches: batches, Sent: sent,
+				Delivered: sent - sent/100, Bytes: sent * 1200, CPU: 90 * time.Millisecond,
+				Syscalls: batches, GSOSends: 2 * batches,
+			})
+		}
+		r.Modes = append(r.Modes, res)
+	}
+	r.finish()
+	return r
+}
+
+func TestReportFinish(t *testing.T) {
+	r := fakeReport()
+	if r.Winner != modeBatchconnGSO {
+		t.Errorf("winner = %q, want batchconn-gso (raw modes are the limit, not contenders)", r.Winner)
+	}
+	g := r.mode(modeBatchconnGSO)
+	if g.VsWriteTo == nil || g.VsWriteTo.Median < 4.9 || g.VsWriteTo.Median > 5.1 {
+		t.Errorf("batchconn-gso vs writeto = %+v, want about 5", g.VsWriteTo)
+	}
+	if g.RawRef != modeRawGSO {
+		t.Errorf("batchconn-gso raw reference = %q, want raw-gso", g.RawRef)
+	}
+	if b := r.mode(modeBatchconn); b.RawRef != modeRawSendmmsg {
+		t.Errorf("batchconn raw reference = %q, want raw-sendmmsg", b.RawRef)
+	}
+	if s := r.mode(modeWriteTo).SyscallsPerDgram.Median; s != 1.0/64 {
+		t.Errorf("syscalls/dgram = %v, want 1/64", s)
+	}
+}
+
+func TestJSONOutputRoundTrips(t *testing.T) {
+	var buf bytes.Buffer
+	if err := fakeReport().writeJSON(&buf); err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, buf.String())
+	}
+	for _, key := range []string{"config", "env", "gso", "cpu_clock", "modes", "winner"} {
+		if _, ok := got[key]; !ok {
+			t.Errorf("JSON has no %q", key)
+		}
+	}
+	var back report
+	if err := json.Unmarshal(buf.Bytes(), &back); err != nil {
+		t.Fatal(err)
+	}
+	if len(back.Modes) != len(allModes) || back.Config.Duration != 100*time.Millisecond {
+		t.Fatalf("decoded %d modes, duration %v", len(back.Modes), back.Config.Duration)
+	}
+	m := back.Modes[0]
+	for _, key := range []string{"sent_per_sec", "delivered_per_sec", "gbit_per_sec", "cpu_ns_per_dgram", "syscalls_per_dgram", "allocs_per_batch"} {
+		if !strings.Contains(buf.String(), `"`+key+`": {`) {
+			t.Errorf("JSON has no %q summary", key)
+		}
+	}
+	if m.SentPerSec.Median <= 0 || m.SentPerSec.Min > m.SentPerSec.Median || m.SentPerSec.Max < m.SentPerSec.Median {
+		t.Errorf("sent/s summary %+v is not min <= median <= max", m.SentPerSec)
+	}
+	if m.Samples[0].SentPerSec <= 0 {
+		t.Errorf("samples carry no sent_per_sec")
+	}
+}
+
+func TestGobenchOutputIsWhatBenchstatReads(t *testing.T) {
+	var buf bytes.Buffer
+	if err := fakeReport().writeGobench(&buf); err != nil {
+		t.Fatal(err)
+	}
+	line := regexp.MustCompile(`^BenchmarkSend/mode=[a-z-]+/path=loopback/net=udp4/size=1200/batch=64/dests=1-2\t\d+(\t[0-9.]+ [a-zA-Z/-]+)+$`)
+	config := regexp.MustCompile(`^[a-z]+: \S.*$`)
+	benches := 0
+	for l := range strings.Lines(buf.String()) {
+		l = strings.TrimSuffix(l, "\n")
+		switch {
+		case strings.HasPrefix(l, "Benchmark"):
+			benches++
+			if !line.MatchString(l) {
+				t.Errorf("benchmark line not in the benchstat format: %q", l)
+			}
+		case config.MatchString(l):
+		default:
+			t.Errorf("stray line: %q", l)
+		}
+	}
+	if want := len(allModes) * 2; benches != want {
+		t.Errorf("%d benchmark lines, want %d (one per mode per round)", benches, want)
+	}
+}
+
+func TestTableIsAligned(t *testing.T) {
+	var buf bytes.Buffer
+	if err := fakeReport().writeTable(&buf, true); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 1+len(allModes) {
+		t.Fatalf("-q table has %d lines, want header + %d modes:\n%s", len(lines), len(allModes), buf.String())
+	}
+	// Every row's "vs writeto" column ends at the same place as the header's.
+	head := []rune(lines[0])
+	col := utf8.RuneCountInString(lines[0][:strings.Index(lines[0], "vs writeto")])
+	col += len("vs writeto") - 1
+	if head[col] != 'o' {
+		t.Fatalf("header %q", lines[0])
+	}
+	for _, l := range lines[1:] {
+		if r := []rune(l); len(r) <= col || r[col] != 'x' {
+			t.Errorf("row not aligned under the header:\n%s\n%s", lines[0], l)
+		}
+	}
+	if !strings.Contains(buf.String(), "<- fastest") {
+		t.Errorf("table does not mark the winner:\n%s", buf.String())
+	}
+}

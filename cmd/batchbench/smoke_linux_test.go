@@ -1,0 +1,95 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// smoke runs batchbench with -json and short timings and decodes the report.
+func smoke(t *testing.T, extra ...string) *report {
+	t.Helper()
+	args := append([]string{"-duration", "100ms", "-count", "1", "-json"}, extra...)
+	var stdout, stderr bytes.Buffer
+	if code := batchbench(args, &stdout, &stderr); code != 0 {
+		t.Fatalf("batchbench %s: exit status %d\n%s", strings.Join(args, " "), code, stderr.String())
+	}
+	var r report
+	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, stdout.String())
+	}
+	return &r
+}
+
+// checkDelivered checks that every mode that ran sent datagrams and that the
+// receiver got some of them. raw-gso may be unavailable where the kernel or
+// path has no UDP GSO; then the report must say why.
+func checkDelivered(t *testing.T, r *report) {
+	t.Helper()
+	if len(r.Modes) != len(allModes) {
+		t.Fatalf("report has %d modes, want %d", len(r.Modes), len(allModes))
+	}
+	for _, m := range r.Modes {
+		if m.Mode == modeRawGSO && !r.GSO.Available {
+			if m.Unavailable == "" {
+				t.Errorf("raw-gso: GSO is not available (%s) but the mode does not say why", r.GSO.Why)
+			}
+			t.Logf("raw-gso skipped: %s", m.Unavailable)
+			continue
+		}
+		if len(m.Samples) != 1 {
+			t.Errorf("%s: %d samples, want 1 (unavailable: %q)", m.Mode, len(m.Samples), m.Unavailable)
+			continue
+		}
+		s := m.Samples[0]
+		if s.Sent == 0 || s.Delivered == 0 {
+			t.Errorf("%s: sent %d, delivered %d; want both > 0", m.Mode, s.Sent, s.Delivered)
+		}
+		if s.Delivered > s.Sent {
+			t.Errorf("%s: delivered %d > sent %d", m.Mode, s.Delivered, s.Sent)
+		}
+		if s.Syscalls == 0 {
+			t.Errorf("%s: no system calls counted", m.Mode)
+		}
+		t.Logf("%-13s sent %8d delivered %8d  %.0f dgrams/s  %.2f allocs/batch", m.Mode, s.Sent, s.Delivered, m.SentPerSec.Median, m.AllocsPerBatch.Median)
+	}
+}
+
+func TestSmokeEveryModeDelivers(t *testing.T) {
+	r := smoke(t)
+	checkDelivered(t, r)
+	var table bytes.Buffer
+	if err := r.writeTable(&table, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range append(allModes, "GSO: ", "fastest: ") {
+		if !strings.Contains(table.String(), want) {
+			t.Errorf("table has no %q:\n%s", want, table.String())
+		}
+	}
+}
+
+func TestSmokeMixedDestinations(t *testing.T) {
+	r := smoke(t, "-dests", "4", "-batch", "32")
+	checkDelivered(t, r)
+}
+
+func TestSmokeNetns(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("-netns needs root")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("-netns needs the ip command")
+	}
+	if _, err := os.Stat("/run/netns"); err != nil && exec.Command("ip", "netns", "list").Run() != nil {
+		t.Skip("ip netns does not work here")
+	}
+	r := smoke(t, "-netns")
+	if r.Config.Path != "veth" {
+		t.Errorf("path = %q, want veth", r.Config.Path)
+	}
+	checkDelivered(t, r)
+}
