@@ -1,0 +1,34 @@
+package batchconn_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// TestContractC15BuildsEverywhere builds the package for one port of each
+// platform file: sys_linux.go (32-bit and 64-bit), sys_unix.go (macOS,
+// FreeBSD) and sys_other.go (Windows). CI builds every first-class port.
+func TestContractC15BuildsEverywhere(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cross-compiling takes a while; skipped in -short mode")
+	}
+	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if _, err := os.Stat(goTool); err != nil {
+		t.Skipf("no go command at %s: %v", goTool, err)
+	}
+	ports := []string{"linux/arm", "linux/arm64", "darwin/arm64", "freebsd/amd64", "windows/amd64"}
+	for _, p := range ports {
+		t.Run(p, func(t *testing.T) {
+			goos, goarch, _ := strings.Cut(p, "/")
+			cmd := exec.Command(goTool, "build", "-o", os.DevNull, ".")
+			cmd.Env = append(os.Environ(), "GOOS="+goos, "GOARCH="+goarch, "CGO_ENABLED=0")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("GOOS=%s GOARCH=%s go build: %v\n%s", goos, goarch, err, out)
+			}
+		})
+	}
+}
