@@ -1,0 +1,74 @@
+// Package quicbatch makes quic-go send through batchconn: packets that several
+// QUIC connections write to one UDP socket at about the same time leave in one
+// sendmmsg system call instead of one sendmsg each.
+//
+// Exactly one line differs from plain quic-go:
+//
+//	udp, _ := net.ListenUDP("udp", laddr)
+//	conn, _ := quicbatch.Wrap(udp) // was: conn := udp
+//	tr := &quic.Transport{Conn: conn}
+//
+// The [Conn] returned by [Wrap] has the method set quic-go looks for in a
+// *net.UDPConn (quic.OOBCapablePacketConn, SetWriteBuffer and ReadBatch), so
+// quic-go keeps every optimisation it applies to a plain socket: DF and
+// DPLPMTUD, ECN, packet info, socket buffer sizing, batched reads (recvmmsg)
+// and UDP GSO. ConnectionState().GSO stays true where the kernel supports it.
+//
+// # What is batched
+//
+// Sends are combined. A WriteMsgUDP that finds no send in flight sends its
+// own packet, without copying it, together with everything queued, in one
+// batchconn WriteMessages call, and keeps draining the queue for a few rounds;
+// it returns the exact error of its own packet. A WriteMsgUDP that arrives
+// while a send is in flight copies the packet and its control messages into a
+// pooled queue, bounded by [WithQueueDepth] packets and [WithQueueBytes]
+// bytes, and returns at once. When the queue is full, writers
+// block (bounded by the write deadline): that is the only backpressure signal
+// quic-go understands. A leader that has drained for long enough hands the
+// rest of the queue to a helper goroutine, so no connection's send goroutine
+// is kept busy sending for others indefinitely. There are no timers: a packet
+// waits at most for the system call in flight.
+//
+// The queue is FIFO, so the packets of one QUIC connection are never
+// reordered. Long-header packets (Initial, Handshake, 0-RTT, Retry, Version
+// Negotiation) are never copied: their writer waits until they are sent and
+// gets their exact error, which quic-go needs during the handshake.
+//
+// Gains therefore come from many connections sharing one socket (servers),
+// and most where quic-go cannot use GSO (QUIC_GO_DISABLE_GSO, kernels before
+// 5.0, or a connection that got EIO). A single connection with GSO already
+// sends about eleven packets per system call and gains little. Receiving is
+// not changed: ReadBatch delegates to golang.org/x/net/ipv4 on the wrapped
+// socket. UDP GRO is never turned on, because quic-go does not parse it.
+//
+// # Errors
+//
+// Errors returned by WriteMsgUDP keep the shape quic-go tests for:
+// *net.OpError{Op: "write"} wrapping *os.SyscallError{Syscall: "sendmsg"}
+// with the errno, so quic-go's reactions still work (EIO: resend without GSO;
+// EMSGSIZE: packet lost; EPERM on the first packet: retry). A queued packet
+// has no caller left to tell, so the wrapper reacts for quic-go:
+//
+//   - EIO on a GSO buffer: resent as separate packets; later GSO buffers to
+//     that address are split before sending.
+//   - EMSGSIZE: dropped and counted (quic-go sees a lost packet, which is
+//     what DPLPMTUD expects).
+//   - EPERM: retried once, then dropped.
+//   - ENOBUFS, EAGAIN, ECONNREFUSED, EHOSTUNREACH, ENETUNREACH and expired
+//     deadlines: dropped and counted.
+//   - a closed socket, and any other error: kept and returned by every later
+//     write, so the connections using the socket close instead of losing
+//     packets silently.
+//
+// # Close
+//
+// [Conn.Close] stops accepting writes, flushes the queue for at most 100 ms
+// (so CONNECTION_CLOSE frames queued just before still leave) and closes the
+// socket, which also ends a ReadBatch in progress. quic.Transport.Close does
+// not close a conn it did not create: close the Conn after the Transport.
+//
+// # Other platforms
+//
+// Off Linux, [Wrap] returns a pass-through Conn with the same API that sends
+// each packet with the socket's own WriteMsgUDP.
+package quicbatch
