@@ -267,8 +267,8 @@ func sendFor(s sender, d time.Duration) (sample, error) {
 	runtime.ReadMemStats(&ms)
 	smp.Mallocs = ms.Mallocs - mallocs0
 	smp.CPU = cpuTime(&ru1) - cpuTime(&ru0)
-	smp.VoluntarySwitches = ru1.Nvcsw - ru0.Nvcsw
-	smp.InvoluntarySwitches = ru1.Nivcsw - ru0.Nivcsw
+	smp.VoluntarySwitches = int64(ru1.Nvcsw - ru0.Nvcsw)
+	smp.InvoluntarySwitches = int64(ru1.Nivcsw - ru0.Nivcsw)
 	sys1, gso1 := s.counters()
 	smp.Syscalls, smp.GSOSends = sys1-sys0, gso1-gso0
 	return smp, err
