@@ -89,7 +89,7 @@ func (c *Conn) send(ctx context.Context, msgs []Message, flags int, wait bool) (
 			}
 			r := s.runs[s.h]
 			switch {
-			case r.count > 1 && (s.errno == unix.EIO || s.errno == unix.EINVAL):
+			case r.count > 1 && (s.errno == unix.EIO || s.errno == unix.EINVAL || s.errno == unix.EMSGSIZE):
 				// Resend the run as plain datagrams, at once (C14).
 				c.gsoFailed(s.errno)
 				s.p.plainUntil = r.start + r.count
@@ -109,8 +109,11 @@ func (c *Conn) send(ctx context.Context, msgs []Message, flags int, wait bool) (
 }
 
 // gsoFailed counts a GSO send the kernel refused and decides whether GSO
-// stays on: EIO means the route or device cannot do it at all; EINVAL may be
-// particular to the run (a segment over the MTU), unless it keeps coming.
+// stays on: EIO means the route or device cannot do it at all; EINVAL and
+// EMSGSIZE may be particular to the run, unless they keep coming. A segment
+// over the route MTU gets EINVAL from older kernels and EMSGSIZE from newer
+// ones (Linux 6.18); either way the run's datagrams may still go out plain,
+// as IP fragments.
 func (c *Conn) gsoFailed(errno syscall.Errno) {
 	c.stats.gsoFallbacks.Add(1)
 	if errno == unix.EIO {
@@ -118,12 +121,12 @@ func (c *Conn) gsoFailed(errno syscall.Errno) {
 		return
 	}
 	if c.einvalStreak.Add(1) >= maxEINVALStreak {
-		c.disableGSO("the kernel failed every GSO send with EINVAL")
+		c.disableGSO("the kernel failed every GSO send with EINVAL or EMSGSIZE")
 	}
 }
 
-// maxEINVALStreak is how many GSO sends in a row may fail with EINVAL before
-// GSO is turned off for the Conn.
+// maxEINVALStreak is how many GSO sends in a row may fail with EINVAL (or
+// EMSGSIZE) before GSO is turned off for the Conn.
 const maxEINVALStreak = 16
 
 // account records the outcome of headers [from, to), which the kernel
