@@ -47,9 +47,8 @@
 // and the receiver sees exactly the datagrams it would have seen without
 // GSO. If the kernel refuses a GSO send (EIO where the device or route
 // cannot segment; EINVAL or, on newer kernels, EMSGSIZE for a segment larger
-// than the path MTU), the run is
-// resent at once as plain datagrams in the same call; after EIO, GSO stays
-// off for the Conn. [WithGSO](false) or the environment variable
+// than the path MTU), the run is resent at once as plain datagrams in the
+// same call; after EIO, GSO stays off for the Conn. [WithGSO](false) or the environment variable
 // BATCHCONN_DISABLE_GSO=1 turn GSO off, for kernels and drivers known to
 // mangle GSO traffic without reporting an error. [Conn.GSOEnabled] and
 // [Conn.Stats] say what happened.
