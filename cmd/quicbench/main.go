@@ -59,6 +59,7 @@ var (
 	flagGSO   = flag.String("gso", "on,off", "comma-separated GSO settings (on, off)")
 	flagDepth = flag.Int("depth", quicbatch.DefaultQueueDepth, "quicbatch queue depth")
 	flagQB    = flag.Int("qbytes", quicbatch.DefaultQueueBytes, "quicbatch queue bytes")
+	flagAsync = flag.Bool("async", false, "quicbatch with WithAsync(true)")
 	flagV     = flag.Bool("v", false, "print every run")
 
 	flagRole = flag.String(roleFlag, "", "")
@@ -261,7 +262,7 @@ func oneRun(exe string, wrap bool, conns int, gsoOff bool, total int64) (runResu
 		env = append(env, "QUIC_GO_DISABLE_GSO=true")
 	}
 	common := []string{"-" + wrapFlag + "=" + strconv.FormatBool(wrap),
-		"-depth", strconv.Itoa(*flagDepth), "-qbytes", strconv.Itoa(*flagQB)}
+		"-depth", strconv.Itoa(*flagDepth), "-qbytes", strconv.Itoa(*flagQB), "-async=" + strconv.FormatBool(*flagAsync)}
 
 	srv := exec.CommandContext(ctx, exe, append([]string{"-" + roleFlag + "=server"}, common...)...)
 	srv.Env, srv.Stderr = env, os.Stderr
@@ -340,7 +341,7 @@ func endpoint(wrap bool) (*quic.Transport, *quicbatch.Conn, io.Closer, error) {
 	if !wrap {
 		return &quic.Transport{Conn: udp}, nil, udp, nil
 	}
-	qb, err := quicbatch.Wrap(udp, quicbatch.WithQueueDepth(*flagDepth), quicbatch.WithQueueBytes(*flagQB))
+	qb, err := quicbatch.Wrap(udp, quicbatch.WithQueueDepth(*flagDepth), quicbatch.WithQueueBytes(*flagQB), quicbatch.WithAsync(*flagAsync))
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -44,6 +44,7 @@ type config struct {
 	queueDepth int
 	queueBytes int
 	gso        bool
+	async      bool
 }
 
 // DefaultQueueDepth is the number of packets [Wrap] lets wait, copied, for
@@ -85,13 +86,22 @@ func WithGSO(enabled bool) Option {
 	return func(c *config) { c.gso = enabled }
 }
 
+// WithAsync makes every short-header packet a queued one: WriteMsgUDP copies
+// it and returns, and a goroutine of the Conn sends the queue in batches. A
+// single connection then gets batched too, at the cost of a copy per packet
+// and a goroutine hand-off; long-header packets are still sent by their
+// writer. Off by default.
+func WithAsync(enabled bool) Option {
+	return func(c *config) { c.async = enabled }
+}
+
 // Wrap returns a Conn that sends through batchconn on udp. The Conn owns udp
 // from then on: use only the Conn, and close the Conn rather than udp.
 func Wrap(udp *net.UDPConn, opts ...Option) (*Conn, error) {
 	if udp == nil {
 		return nil, errors.New("quicbatch: nil *net.UDPConn")
 	}
-	cfg := config{queueDepth: DefaultQueueDepth, queueBytes: DefaultQueueBytes, gso: true}
+	cfg := config{queueDepth: DefaultQueueDepth, queueBytes: DefaultQueueBytes, gso: true, async: true}
 	if v, err := strconv.ParseBool(os.Getenv("QUIC_GO_DISABLE_GSO")); err == nil && v {
 		cfg.gso = false
 	}

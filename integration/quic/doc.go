@@ -16,30 +16,34 @@
 //
 // # What is batched
 //
-// Sends are combined. A WriteMsgUDP that finds no send in flight sends its
-// own packet, without copying it, together with everything queued, in one
-// batchconn WriteMessages call, and keeps draining the queue for a few rounds;
-// it returns the exact error of its own packet. A WriteMsgUDP that arrives
-// while a send is in flight copies the packet and its control messages into a
-// pooled queue, bounded by [WithQueueDepth] packets and [WithQueueBytes]
-// bytes, and returns at once. When the queue is full, writers
-// block (bounded by the write deadline): that is the only backpressure signal
-// quic-go understands. A leader that has drained for long enough hands the
-// rest of the queue to a helper goroutine, so no connection's send goroutine
-// is kept busy sending for others indefinitely. There are no timers: a packet
+// By default every short-header packet (the bulk of a connection's traffic)
+// is queued: WriteMsgUDP copies the packet and its control messages into a
+// pooled FIFO queue, bounded by [WithQueueDepth] packets and
+// [WithQueueBytes] bytes, and returns at once; a goroutine of the Conn sends
+// the queue in batches, one batchconn WriteMessages call per round. So the
+// packets one connection writes back to back leave together, and quic-go
+// packs the next packets while the last ones are being sent. When the queue
+// is full, writers block (bounded by the write deadline): that is the only
+// backpressure signal quic-go understands. There are no timers: a packet
 // waits at most for the system call in flight.
 //
-// The queue is FIFO, so the packets of one QUIC connection are never
-// reordered. Long-header packets (Initial, Handshake, 0-RTT, Retry, Version
-// Negotiation) are never copied: their writer waits until they are sent and
-// gets their exact error, which quic-go needs during the handshake.
+// [WithAsync](false) selects combining instead: a WriteMsgUDP that finds no
+// send in flight sends its own packet, uncopied, together with everything
+// queued, and returns the exact error of its own packet; only writers that
+// arrive during a send are copied and queued. It copies less but batches
+// only when connections collide.
 //
-// Gains therefore come from many connections sharing one socket (servers),
-// and most where quic-go cannot use GSO (QUIC_GO_DISABLE_GSO, kernels before
-// 5.0, or a connection that got EIO). A single connection with GSO already
-// sends about eleven packets per system call and gains little. Receiving is
-// not changed: ReadBatch delegates to golang.org/x/net/ipv4 on the wrapped
-// socket. UDP GRO is never turned on, because quic-go does not parse it.
+// Either way the queue is FIFO, so the packets of one QUIC connection are
+// never reordered. Long-header packets (Initial, Handshake, 0-RTT, Retry,
+// Version Negotiation) are never copied: their writer waits until they are
+// sent and gets their exact error, which quic-go needs during the handshake.
+//
+// The gains are largest where quic-go cannot use GSO (QUIC_GO_DISABLE_GSO,
+// kernels before 5.0, or a connection that got EIO), where each packet would
+// otherwise be a system call. A connection with GSO already sends about
+// eleven packets per system call and gains little. Receiving is not changed:
+// ReadBatch delegates to golang.org/x/net/ipv4 on the wrapped socket. UDP GRO
+// is never turned on, because quic-go does not parse it.
 //
 // # Errors
 //

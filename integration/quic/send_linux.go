@@ -68,6 +68,7 @@ type sender struct {
 	send   func(ctx context.Context, msgs []batchconn.Message, flags int) (int, error)
 	ctx    context.Context // cancelled when Close gives up flushing
 	cancel context.CancelFunc
+	async  bool         // short-header packets always go through the helper
 	depth  int          // most copied entries
 	qbytes int          // most copied bytes
 	wdl    atomic.Int64 // write deadline, UnixNano; 0 = none
@@ -115,6 +116,7 @@ func newSender(udp *net.UDPConn, cfg config) (*sender, error) {
 		send:   bc.WriteMessages,
 		ctx:    ctx,
 		cancel: cancel,
+		async:  cfg.async,
 		depth:  cfg.queueDepth,
 		qbytes: cfg.queueBytes,
 		kick:   make(chan struct{}, 1),
@@ -137,7 +139,7 @@ func (s *sender) write(b, oob []byte, ua *net.UDPAddr) error {
 			s.mu.Unlock()
 			return err
 		}
-		if !s.busy || s.depth == 0 || isLongHeader(b) {
+		if s.depth == 0 || isLongHeader(b) || (!s.busy && !s.async) {
 			break
 		}
 		if (len(s.free) > 0 || s.nCopies < s.depth) && (s.copyBytes == 0 || s.copyBytes+len(b) <= s.qbytes) {
@@ -207,8 +209,14 @@ func (s *sender) enqueueCopyLocked(b, oob []byte, addr netip.AddrPort) error {
 		s.mu.Unlock()
 		return nil
 	}
-	// The leader finished while we copied: send it ourselves.
 	s.busy = true
+	if s.async {
+		// Hand the queue to the helper goroutine and return at once.
+		s.kick <- struct{}{}
+		s.mu.Unlock()
+		return nil
+	}
+	// The leader finished while we copied: send it ourselves.
 	s.drain(nil, leaderRounds)
 	return nil
 }

@@ -56,7 +56,9 @@ func newRig(t *testing.T, opts ...Option) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := Wrap(udp, opts...)
+	// The rig's tests are about the combining mechanics (a writer that
+	// sends its own packet, others queued behind it); async ones ask for it.
+	c, err := Wrap(udp, append([]Option{WithAsync(false)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -451,5 +453,78 @@ func checkQuicGoShape(t *testing.T, err error, errno syscall.Errno) {
 	}
 	if !errors.Is(err, errno) {
 		t.Fatalf("errors.Is(%v, %v) = false", err, errno)
+	}
+}
+
+func TestAsyncWritesReturnBeforeTheirSend(t *testing.T) {
+	r := newRig(t, WithAsync(true))
+	r.mu.Lock()
+	gate := make(chan struct{})
+	r.gate = gate
+	r.mu.Unlock()
+	// Each write returns while the send of the first is still blocked.
+	for _, tag := range []byte{'a', 'b', 'c'} {
+		if err := r.write(pkt(tag, 10), nil); err != nil {
+			t.Fatalf("write %c: %v", tag, err)
+		}
+	}
+	<-r.in // the helper goroutine is inside the send
+	close(gate)
+	if err := r.c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	r.expect(pkt('a', 10), pkt('b', 10), pkt('c', 10))
+	if st := r.c.Stats(); st.Queued != 3 || st.Messages != 3 {
+		t.Errorf("Stats = %+v; want 3 queued and 3 sent", st)
+	}
+}
+
+func TestAsyncLongHeaderPacketWaitsForItsOwnResult(t *testing.T) {
+	r := newRig(t, WithAsync(true))
+	r.setFail(func(m *batchconn.Message) error {
+		if m.Buffers[0][0] == 0xc0 {
+			return kernelErr(syscall.EMSGSIZE)
+		}
+		return nil
+	})
+	release := r.hold(pkt('a', 10)) // the helper is busy sending 'a'
+	done := make(chan error, 1)
+	go func() { done <- r.write(pkt(0xc0, 1200), nil) }()
+	select {
+	case err := <-done:
+		t.Fatalf("a long-header write returned %v while the send before it was in flight", err)
+	case <-time.After(20 * time.Millisecond):
+	}
+	if err := release(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, syscall.EMSGSIZE) {
+		t.Fatalf("long-header write = %v, want its own EMSGSIZE", err)
+	}
+	r.expect(pkt('a', 10))
+}
+
+func TestAsyncQueuedErrorsFollowThePolicy(t *testing.T) {
+	r := newRig(t, WithAsync(true))
+	r.setFail(func(m *batchconn.Message) error {
+		if m.Buffers[0][0] == 'x' {
+			return kernelErr(syscall.EMSGSIZE) // a DPLPMTUD probe too big for the path
+		}
+		return nil
+	})
+	for _, tag := range []byte{'a', 'x', 'b'} {
+		if err := r.write(pkt(tag, 10), nil); err != nil {
+			t.Fatalf("write %c: %v", tag, err)
+		}
+	}
+	if err := r.c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	r.expect(pkt('a', 10), pkt('b', 10))
+	if st := r.c.Stats(); st.DropMsgSize != 1 {
+		t.Errorf("DropMsgSize = %d, want 1", st.DropMsgSize)
+	}
+	if err := r.write(pkt('c', 10), nil); err != nil {
+		t.Fatalf("a write after a dropped packet: %v", err)
 	}
 }
