@@ -59,7 +59,7 @@ var (
 	flagGSO   = flag.String("gso", "on,off", "comma-separated GSO settings (on, off)")
 	flagDepth = flag.Int("depth", quicbatch.DefaultQueueDepth, "quicbatch queue depth")
 	flagQB    = flag.Int("qbytes", quicbatch.DefaultQueueBytes, "quicbatch queue bytes")
-	flagAsync = flag.Bool("async", false, "quicbatch with WithAsync(true)")
+	flagAsync = flag.Bool("async", true, "quicbatch queues short-header packets (WithAsync); false: combining")
 	flagV     = flag.Bool("v", false, "print every run")
 
 	flagRole = flag.String(roleFlag, "", "")
