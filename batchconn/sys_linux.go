@@ -202,11 +202,18 @@ func (s *sysConn) build(msgs []Message, from int) (nh int, bad error) {
 		iov0 := len(s.iovs)
 		for j := i; j < i+count; j++ {
 			for _, b := range msgs[j].Buffers {
-				var v unix.Iovec
-				if len(b) > 0 {
-					v.Base = &b[0]
-					v.SetLen(len(b))
+				if len(b) == 0 {
+					continue
 				}
+				// Buffers that sit back to back in memory (datagrams cut
+				// from one slab) share an iovec: less for the kernel to
+				// walk, and still nothing copied.
+				if k := len(s.iovs) - 1; k >= iov0 && adjacent(&s.iovs[k], b) {
+					s.iovs[k].SetLen(int(s.iovs[k].Len) + len(b))
+					continue
+				}
+				v := unix.Iovec{Base: &b[0]}
+				v.SetLen(len(b))
 				s.iovs = append(s.iovs, v)
 			}
 		}
@@ -229,6 +236,12 @@ func (s *sysConn) build(msgs []Message, from int) (nh int, bad error) {
 		i += count
 	}
 	return nh, nil
+}
+
+// adjacent reports whether b starts where v ends. Only addresses are
+// compared; no pointer past the end of v is formed.
+func adjacent(v *unix.Iovec, b []byte) bool {
+	return uintptr(unsafe.Pointer(v.Base))+uintptr(v.Len) == uintptr(unsafe.Pointer(unsafe.SliceData(b)))
 }
 
 // putName writes a sockaddr of the socket's family into slot k.
