@@ -80,6 +80,33 @@ func after(t *testing.T, d time.Duration, f func()) {
 	})
 }
 
+// waitEnders are what may end a wait for socket space (C4, C5b), each with
+// the error a call that sent nothing reports.
+var waitEnders = []struct {
+	name string
+	arm  func(t *testing.T, s *stalledLink) context.Context
+	want error
+}{
+	{"cancelling the context", func(t *testing.T, s *stalledLink) context.Context {
+		ctx, cancel := context.WithCancel(context.Background())
+		after(t, 50*time.Millisecond, cancel)
+		return ctx
+	}, context.Canceled},
+	{"the context's deadline", func(t *testing.T, s *stalledLink) context.Context {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		t.Cleanup(cancel)
+		return ctx
+	}, context.DeadlineExceeded},
+	{"the write deadline", func(t *testing.T, s *stalledLink) context.Context {
+		s.c.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+		return context.Background()
+	}, os.ErrDeadlineExceeded},
+	{"Close", func(t *testing.T, s *stalledLink) context.Context {
+		after(t, 50*time.Millisecond, func() { s.c.Close() })
+		return context.Background()
+	}, net.ErrClosed},
+}
+
 func TestContractC4BlockingWaits(t *testing.T) {
 	t.Run("a full socket makes the call wait, then everything is sent", func(t *testing.T) {
 		s := newStalledLink(t)
@@ -98,32 +125,8 @@ func TestContractC4BlockingWaits(t *testing.T) {
 			t.Errorf("%d datagrams arrived, want %d", s.r.Count(), queued+len(msgs))
 		}
 	})
-	ends := []struct {
-		name string
-		arm  func(t *testing.T, s *stalledLink) context.Context
-		want error
-	}{
-		{"cancelling the context ends a wait", func(t *testing.T, s *stalledLink) context.Context {
-			ctx, cancel := context.WithCancel(context.Background())
-			after(t, 50*time.Millisecond, cancel)
-			return ctx
-		}, context.Canceled},
-		{"the context's deadline ends a wait", func(t *testing.T, s *stalledLink) context.Context {
-			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-			t.Cleanup(cancel)
-			return ctx
-		}, context.DeadlineExceeded},
-		{"the write deadline ends a wait", func(t *testing.T, s *stalledLink) context.Context {
-			s.c.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
-			return context.Background()
-		}, os.ErrDeadlineExceeded},
-		{"Close ends a wait", func(t *testing.T, s *stalledLink) context.Context {
-			after(t, 50*time.Millisecond, func() { s.c.Close() })
-			return context.Background()
-		}, net.ErrClosed},
-	}
-	for _, tt := range ends {
-		t.Run(tt.name+" with nothing sent: the error", func(t *testing.T) {
+	for _, tt := range waitEnders {
+		t.Run(tt.name+" ends a wait with nothing sent: the error", func(t *testing.T) {
 			s := newStalledLink(t)
 			s.fill(t)
 			n, err := s.c.WriteMessages(tt.arm(t, s), s.msgs(10), 0)
@@ -131,7 +134,7 @@ func TestContractC4BlockingWaits(t *testing.T) {
 				t.Fatalf("WriteMessages = %d, %v; want 0, %v", n, err, tt.want)
 			}
 		})
-		t.Run(tt.name+" after progress: the count", func(t *testing.T) {
+		t.Run(tt.name+" ends a wait after progress: the count", func(t *testing.T) {
 			s := newStalledLink(t)
 			msgs := s.msgs(500)
 			n, err := s.c.WriteMessages(tt.arm(t, s), msgs, 0)
@@ -249,26 +252,7 @@ func TestContractC5bWaitWritable(t *testing.T) {
 			t.Fatalf("WriteMessages after WaitWritable = %d, %v", n, err)
 		}
 	})
-	ends := []struct {
-		name string
-		arm  func(t *testing.T, s *stalledLink) context.Context
-		want error
-	}{
-		{"the context's deadline", func(t *testing.T, s *stalledLink) context.Context {
-			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-			t.Cleanup(cancel)
-			return ctx
-		}, context.DeadlineExceeded},
-		{"the write deadline", func(t *testing.T, s *stalledLink) context.Context {
-			s.c.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
-			return context.Background()
-		}, os.ErrDeadlineExceeded},
-		{"Close", func(t *testing.T, s *stalledLink) context.Context {
-			after(t, 50*time.Millisecond, func() { s.c.Close() })
-			return context.Background()
-		}, net.ErrClosed},
-	}
-	for _, tt := range ends {
+	for _, tt := range waitEnders {
 		t.Run(tt.name+" ends the wait on a full socket", func(t *testing.T) {
 			s := newStalledLink(t)
 			s.fill(t)
