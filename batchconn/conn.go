@@ -38,7 +38,7 @@ type Conn struct {
 	// gso is nil while UDP GSO is in use; otherwise it points to the reason it
 	// is off. It only ever goes from nil to non-nil.
 	gso          atomic.Pointer[string]
-	einvalStreak atomic.Int32 // consecutive GSO sends rejected with EINVAL
+	einvalStreak atomic.Int32 // consecutive GSO sends rejected with EINVAL or EMSGSIZE
 
 	stats struct {
 		syscalls, messages, bytes, gsoBatches, gsoFallbacks atomic.Uint64
@@ -177,7 +177,7 @@ func (c *Conn) Blocking() bool { return c.blocking.Load() }
 // GSOEnabled reports whether WriteMessages currently coalesces messages into
 // UDP GSO sends. It is false off Linux, where the kernel lacks UDP_SEGMENT,
 // after WithGSO(false) or BATCHCONN_DISABLE_GSO, and for good after the kernel
-// failed a GSO send with EIO (or with EINVAL on every attempt).
+// failed a GSO send with EIO (or with EINVAL or EMSGSIZE on every attempt).
 func (c *Conn) GSOEnabled() bool { return c.gso.Load() == nil }
 
 func (c *Conn) disableGSO(reason string) { c.gso.CompareAndSwap(nil, &reason) }
