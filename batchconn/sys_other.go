@@ -5,6 +5,7 @@ package batchconn
 import (
 	"context"
 	"net"
+	"net/netip"
 )
 
 // sysConn holds a Conn's reusable send state on platforms without Unix
@@ -36,12 +37,12 @@ func (c *Conn) send(ctx context.Context, msgs []Message, flags int, wait bool) (
 	c.arm()
 	for i := range msgs {
 		m := &msgs[i]
-		if m.Addr.IsValid() || m.Addr.Port() != 0 {
+		if m.Addr != (netip.AddrPort{}) {
 			if _, _, err := checkDest(m.Addr, c.sock4, c.v6only); err != nil {
 				return i, c.opError(&m.Addr, err)
 			}
 		}
-		b := s.gather(m)
+		b := gather(&s.scratch, m)
 		n, _, err := c.udp.WriteMsgUDPAddrPort(b, m.OOB, m.Addr)
 		c.stats.syscalls.Add(1)
 		if err != nil {
@@ -52,17 +53,6 @@ func (c *Conn) send(ctx context.Context, msgs []Message, flags int, wait bool) (
 		c.stats.bytes.Add(uint64(n))
 	}
 	return len(msgs), nil
-}
-
-func (s *sysConn) gather(m *Message) []byte {
-	if len(m.Buffers) == 1 {
-		return m.Buffers[0]
-	}
-	s.scratch = s.scratch[:0]
-	for _, b := range m.Buffers {
-		s.scratch = append(s.scratch, b...)
-	}
-	return s.scratch
 }
 
 // unwrapOp strips the net package's *net.OpError, which opError adds back.

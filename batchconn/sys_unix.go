@@ -57,7 +57,7 @@ func (c *Conn) send(ctx context.Context, msgs []Message, flags int, wait bool) (
 			}
 			s.to = s.sockaddr(ip, m.Addr.Port(), zone)
 		}
-		s.buf, s.oob = s.gather(m), m.OOB
+		s.buf, s.oob = gather(&s.scratch, m), m.OOB
 		if err := c.rc.Write(s.writeFn); err != nil {
 			return i, c.opError(nil, c.waitErr(ctx, err))
 		}
@@ -73,27 +73,6 @@ func (c *Conn) send(ctx context.Context, msgs []Message, flags int, wait bool) (
 		c.stats.bytes.Add(uint64(s.sent))
 	}
 	return len(msgs), nil
-}
-
-// gather returns m's datagram as one buffer, copying only when it has
-// several non-empty parts.
-func (s *sysConn) gather(m *Message) []byte {
-	var one []byte
-	parts := 0
-	for _, b := range m.Buffers {
-		if len(b) > 0 {
-			one = b
-			parts++
-		}
-	}
-	if parts <= 1 {
-		return one
-	}
-	s.scratch = s.scratch[:0]
-	for _, b := range m.Buffers {
-		s.scratch = append(s.scratch, b...)
-	}
-	return s.scratch
 }
 
 func (s *sysConn) sockaddr(ip netip.Addr, port uint16, zone uint32) unix.Sockaddr {

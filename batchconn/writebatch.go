@@ -143,6 +143,28 @@ func msgLen(m *Message) int {
 	return n
 }
 
+// gather returns m's datagram as one buffer, for the paths that send one
+// buffer per message. It copies into *scratch only when m has several
+// non-empty parts.
+func gather(scratch *[]byte, m *Message) []byte {
+	var one []byte
+	parts := 0
+	for _, b := range m.Buffers {
+		if len(b) > 0 {
+			one = b
+			parts++
+		}
+	}
+	if parts <= 1 {
+		return one
+	}
+	*scratch = (*scratch)[:0]
+	for _, b := range m.Buffers {
+		*scratch = append(*scratch, b...)
+	}
+	return *scratch
+}
+
 // A plan says how messages map onto the datagram headers handed to the kernel.
 // Each header carries one message, or a GSO run of 2 or more messages.
 type planner struct {
