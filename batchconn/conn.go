@@ -45,7 +45,7 @@ type Conn struct {
 	}
 
 	// gate admits one writer at a time. Whoever holds it owns the fields
-	// below it and the batch state in sys.
+	// below it and the batch state in tx.
 	gate chan struct{}
 
 	// Context cancellation ends a wait by setting a past write deadline
@@ -60,7 +60,7 @@ type Conn struct {
 	kickWG   sync.WaitGroup
 	kickFn   func()
 
-	sys sysConn // platform state: headers, iovecs, sockaddrs
+	tx sendState // send state: headers, iovecs, sockaddrs
 }
 
 var (
@@ -137,7 +137,7 @@ func New(c *net.UDPConn, opts ...Option) (*Conn, error) {
 			bc.disableGSO("not supported: " + err.Error())
 		}
 	}
-	bc.sys.init(bc)
+	bc.tx.init(bc)
 	return bc, nil
 }
 
@@ -227,7 +227,7 @@ func (c *Conn) WaitWritable(ctx context.Context) error {
 	}
 	defer c.unlock()
 	c.ctx = ctx
-	err := c.rc.Write(c.sys.writableFn)
+	err := c.rc.Write(c.tx.writableFn)
 	c.disarm()
 	if err != nil {
 		return c.opError(nil, c.waitErr(ctx, err))

@@ -10,8 +10,8 @@ import (
 )
 
 // TestContractC15BuildsEverywhere builds the package for one port of each
-// platform file: sys_linux.go (32-bit and 64-bit), sys_unix.go (macOS,
-// FreeBSD) and sys_other.go (Windows). CI builds every first-class port.
+// platform file: send_linux.go (32-bit and 64-bit), send_unix.go (macOS,
+// FreeBSD) and send_other.go (Windows). CI builds every first-class port.
 func TestContractC15BuildsEverywhere(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cross-compiling takes a while; skipped in -short mode")

@@ -8,19 +8,19 @@ import (
 	"net/netip"
 )
 
-// sysConn holds a Conn's reusable send state on platforms without Unix
+// sendState holds a Conn's reusable send state on platforms without Unix
 // sockets APIs (Windows, and the rest): one WriteMsgUDPAddrPort per message.
 //
 // These platforms give no way to try a send without waiting, so a
 // non-blocking WriteMessages there may still wait for the socket (Windows
 // rarely makes UDP senders wait at all), and flags are not passed on.
-type sysConn struct {
+type sendState struct {
 	c          *Conn
 	scratch    []byte
 	writableFn func(fd uintptr) bool
 }
 
-func (s *sysConn) init(c *Conn) {
+func (s *sendState) init(c *Conn) {
 	s.c = c
 	s.writableFn = func(uintptr) bool { return true }
 }
@@ -32,7 +32,7 @@ const msgDontwait = 0
 // caller holds the write gate. Context cancellation is armed up front,
 // because the wait happens inside the net package.
 func (c *Conn) send(ctx context.Context, msgs []Message, flags int, wait bool) (int, error) {
-	s := &c.sys
+	s := &c.tx
 	c.ctx = ctx
 	c.arm()
 	for i := range msgs {

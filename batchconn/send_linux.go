@@ -27,9 +27,9 @@ type run struct {
 	start, count, seg int
 }
 
-// sysConn holds a Conn's reusable send state. Only the holder of the Conn's
+// sendState holds a Conn's reusable send state. Only the holder of the Conn's
 // write gate touches it, so one set serves every call without allocating.
-type sysConn struct {
+type sendState struct {
 	c     *Conn
 	p     planner
 	hdrs  []mmsghdr
@@ -49,7 +49,7 @@ type sysConn struct {
 	pollfd              [1]unix.PollFd
 }
 
-func (s *sysConn) init(c *Conn) {
+func (s *sendState) init(c *Conn) {
 	s.c = c
 	s.p = planner{sock4: c.sock4, peer4: c.peer4, maxSegs: maxGSOSegments}
 	s.writeFn = s.write
@@ -65,7 +65,7 @@ var udpSegmentSpace = unix.CmsgSpace(2)
 // send sends msgs with sendmmsg(2) until all are accepted or one fails. The
 // caller holds the write gate.
 func (c *Conn) send(ctx context.Context, msgs []Message, flags int, wait bool) (int, error) {
-	s := &c.sys
+	s := &c.tx
 	c.ctx = ctx
 	s.flags, s.wait = flags, wait
 	s.p.gso = c.GSOEnabled()
@@ -131,7 +131,7 @@ const maxEINVALStreak = 16
 
 // account records the outcome of headers [from, to), which the kernel
 // accepted, and returns how many messages they carried.
-func (s *sysConn) account(msgs []Message, from, to int) int {
+func (s *sendState) account(msgs []Message, from, to int) int {
 	var messages, bytes, gso int
 	for h := from; h < to; h++ {
 		r := s.runs[h]
@@ -164,7 +164,7 @@ func (s *sysConn) account(msgs []Message, from, to int) int {
 // build fills headers for msgs[from:], one per plain message or GSO run,
 // and returns how many it built. It stops before the first message whose
 // destination is invalid, and returns that message's error too.
-func (s *sysConn) build(msgs []Message, from int) (nh int, bad error) {
+func (s *sendState) build(msgs []Message, from int) (nh int, bad error) {
 	// Size the storage first so nothing moves while headers point into it.
 	nbuf, nctrl := 0, 0
 	for i := from; i < len(msgs); i++ {
@@ -245,7 +245,7 @@ func adjacent(v *unix.Iovec, b []byte) bool {
 }
 
 // putName writes a sockaddr of the socket's family into slot k.
-func (s *sysConn) putName(k int, ip netip.Addr, port uint16, zone uint32) (*byte, uint32) {
+func (s *sendState) putName(k int, ip netip.Addr, port uint16, zone uint32) (*byte, uint32) {
 	sa := &s.names[k]
 	if s.c.sock4 {
 		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
@@ -291,7 +291,7 @@ var sendmmsg = func(fd uintptr, hdrs []mmsghdr, flags int) (int, syscall.Errno) 
 
 // write is the RawConn.Write callback: one sendmmsg of hdrs[h:nh]. It returns
 // false, to wait in the poller, only on EAGAIN in blocking mode.
-func (s *sysConn) write(fd uintptr) bool {
+func (s *sendState) write(fd uintptr) bool {
 	for {
 		n, errno := sendmmsg(fd, s.hdrs[s.h:s.nh], s.flags)
 		s.c.stats.syscalls.Add(1)
@@ -314,7 +314,7 @@ func (s *sysConn) write(fd uintptr) bool {
 
 // writable is the RawConn.Write callback of WaitWritable: done when the
 // socket takes data, else wait in the poller.
-func (s *sysConn) writable(fd uintptr) bool {
+func (s *sendState) writable(fd uintptr) bool {
 	if pollWritable(&s.pollfd, fd) {
 		return true
 	}

@@ -11,10 +11,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// sysConn holds a Conn's reusable send state for the one-sendmsg-per-message
+// sendState holds a Conn's reusable send state for the one-sendmsg-per-message
 // path: Unix systems without sendmmsg, and Linux built with the
 // batchconn_sendmsg tag (so this path is tested on a real kernel too).
-type sysConn struct {
+type sendState struct {
 	c       *Conn
 	scratch []byte // gathers a multi-buffer datagram
 	sa4     unix.SockaddrInet4
@@ -32,7 +32,7 @@ type sysConn struct {
 	pollfd              [1]unix.PollFd
 }
 
-func (s *sysConn) init(c *Conn) {
+func (s *sendState) init(c *Conn) {
 	s.c = c
 	s.writeFn = s.write
 	s.writableFn = s.writable
@@ -44,7 +44,7 @@ const msgDontwait = unix.MSG_DONTWAIT
 // send sends msgs one sendmsg(2) each until all are accepted or one fails.
 // The caller holds the write gate.
 func (c *Conn) send(ctx context.Context, msgs []Message, flags int, wait bool) (int, error) {
-	s := &c.sys
+	s := &c.tx
 	c.ctx = ctx
 	s.flags, s.wait = flags, wait
 	for i := range msgs {
@@ -75,7 +75,7 @@ func (c *Conn) send(ctx context.Context, msgs []Message, flags int, wait bool) (
 	return len(msgs), nil
 }
 
-func (s *sysConn) sockaddr(ip netip.Addr, port uint16, zone uint32) unix.Sockaddr {
+func (s *sendState) sockaddr(ip netip.Addr, port uint16, zone uint32) unix.Sockaddr {
 	if s.c.sock4 {
 		s.sa4 = unix.SockaddrInet4{Port: int(port), Addr: ip.As4()}
 		return &s.sa4
@@ -86,7 +86,7 @@ func (s *sysConn) sockaddr(ip netip.Addr, port uint16, zone uint32) unix.Sockadd
 
 // write is the RawConn.Write callback: one sendmsg. It returns false, to
 // wait in the poller, only on EAGAIN in blocking mode.
-func (s *sysConn) write(fd uintptr) bool {
+func (s *sendState) write(fd uintptr) bool {
 	for {
 		n, err := unix.SendmsgN(int(fd), s.buf, s.oob, s.to, s.flags)
 		s.c.stats.syscalls.Add(1)
@@ -112,7 +112,7 @@ func (s *sysConn) write(fd uintptr) bool {
 }
 
 // writable is the RawConn.Write callback of WaitWritable.
-func (s *sysConn) writable(fd uintptr) bool {
+func (s *sendState) writable(fd uintptr) bool {
 	if pollWritable(&s.pollfd, fd) {
 		return true
 	}
