@@ -14,8 +14,10 @@ import (
 	"golang.org/x/net/ipv4"
 )
 
-// Conn is a *net.UDPConn for quic-go whose sends are batched. Pass it as
-// quic.Transport.Conn. All methods are safe for concurrent use.
+// Conn is a net.PacketConn, to pass as quic.Transport.Conn, whose sends are
+// batched. It is not a *net.UDPConn but has the methods quic-go looks for in
+// one (see the package documentation), so quic-go treats it as one. All
+// methods are safe for concurrent use.
 //
 // Conn does not embed *net.UDPConn on purpose: every method quic-go uses is
 // implemented here, so no write can bypass the batcher and quic-go reads
@@ -86,11 +88,14 @@ func WithGSO(enabled bool) Option {
 	return func(c *config) { c.gso = enabled }
 }
 
-// WithAsync makes every short-header packet a queued one: WriteMsgUDP copies
-// it and returns, and a goroutine of the Conn sends the queue in batches. A
-// single connection then gets batched too, at the cost of a copy per packet
-// and a goroutine hand-off; long-header packets are still sent by their
-// writer. Off by default.
+// WithAsync sets whether every short-header packet is queued (on, the
+// default): WriteMsgUDP copies it and returns, and a goroutine of the Conn
+// sends the queue in batches, so a single connection gets batched too, at
+// the cost of a copy per packet and a goroutine hand-off. WithAsync(false)
+// selects combining: a writer that finds no send in flight sends its own
+// packet, uncopied, with whatever is queued, and only writers that arrive
+// during a send are copied and queued. Long-header packets are sent by their
+// writer either way.
 func WithAsync(enabled bool) Option {
 	return func(c *config) { c.async = enabled }
 }
@@ -210,7 +215,8 @@ func (c *Conn) SetReadBuffer(bytes int) error { return c.udp.SetReadBuffer(bytes
 func (c *Conn) SetWriteBuffer(bytes int) error { return c.udp.SetWriteBuffer(bytes) }
 
 // Flush waits until every queued packet has been handed to the kernel (or
-// dropped under the error policy). It returns the sticky error, if any.
+// dropped under the error policy). It returns an error wrapping
+// [net.ErrClosed] once a send has found the socket closed, else nil.
 func (c *Conn) Flush() error {
 	if err := c.s.flush(); err != nil {
 		return c.opError(nil, err)
@@ -230,7 +236,7 @@ func (c *Conn) Close() error {
 // Stats are counters of a [Conn] since [Wrap].
 type Stats struct {
 	Writes     uint64 // packets accepted by WriteMsgUDP and WriteTo
-	Queued     uint64 // of those, copied and queued behind a send in flight
+	Queued     uint64 // of those, copied into the queue (the writer returned before the send)
 	QueueWaits uint64 // writes that blocked because the queue was full
 
 	Batches  uint64 // batchconn WriteMessages calls
@@ -241,7 +247,7 @@ type Stats struct {
 
 	GSOSplits   uint64 // queued GSO buffers sent as separate packets after EIO
 	DropMsgSize uint64 // queued packets dropped on EMSGSIZE
-	Dropped     uint64 // queued packets dropped for any other error
+	Dropped     uint64 // queued packets dropped for any other error (see the package docs)
 
 	GSO    bool   // batchconn's own GSO coalescing is on (Linux)
 	GSOOff string // why it is off, from batchconn

@@ -50,19 +50,34 @@
 // Errors returned by WriteMsgUDP keep the shape quic-go tests for:
 // *net.OpError{Op: "write"} wrapping *os.SyscallError{Syscall: "sendmsg"}
 // with the errno, so quic-go's reactions still work (EIO: resend without GSO;
-// EMSGSIZE: packet lost; EPERM on the first packet: retry). A queued packet
-// has no caller left to tell, so the wrapper reacts for quic-go:
+// EMSGSIZE: packet lost; EPERM on the first packet: retry). A destination
+// batchconn refuses before any system call (port 0, an address of the wrong
+// family) gives batchconn's error instead, which unwraps to the errno the
+// kernel would have returned (EINVAL, EAFNOSUPPORT).
+//
+// An error belongs to the one packet that met it: to its destination (which
+// a remote peer chooses, down to port 0), its size, its control messages, or
+// a moment's shortage of buffers. So it is charged to that packet alone, and
+// the packets queued after it in the same batch are still sent. A writer
+// that waits for its own packet (long-header packets, and combining) gets
+// the error. A queued packet has no caller left to tell, so the wrapper
+// reacts for quic-go:
 //
 //   - EIO on a GSO buffer: resent as separate packets; later GSO buffers to
 //     that address are split before sending.
-//   - EMSGSIZE: dropped and counted (quic-go sees a lost packet, which is
-//     what DPLPMTUD expects).
+//   - EMSGSIZE: dropped and counted in [Stats].DropMsgSize (quic-go sees a
+//     lost packet, which is what DPLPMTUD expects).
 //   - EPERM: retried once, then dropped.
-//   - ENOBUFS, EAGAIN, ECONNREFUSED, EHOSTUNREACH, ENETUNREACH and expired
-//     deadlines: dropped and counted.
-//   - a closed socket, and any other error: kept and returned by every later
-//     write, so the connections using the socket close instead of losing
-//     packets silently.
+//   - any other error (EINVAL, EACCES, ENETUNREACH, EHOSTUNREACH,
+//     ECONNREFUSED, EAFNOSUPPORT, EADDRNOTAVAIL, ENOBUFS, an expired write
+//     deadline, and errors not named here): dropped and counted in
+//     [Stats].Dropped.
+//
+// Only a closed socket stops the Conn: once a send finds the socket closed
+// (net.ErrClosed or EBADF), that write and every later one fail with
+// net.ErrClosed, so the connections using the socket close. No other error
+// is kept, so nothing a peer sends can stop the socket for other
+// connections.
 //
 // # Close
 //

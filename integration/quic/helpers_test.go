@@ -225,6 +225,11 @@ func fetch(ctx context.Context, tr *quic.Transport, addr net.Addr, tlsConf *tls.
 		return quic.ConnectionState{}, fmt.Errorf("Dial: %w", err)
 	}
 	defer c.CloseWithError(0, "")
+	return fetchOn(ctx, c, size, seed, download)
+}
+
+// fetchOn runs the stream protocol on c, a connection already established.
+func fetchOn(ctx context.Context, c *quic.Conn, size int64, seed uint64, download bool) (quic.ConnectionState, error) {
 	str, err := c.OpenStreamSync(ctx)
 	if err != nil {
 		return quic.ConnectionState{}, err

@@ -344,7 +344,9 @@ func (e *entry) splitOOB() (seg int, oob []byte, ok bool) {
 
 // sendMsgs sends msgs, owned entry by entry by owners, until each has been
 // accepted or handled: an uncopied entry gets its error; a copied one gets
-// the policy of the package documentation.
+// the policy of the package documentation. An error is charged to the
+// message it belongs to, and sending resumes with the message after it:
+// only a closed socket ends the round (and every later write).
 func (s *sender) sendMsgs(msgs []batchconn.Message, owners []*entry) {
 	for i := 0; i < len(msgs); {
 		n, err := s.send(s.ctx, msgs[i:], 0)
@@ -362,9 +364,8 @@ func (s *sender) sendMsgs(msgs []batchconn.Message, owners []*entry) {
 		if err == nil {
 			err = syscall.EIO // cannot happen per the contract; do not spin
 		}
-		e := owners[i]
-		if isClosed(err) || errors.Is(err, context.Canceled) {
-			// The socket is gone, or Close gave up flushing: fail the rest.
+		if socketGone(err) {
+			// The socket is closed, or Close gave up flushing: fail the rest.
 			s.setSticky(net.ErrClosed)
 			for ; i < len(msgs); i++ {
 				if owners[i].copied {
@@ -375,6 +376,11 @@ func (s *sender) sendMsgs(msgs []batchconn.Message, owners []*entry) {
 			}
 			return
 		}
+		// Any other error belongs to msgs[i] alone: its destination, its
+		// size, its control messages, or a moment's shortage of buffers.
+		// Whoever sent it (a peer choosing its address, say) must not be
+		// able to stop the socket for everyone else.
+		e := owners[i]
 		if !e.copied {
 			e.err = err
 			i++
@@ -392,13 +398,7 @@ func (s *sender) sendMsgs(msgs []batchconn.Message, owners []*entry) {
 		case errors.Is(err, syscall.EPERM) && !e.eperm:
 			e.eperm = true
 			continue // once, as quic-go does for its first packet
-		case errors.Is(err, syscall.EPERM), errors.Is(err, syscall.ENOBUFS),
-			errors.Is(err, syscall.EAGAIN), errors.Is(err, syscall.ECONNREFUSED),
-			errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH),
-			errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
-			s.st.dropped.Add(1)
 		default:
-			s.setSticky(err)
 			s.st.dropped.Add(1)
 		}
 		i++
@@ -433,8 +433,13 @@ func (s *sender) splitAfterEIO(e *entry, m *batchconn.Message) bool {
 	return true
 }
 
-func isClosed(err error) bool {
-	return errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.EBADF)
+// socketGone reports whether err means no later send can succeed: the
+// socket is closed (EBADF: its descriptor is gone), or Close cancelled the
+// sends still in flight. It is an allow-list on purpose: an error not known
+// to end the socket is charged to one packet, never to every connection.
+func socketGone(err error) bool {
+	return errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.EBADF) ||
+		errors.Is(err, context.Canceled)
 }
 
 func (s *sender) setSticky(err error) {

@@ -275,14 +275,14 @@ func TestQueuedPacketGettingEPERMIsRetriedOnce(t *testing.T) {
 	r.expect(pkt('L', 10), pkt('e', 10))
 }
 
-func TestQueuedPacketGettingClosedMakesTheErrorSticky(t *testing.T) {
+// Issue 8, item 1: only a closed socket stops every later write.
+func TestOnlyAClosedSocketIsSticky(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		err  error
-		want error
 	}{
-		{"closed socket", &net.OpError{Op: "write", Net: "udp", Err: net.ErrClosed}, net.ErrClosed},
-		{"unexpected errno", kernelErr(syscall.EINVAL), syscall.EINVAL},
+		{"net.ErrClosed", &net.OpError{Op: "write", Net: "udp", Err: net.ErrClosed}},
+		{"EBADF", kernelErr(syscall.EBADF)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRig(t)
@@ -295,17 +295,174 @@ func TestQueuedPacketGettingClosedMakesTheErrorSticky(t *testing.T) {
 			release := r.hold(pkt('L', 10))
 			r.write(pkt('x', 10), nil)
 			release()
-			r.c.Flush()
+			if err := r.c.Flush(); !errors.Is(err, net.ErrClosed) {
+				t.Errorf("Flush = %v, want net.ErrClosed", err)
+			}
 			r.setFail(nil)
 			err := r.write(pkt('n', 10), nil)
-			if !errors.Is(err, tc.want) {
-				t.Fatalf("write after the failure: %v, want %v", err, tc.want)
+			if !errors.Is(err, net.ErrClosed) {
+				t.Fatalf("write after the failure: %v, want net.ErrClosed", err)
 			}
 			if _, ok := errors.AsType[*net.OpError](err); !ok {
 				t.Errorf("error %T is not a *net.OpError", err)
 			}
 		})
 	}
+}
+
+// Issue 8, item 1: an error that belongs to one packet or one destination is
+// charged to that packet: a queued one is dropped and counted, and the
+// packets queued after it in the same batch still leave, in order. The
+// fake send ends a call at the failing message, as batchconn does (C6).
+func TestQueuedPacketErrorIsChargedToThatPacketAlone(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		err     error
+		msgSize bool // counted in DropMsgSize rather than Dropped
+	}{
+		{"EINVAL (a refused address)", kernelErr(syscall.EINVAL), false},
+		{"EACCES (a broadcast address)", kernelErr(syscall.EACCES), false},
+		{"EPERM twice (a firewall)", kernelErr(syscall.EPERM), false},
+		{"EMSGSIZE", kernelErr(syscall.EMSGSIZE), true},
+		{"ENETUNREACH", kernelErr(syscall.ENETUNREACH), false},
+		{"EHOSTUNREACH", kernelErr(syscall.EHOSTUNREACH), false},
+		{"ECONNREFUSED", kernelErr(syscall.ECONNREFUSED), false},
+		{"EAFNOSUPPORT", kernelErr(syscall.EAFNOSUPPORT), false},
+		{"EADDRNOTAVAIL", kernelErr(syscall.EADDRNOTAVAIL), false},
+		{"ENOBUFS", kernelErr(syscall.ENOBUFS), false},
+		{"ENOMEM", kernelErr(syscall.ENOMEM), false},
+		{"EIO on a plain packet", kernelErr(syscall.EIO), false},
+		{"an errno unknown to the policy", kernelErr(syscall.ENOTUNIQ), false},
+		{"an error that is no errno", &net.OpError{Op: "write", Net: "udp", Err: errors.New("something new")}, false},
+		{"a passed write deadline", &net.OpError{Op: "write", Net: "udp", Err: os.ErrDeadlineExceeded}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t)
+			r.setFail(func(m *batchconn.Message) error {
+				if m.Buffers[0][0] == 'x' {
+					return tc.err
+				}
+				return nil
+			})
+			release := r.hold(pkt('L', 10))
+			for _, tag := range []byte{'a', 'x', 'b'} {
+				if err := r.write(pkt(tag, 10), nil); err != nil {
+					t.Fatalf("write %c: %v", tag, err)
+				}
+			}
+			if err := release(); err != nil {
+				t.Fatal(err)
+			}
+			if err := r.c.Flush(); err != nil {
+				t.Fatalf("Flush = %v, want nil: the error belongs to one packet", err)
+			}
+			r.expect(pkt('L', 10), pkt('a', 10), pkt('b', 10))
+			st := r.c.Stats()
+			if got := st.Dropped + st.DropMsgSize; got != 1 || (st.DropMsgSize == 1) != tc.msgSize {
+				t.Errorf("Dropped = %d, DropMsgSize = %d; want the one packet counted once", st.Dropped, st.DropMsgSize)
+			}
+			if err := r.write(pkt('n', 10), nil); err != nil {
+				t.Fatalf("write after the failure: %v", err)
+			}
+			r.expect(pkt('n', 10))
+		})
+	}
+}
+
+// Issue 8, item 1, through the real batchconn (no fakes): it refuses port 0
+// with EINVAL, which quic-go meets when a peer's packet arrives from port 0.
+func TestQueuedWriteToPortZeroIsChargedToItAlone(t *testing.T) {
+	port0 := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 0}
+	t.Run("async, then writes to a good address", func(t *testing.T) {
+		r := newRig(t, WithAsync(true))
+		if _, _, err := r.c.WriteMsgUDP(pkt('x', 10), nil, port0); err != nil {
+			t.Fatalf("queued write to port 0: %v, want nil (its error comes later)", err)
+		}
+		for _, tag := range []byte{'a', 'b'} {
+			if err := r.write(pkt(tag, 10), nil); err != nil {
+				t.Fatalf("write %c after the write to port 0: %v", tag, err)
+			}
+		}
+		if err := r.c.Flush(); err != nil {
+			t.Fatalf("Flush = %v", err)
+		}
+		r.expect(pkt('a', 10), pkt('b', 10))
+		if st := r.c.Stats(); st.Dropped != 1 {
+			t.Errorf("Dropped = %d, want 1", st.Dropped)
+		}
+	})
+	t.Run("in the middle of a batch", func(t *testing.T) {
+		r := newRig(t)
+		release := r.hold(pkt('L', 10))
+		r.write(pkt('a', 10), nil)
+		if _, _, err := r.c.WriteMsgUDP(pkt('x', 10), nil, port0); err != nil {
+			t.Fatalf("queued write to port 0: %v", err)
+		}
+		r.write(pkt('b', 10), nil)
+		if err := release(); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.c.Flush(); err != nil {
+			t.Fatalf("Flush = %v", err)
+		}
+		r.expect(pkt('L', 10), pkt('a', 10), pkt('b', 10))
+		if st := r.c.Stats(); st.Dropped != 1 || st.MaxBatch != 3 {
+			t.Errorf("Dropped = %d, MaxBatch = %d; want 1 dropped from a batch of 3", st.Dropped, st.MaxBatch)
+		}
+		if err := r.write(pkt('n', 10), nil); err != nil {
+			t.Fatal(err)
+		}
+		r.expect(pkt('n', 10))
+	})
+}
+
+// Issue 8, item 1: a writer that waits for its own packet (WithAsync(false)
+// with no send in flight, or any long-header packet) gets that packet's
+// error, and the packets around it are sent.
+func TestUncopiedWriteToPortZeroGetsItsOwnError(t *testing.T) {
+	port0 := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 0}
+	t.Run("combining, alone", func(t *testing.T) {
+		r := newRig(t)
+		_, _, err := r.c.WriteMsgUDP(pkt('x', 10), nil, port0)
+		if !errors.Is(err, syscall.EINVAL) {
+			t.Fatalf("write to port 0 = %v, want EINVAL", err)
+		}
+		if op, ok := errors.AsType[*net.OpError](err); !ok || op.Op != "write" {
+			t.Errorf("error %#v is not a *net.OpError{Op: \"write\"}", err)
+		}
+		if err := r.write(pkt('a', 10), nil); err != nil {
+			t.Fatalf("write after it: %v", err)
+		}
+		r.expect(pkt('a', 10))
+	})
+	t.Run("long header, between queued packets", func(t *testing.T) {
+		r := newRig(t, WithAsync(true))
+		release := r.hold(pkt('L', 10))
+		r.write(pkt('a', 10), nil)
+		done := make(chan error, 1)
+		go func() {
+			_, _, err := r.c.WriteMsgUDP(pkt(0xc0, 1200), nil, port0)
+			done <- err
+		}()
+		// Queue 'b' behind the long-header packet.
+		for r.c.Stats().Writes < 3 {
+			time.Sleep(time.Millisecond)
+		}
+		r.write(pkt('b', 10), nil)
+		if err := release(); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; !errors.Is(err, syscall.EINVAL) {
+			t.Fatalf("long-header write to port 0 = %v, want EINVAL", err)
+		}
+		if err := r.c.Flush(); err != nil {
+			t.Fatalf("Flush = %v", err)
+		}
+		r.expect(pkt('L', 10), pkt('a', 10), pkt('b', 10))
+		if st := r.c.Stats(); st.Dropped != 0 {
+			t.Errorf("Dropped = %d: the writer got its error, nothing queued was lost", st.Dropped)
+		}
+	})
 }
 
 func TestFullQueueBlocksUntilWriteDeadline(t *testing.T) {
