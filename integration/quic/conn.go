@@ -46,6 +46,7 @@ type config struct {
 	queueDepth int
 	queueBytes int
 	gso        bool
+	gsoOff     string // why gso is false, for Stats.GSOOff
 	async      bool
 }
 
@@ -85,8 +86,16 @@ func WithQueueBytes(n int) Option {
 // variable QUIC_GO_DISABLE_GSO is true: a user who turned GSO off for
 // quic-go wants it off for the socket.
 func WithGSO(enabled bool) Option {
-	return func(c *config) { c.gso = enabled }
+	return func(c *config) {
+		c.gso, c.gsoOff = enabled, ""
+		if !enabled {
+			c.gsoOff = "disabled by WithGSO(false)"
+		}
+	}
 }
+
+// envQuicGoDisableGSO is quic-go's own switch for GSO, honoured here too.
+const envQuicGoDisableGSO = "QUIC_GO_DISABLE_GSO"
 
 // WithAsync sets whether every short-header packet is queued (on, the
 // default): WriteMsgUDP copies it and returns, and a goroutine of the Conn
@@ -101,17 +110,20 @@ func WithAsync(enabled bool) Option {
 }
 
 // Wrap returns a Conn that sends through batchconn on udp. The Conn owns udp
-// from then on: use only the Conn, and close the Conn rather than udp.
+// from then on: use only the Conn, and close the Conn rather than udp. Nil
+// options are ignored, as batchconn.New ignores them.
 func Wrap(udp *net.UDPConn, opts ...Option) (*Conn, error) {
 	if udp == nil {
 		return nil, errors.New("quicbatch: nil *net.UDPConn")
 	}
 	cfg := config{queueDepth: DefaultQueueDepth, queueBytes: DefaultQueueBytes, gso: true, async: true}
-	if v, err := strconv.ParseBool(os.Getenv("QUIC_GO_DISABLE_GSO")); err == nil && v {
-		cfg.gso = false
+	if v, err := strconv.ParseBool(os.Getenv(envQuicGoDisableGSO)); err == nil && v {
+		cfg.gso, cfg.gsoOff = false, "disabled by "+envQuicGoDisableGSO
 	}
 	for _, o := range opts {
-		o(&cfg)
+		if o != nil {
+			o(&cfg)
+		}
 	}
 	s, err := newSender(udp, cfg)
 	if err != nil {
@@ -250,7 +262,7 @@ type Stats struct {
 	Dropped     uint64 // queued packets dropped for any other error (see the package docs)
 
 	GSO    bool   // batchconn's own GSO coalescing is on (Linux)
-	GSOOff string // why it is off, from batchconn
+	GSOOff string // why it is off: WithGSO(false), QUIC_GO_DISABLE_GSO, or batchconn's reason
 
 	ReadBatches uint64 // ReadBatch calls (quic-go reads only through these)
 }

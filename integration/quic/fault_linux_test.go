@@ -66,9 +66,7 @@ func skipQuicGoEIORace(t *testing.T) {
 
 func TestGuardQuicGoTurnsGSOOffOnEIO(t *testing.T) {
 	skipQuicGoEIORace(t)
-	if !kernelGSO(t) {
-		t.Skip("the kernel has no UDP GSO")
-	}
+	skipUnlessQuicGoGSO(t)
 	srv, cli := newSide(t, true, WithQueueDepth(0)), newSide(t, true)
 	inject(srv.qb, noGSODevice)
 	res := transfer(t, srv, cli, 1, testSize(16<<20), true)
@@ -100,6 +98,7 @@ func TestGuardQuicGoRetriesAFirstEPERM(t *testing.T) {
 
 func TestFaultQueuedEIOKeepsConnectionsAlive(t *testing.T) {
 	skipQuicGoEIORace(t)
+	skipUnlessQuicGoGSO(t) // EIO is injected on GSO buffers only
 	srv, cli := newSide(t, true), newSide(t, true)
 	inject(srv.qb, noGSODevice)
 	transfer(t, srv, cli, 8, testSize(64<<20)/8, true)

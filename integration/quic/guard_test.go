@@ -43,9 +43,7 @@ func TestGuardQuicGoReadsWritesAndDetectsGSOThroughConn(t *testing.T) {
 			t.Errorf("%s Stats = %+v: quic-go bypassed the wrapper", name, st)
 		}
 	}
-	if !kernelGSO(t) {
-		t.Skip("the kernel has no UDP GSO (getsockopt UDP_SEGMENT fails)")
-	}
+	skipUnlessQuicGoGSO(t)
 	checkGSO(t, res.server, true)
 	checkGSO(t, res.client, true)
 	if st := srv.qb.Stats(); st.Bytes/max(st.Messages, 1) <= 1452 {

@@ -3,6 +3,7 @@
 package quicbatch
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -69,6 +70,7 @@ type sender struct {
 	ctx    context.Context // cancelled when Close gives up flushing
 	cancel context.CancelFunc
 	async  bool         // short-header packets always go through the helper
+	gsoOff string       // why Wrap turned batchconn's GSO off, if it did
 	depth  int          // most copied entries
 	qbytes int          // most copied bytes
 	wdl    atomic.Int64 // write deadline, UnixNano; 0 = none
@@ -117,6 +119,7 @@ func newSender(udp *net.UDPConn, cfg config) (*sender, error) {
 		ctx:    ctx,
 		cancel: cancel,
 		async:  cfg.async,
+		gsoOff: cfg.gsoOff,
 		depth:  cfg.queueDepth,
 		qbytes: cfg.queueBytes,
 		kick:   make(chan struct{}, 1),
@@ -566,6 +569,6 @@ func (s *sender) stats() Stats {
 		DropMsgSize: s.st.dropMsgSize.Load(),
 		Dropped:     s.st.dropped.Load(),
 		GSO:         s.bc.GSOEnabled(),
-		GSOOff:      bs.GSOOff,
+		GSOOff:      cmp.Or(s.gsoOff, bs.GSOOff),
 	}
 }
