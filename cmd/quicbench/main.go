@@ -14,6 +14,8 @@
 //
 // GSO off means QUIC_GO_DISABLE_GSO=true for both processes, which also turns
 // off batchconn's own GSO in quicbatch (as a kernel without GSO would).
+//
+// Exit status: 0 on success, 2 for bad flags, 1 when the measurement fails.
 package main
 
 import (
@@ -29,7 +31,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log"
+	"math"
 	"math/big"
 	"net"
 	"os"
@@ -47,77 +49,209 @@ import (
 
 // Hidden flags, used when the program re-executes itself.
 const (
-	roleFlag = "internal-role"
-	addrFlag = "internal-addr"
-	wrapFlag = "internal-wrap"
+	roleFlag  = "internal-role"
+	addrFlag  = "internal-addr"
+	wrapFlag  = "internal-wrap"
+	connsFlag = "internal-conns"
 )
 
-var (
-	flagBytes = flag.String("bytes", "256MiB", "bytes moved per run, over all connections (suffixes KiB, MiB, GiB)")
-	flagCount = flag.Int("count", 5, "runs per cell and mode; the table shows medians")
-	flagConns = flag.String("conns", "1,8,32", "comma-separated connection counts")
-	flagGSO   = flag.String("gso", "on,off", "comma-separated GSO settings (on, off)")
-	flagDepth = flag.Int("depth", quicbatch.DefaultQueueDepth, "quicbatch queue depth")
-	flagQB    = flag.Int("qbytes", quicbatch.DefaultQueueBytes, "quicbatch queue bytes")
-	flagAsync = flag.Bool("async", true, "quicbatch queues short-header packets (WithAsync); false: combining")
-	flagV     = flag.Bool("v", false, "print every run")
-
-	flagRole = flag.String(roleFlag, "", "")
-	flagAddr = flag.String(addrFlag, "", "")
-	flagWrap = flag.Bool(wrapFlag, false, "")
-	flagN    = flag.Int("internal-conns", 1, "")
+// Limits the flags are checked against.
+const (
+	maxCount = 1000
+	maxConns = 1024
+	// maxDepth is quicbatch's limit: WithQueueDepth clamps larger values
+	// (512, to keep one send within batchconn.MaxMessages).
+	maxDepth = 512
 )
 
-func main() {
-	flag.Usage = usage
-	flag.Parse()
-	log.SetFlags(0)
-	log.SetPrefix("quicbench: ")
-	total, err := parseBytes(*flagBytes)
-	if err != nil {
-		log.Fatal(err)
-	}
-	switch *flagRole {
-	case "server":
-		err = runServer(*flagWrap)
-	case "client":
-		err = runClient(*flagWrap, *flagAddr, *flagN, total)
-	case "":
-		err = runMatrix(total)
-	default:
-		err = fmt.Errorf("unknown role %q", *flagRole)
-	}
-	if err != nil {
-		log.Fatal(err)
-	}
+// config is what the flags ask for.
+type config struct {
+	bytesArg string // -bytes as given, for the table's title
+	total    int64  // bytes moved per run, over all connections
+	count    int    // runs per cell and mode
+	conns    []int  // connection counts
+	gsos     []string
+	depth    int // quicbatch queue depth
+	qbytes   int // quicbatch queue bytes
+	async    bool
+	verbose  bool
+
+	// The child processes' hidden flags.
+	role      string // "", "server" or "client"
+	addr      string // the server's address, for the client
+	wrap      bool
+	roleConns int // connections the client opens
 }
 
-func usage() {
-	fmt.Fprintf(flag.CommandLine.Output(), "usage: quicbench [flags]\n\n")
-	flag.VisitAll(func(f *flag.Flag) {
+// usageError is a problem with the command line; it exits with status 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{fmt.Sprintf(format, args...)}
+}
+
+// parseFlags parses and checks the command line. Problems are *usageError
+// values; -h and -help return flag.ErrHelp after printing the usage to stderr.
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	var cfg config
+	fs := flag.NewFlagSet("quicbench", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&cfg.bytesArg, "bytes", "256MiB", "bytes moved per run, over all connections (suffixes KiB, MiB, GiB)")
+	fs.IntVar(&cfg.count, "count", 5, "runs per cell and mode; the table shows medians")
+	conns := fs.String("conns", "1,8,32", "comma-separated connection counts")
+	gsos := fs.String("gso", "on,off", "comma-separated GSO settings (on, off)")
+	fs.IntVar(&cfg.depth, "depth", quicbatch.DefaultQueueDepth, "quicbatch queue depth (0 to 512)")
+	fs.IntVar(&cfg.qbytes, "qbytes", quicbatch.DefaultQueueBytes, "quicbatch queue bytes")
+	fs.BoolVar(&cfg.async, "async", true, "quicbatch queues short-header packets (WithAsync); false: combining")
+	fs.BoolVar(&cfg.verbose, "v", false, "print every run")
+	fs.StringVar(&cfg.role, roleFlag, "", "")
+	fs.StringVar(&cfg.addr, addrFlag, "", "")
+	fs.BoolVar(&cfg.wrap, wrapFlag, false, "")
+	fs.IntVar(&cfg.roleConns, connsFlag, 1, "")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			usage(fs, stderr)
+			return cfg, err
+		}
+		return cfg, usagef("%v", err)
+	}
+	if fs.NArg() > 0 {
+		return cfg, usagef("unexpected argument %q (quicbench takes only flags)", fs.Arg(0))
+	}
+
+	var err error
+	if cfg.total, err = parseBytes(cfg.bytesArg); err != nil {
+		return cfg, err
+	}
+	switch {
+	case cfg.count < 1 || cfg.count > maxCount:
+		return cfg, usagef("-count %d: must be between 1 and %d", cfg.count, maxCount)
+	case cfg.depth < 0 || cfg.depth > maxDepth:
+		return cfg, usagef("-depth %d: must be between 0 (no queue) and %d", cfg.depth, maxDepth)
+	case cfg.qbytes < 0:
+		return cfg, usagef("-qbytes %d: must be 0 or more", cfg.qbytes)
+	}
+	if cfg.conns, err = parseConns(*conns); err != nil {
+		return cfg, err
+	}
+	if cfg.gsos, err = parseGSO(*gsos); err != nil {
+		return cfg, err
+	}
+	if n := int64(slices.Max(cfg.conns)); cfg.role == "" && cfg.total < n {
+		return cfg, usagef("-bytes %s: less than one byte for each of %d connections", cfg.bytesArg, n)
+	}
+	switch cfg.role {
+	case "", "server":
+	case "client":
+		if cfg.addr == "" {
+			return cfg, usagef("-%s client needs -%s", roleFlag, addrFlag)
+		}
+		if cfg.roleConns < 1 || int64(cfg.roleConns) > cfg.total {
+			return cfg, usagef("-%s %d: must be between 1 and -bytes", connsFlag, cfg.roleConns)
+		}
+	default:
+		return cfg, usagef("-%s %q: want server or client", roleFlag, cfg.role)
+	}
+	return cfg, nil
+}
+
+func usage(fs *flag.FlagSet, w io.Writer) {
+	fmt.Fprintf(w, "usage: quicbench [flags]\n\nMeasures quic-go over a plain *net.UDPConn against quicbatch, over loopback.\n\n")
+	fs.VisitAll(func(f *flag.Flag) {
 		if strings.HasPrefix(f.Name, "internal-") {
 			return
 		}
-		fmt.Fprintf(flag.CommandLine.Output(), "  -%s\t%s (default %q)\n", f.Name, f.Usage, f.DefValue)
+		fmt.Fprintf(w, "  -%s\t%s (default %q)\n", f.Name, f.Usage, f.DefValue)
 	})
 }
 
+// parseBytes reads a positive byte count with an optional binary suffix.
 func parseBytes(s string) (int64, error) {
-	mult := int64(1)
+	num, mult := s, int64(1)
 	for _, u := range []struct {
 		suffix string
 		m      int64
 	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
 		if v, ok := strings.CutSuffix(s, u.suffix); ok {
-			s, mult = v, u.m
+			num, mult = v, u.m
 			break
 		}
 	}
-	n, err := strconv.ParseInt(s, 10, 64)
+	n, err := strconv.ParseInt(num, 10, 64)
 	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("bad -bytes %q", s)
+		return 0, usagef("-bytes %q: want a positive number of bytes, optionally with KiB, MiB or GiB", s)
+	}
+	if n > math.MaxInt64/mult {
+		return 0, usagef("-bytes %q: too large", s)
 	}
 	return n * mult, nil
+}
+
+// parseConns reads -conns: distinct connection counts, 1 to maxConns.
+func parseConns(s string) ([]int, error) {
+	var conns []int
+	for f := range strings.SplitSeq(s, ",") {
+		f = strings.TrimSpace(f)
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 || n > maxConns {
+			return nil, usagef("-conns %q: %q is not a connection count from 1 to %d", s, f, maxConns)
+		}
+		if slices.Contains(conns, n) {
+			return nil, usagef("-conns %q: %d listed twice", s, n)
+		}
+		conns = append(conns, n)
+	}
+	return conns, nil
+}
+
+// parseGSO reads -gso: "on", "off" or both, each once.
+func parseGSO(s string) ([]string, error) {
+	var gsos []string
+	for g := range strings.SplitSeq(s, ",") {
+		g = strings.TrimSpace(g)
+		if g != "on" && g != "off" {
+			return nil, usagef("-gso %q: %q is neither on nor off", s, g)
+		}
+		if slices.Contains(gsos, g) {
+			return nil, usagef("-gso %q: %s listed twice", s, g)
+		}
+		gsos = append(gsos, g)
+	}
+	return gsos, nil
+}
+
+// quicbench runs the command and returns its exit status: 0 on success, 2
+// for bad flags, 1 when the measurement fails.
+func quicbench(args []string, stdout, stderr io.Writer) int {
+	cfg, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err == nil {
+		switch cfg.role {
+		case "server":
+			err = runServer(cfg, stdout)
+		case "client":
+			err = runClient(cfg, stdout)
+		default:
+			err = runMatrix(cfg, stdout)
+		}
+	}
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintf(stderr, "quicbench: %v\n", err)
+	if _, ok := errors.AsType[*usageError](err); ok {
+		fmt.Fprintf(stderr, "run 'quicbench -h' for the flags\n")
+		return 2
+	}
+	return 1
+}
+
+func main() {
+	os.Exit(quicbench(os.Args[1:], os.Stdout, os.Stderr))
 }
 
 // ---- matrix (parent process) ----
@@ -129,22 +263,13 @@ type runResult struct {
 	GSO                      bool
 }
 
-func runMatrix(total int64) error {
-	var conns []int
-	for _, f := range strings.Split(*flagConns, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 1 {
-			return fmt.Errorf("bad -conns %q", *flagConns)
-		}
-		conns = append(conns, n)
-	}
-	gsos := strings.Split(*flagGSO, ",")
+func runMatrix(cfg config, stdout io.Writer) error {
 	exe, err := os.Executable()
 	if err != nil {
 		return err
 	}
-	fmt.Printf("quicbench: %s per run, median of %d, loopback, server and client in separate processes\n\n",
-		*flagBytes, *flagCount)
+	fmt.Fprintf(stdout, "quicbench: %s per run, median of %d, loopback, server and client in separate processes\n\n",
+		cfg.bytesArg, cfg.count)
 
 	type cell struct {
 		conns int
@@ -153,21 +278,21 @@ func runMatrix(total int64) error {
 		qb    []runResult
 	}
 	var cells []*cell
-	for _, g := range gsos {
-		for _, n := range conns {
-			c := &cell{conns: n, gso: strings.TrimSpace(g)}
-			for i := range *flagCount {
+	for _, g := range cfg.gsos {
+		for _, n := range cfg.conns {
+			c := &cell{conns: n, gso: g}
+			for i := range cfg.count {
 				order := []bool{false, true}
 				if i%2 == 1 {
 					order = []bool{true, false}
 				}
 				for _, wrap := range order {
-					r, err := oneRun(exe, wrap, n, c.gso == "off", total)
+					r, err := oneRun(cfg, exe, wrap, n, c.gso == "off")
 					if err != nil {
 						return fmt.Errorf("conns=%d gso=%s wrap=%v: %w", n, c.gso, wrap, err)
 					}
-					if *flagV {
-						fmt.Printf("  conns=%-2d gso=%-3s %-9s %6.2f Gbit/s %6.2f CPU s/GiB  srv %.2f cli %.2f msgs/syscall lost=%d connGSO=%v\n",
+					if cfg.verbose {
+						fmt.Fprintf(stdout, "  conns=%-2d gso=%-3s %-9s %6.2f Gbit/s %6.2f CPU s/GiB  srv %.2f cli %.2f msgs/syscall lost=%d connGSO=%v\n",
 							n, c.gso, modeName(wrap), r.Gbps, r.CPUPerGiB, r.SrvPerSyscall, r.CliPerSys, r.Lost, r.GSO)
 					}
 					if wrap {
@@ -181,8 +306,8 @@ func runMatrix(total int64) error {
 		}
 	}
 
-	fmt.Printf("%-5s %-4s | %-23s | %-23s | %-17s | %s\n", "", "", "throughput Gbit/s", "CPU s per GiB", "quicbatch", "")
-	fmt.Printf("%-5s %-4s | %7s %7s %7s | %7s %7s %7s | %-17s | %s\n",
+	fmt.Fprintf(stdout, "%-5s %-4s | %-23s | %-23s | %-17s | %s\n", "", "", "throughput Gbit/s", "CPU s per GiB", "quicbatch", "")
+	fmt.Fprintf(stdout, "%-5s %-4s | %7s %7s %7s | %7s %7s %7s | %-17s | %s\n",
 		"conns", "GSO", "plain", "qbatch", "ratio", "plain", "qbatch", "ratio", "msgs/syscall s/c", "targets")
 	var met, missed []string
 	for _, c := range cells {
@@ -209,12 +334,12 @@ func runMatrix(total int64) error {
 		if c.gso == "off" {
 			check(tr >= 1.2, "GSO off (>=1.2x)")
 		}
-		fmt.Printf("%-5d %-4s | %7.2f %7.2f %6.2fx | %7.2f %7.2f %6.2fx | %7.2f / %-7.2f | %s\n",
+		fmt.Fprintf(stdout, "%-5d %-4s | %7.2f %7.2f %6.2fx | %7.2f %7.2f %6.2fx | %7.2f / %-7.2f | %s\n",
 			c.conns, c.gso, pt, qt, tr, pc, qc, cr, ss, cs, strings.Join(notes, " "))
 	}
-	fmt.Printf("\ntargets met: %d, missed: %d\n", len(met), len(missed))
+	fmt.Fprintf(stdout, "\ntargets met: %d, missed: %d\n", len(met), len(missed))
 	for _, s := range missed {
-		fmt.Println("  missed:", s)
+		fmt.Fprintln(stdout, "  missed:", s)
 	}
 	return nil
 }
@@ -254,7 +379,7 @@ type serverReport struct {
 }
 
 // oneRun runs one server and one client process and returns their numbers.
-func oneRun(exe string, wrap bool, conns int, gsoOff bool, total int64) (runResult, error) {
+func oneRun(cfg config, exe string, wrap bool, conns int, gsoOff bool) (runResult, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	env := os.Environ()
@@ -262,7 +387,7 @@ func oneRun(exe string, wrap bool, conns int, gsoOff bool, total int64) (runResu
 		env = append(env, "QUIC_GO_DISABLE_GSO=true")
 	}
 	common := []string{"-" + wrapFlag + "=" + strconv.FormatBool(wrap),
-		"-depth", strconv.Itoa(*flagDepth), "-qbytes", strconv.Itoa(*flagQB), "-async=" + strconv.FormatBool(*flagAsync)}
+		"-depth", strconv.Itoa(cfg.depth), "-qbytes", strconv.Itoa(cfg.qbytes), "-async=" + strconv.FormatBool(cfg.async)}
 
 	srv := exec.CommandContext(ctx, exe, append([]string{"-" + roleFlag + "=server"}, common...)...)
 	srv.Env, srv.Stderr = env, os.Stderr
@@ -285,7 +410,7 @@ func oneRun(exe string, wrap bool, conns int, gsoOff bool, total int64) (runResu
 	addr, _ := strings.CutPrefix(sc.Text(), "ADDR ")
 
 	cli := exec.CommandContext(ctx, exe, append([]string{"-" + roleFlag + "=client", "-" + addrFlag, addr,
-		"-internal-conns", strconv.Itoa(conns), "-bytes", strconv.FormatInt(total, 10)}, common...)...)
+		"-" + connsFlag, strconv.Itoa(conns), "-bytes", strconv.FormatInt(cfg.total, 10)}, common...)...)
 	cli.Env, cli.Stderr = env, os.Stderr
 	out, err := cli.Output()
 	if err != nil {
@@ -333,16 +458,17 @@ func quicConfig() *quic.Config {
 
 // endpoint opens a loopback UDP socket, wraps it if asked, and returns the
 // Transport and the wrapper (nil when plain).
-func endpoint(wrap bool) (*quic.Transport, *quicbatch.Conn, io.Closer, error) {
+func endpoint(cfg config) (*quic.Transport, *quicbatch.Conn, io.Closer, error) {
 	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if !wrap {
+	if !cfg.wrap {
 		return &quic.Transport{Conn: udp}, nil, udp, nil
 	}
-	qb, err := quicbatch.Wrap(udp, quicbatch.WithQueueDepth(*flagDepth), quicbatch.WithQueueBytes(*flagQB), quicbatch.WithAsync(*flagAsync))
+	qb, err := quicbatch.Wrap(udp, quicbatch.WithQueueDepth(cfg.depth), quicbatch.WithQueueBytes(cfg.qbytes), quicbatch.WithAsync(cfg.async))
 	if err != nil {
+		udp.Close()
 		return nil, nil, nil, err
 	}
 	return &quic.Transport{Conn: qb}, qb, qb, nil
@@ -355,16 +481,20 @@ func stats(qb *quicbatch.Conn) quicbatch.Stats {
 	return qb.Stats()
 }
 
-func runServer(wrap bool) error {
-	tr, qb, closer, err := endpoint(wrap)
+func runServer(cfg config, stdout io.Writer) error {
+	tlsConf, err := serverTLS()
 	if err != nil {
 		return err
 	}
-	ln, err := tr.Listen(serverTLS(), quicConfig())
+	tr, qb, closer, err := endpoint(cfg)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("ADDR %s\n", ln.Addr())
+	ln, err := tr.Listen(tlsConf, quicConfig())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "ADDR %s\n", ln.Addr())
 	payload := make([]byte, 1<<20)
 	rand.Read(payload)
 	go func() {
@@ -377,7 +507,7 @@ func runServer(wrap bool) error {
 		}
 	}()
 	io.Copy(io.Discard, os.Stdin) // the parent closes stdin when the run is over
-	json.NewEncoder(os.Stdout).Encode(serverReport{Stats: stats(qb)})
+	json.NewEncoder(stdout).Encode(serverReport{Stats: stats(qb)})
 	ln.Close()
 	tr.Close()
 	return closer.Close()
@@ -403,14 +533,15 @@ func serveConn(c *quic.Conn, payload []byte) {
 	<-c.Context().Done() // the client closes once it has everything
 }
 
-func runClient(wrap bool, addr string, conns int, total int64) error {
-	tr, qb, closer, err := endpoint(wrap)
+func runClient(cfg config, stdout io.Writer) error {
+	tr, qb, closer, err := endpoint(cfg)
 	if err != nil {
 		return err
 	}
 	defer closer.Close()
 	defer tr.Close()
-	raddr, err := net.ResolveUDPAddr("udp", addr)
+	conns, total := cfg.roleConns, cfg.total
+	raddr, err := net.ResolveUDPAddr("udp", cfg.addr)
 	if err != nil {
 		return err
 	}
@@ -445,7 +576,7 @@ func runClient(wrap bool, addr string, conns int, total int64) error {
 	if first != nil {
 		return first
 	}
-	return json.NewEncoder(os.Stdout).Encode(clientReport{
+	return json.NewEncoder(stdout).Encode(clientReport{
 		Seconds: elapsed.Seconds(), Bytes: got, Lost: lost, GSO: gso, Stats: stats(qb),
 	})
 }
@@ -481,10 +612,10 @@ func fetch(ctx context.Context, tr *quic.Transport, addr net.Addr, size int64) (
 
 // serverTLS returns a fresh self-signed ed25519 certificate; the client
 // does not verify it (both ends are this program on loopback).
-func serverTLS() *tls.Config {
+func serverTLS() (*tls.Config, error) {
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
-		log.Fatal(err)
+		return nil, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(1),
@@ -494,12 +625,12 @@ func serverTLS() *tls.Config {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, pub, priv)
 	if err != nil {
-		log.Fatal(err)
+		return nil, err
 	}
 	return &tls.Config{
 		Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: priv}},
 		NextProtos:   []string{alpn},
-	}
+	}, nil
 }
 
 func clientTLS() *tls.Config {
