@@ -37,8 +37,7 @@ type Conn struct {
 
 	// gso is nil while UDP GSO is in use; otherwise it points to the reason it
 	// is off. It only ever goes from nil to non-nil.
-	gso          atomic.Pointer[string]
-	einvalStreak atomic.Int32 // consecutive GSO sends rejected with EINVAL or EMSGSIZE
+	gso atomic.Pointer[string]
 
 	stats struct {
 		syscalls, messages, bytes, gsoBatches, gsoFallbacks atomic.Uint64
