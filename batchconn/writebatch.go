@@ -7,7 +7,6 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"strconv"
 	"syscall"
 	"unsafe"
 )
@@ -378,14 +377,30 @@ func checkDest(a netip.AddrPort, sock4, v6only bool, zones *zoneCache) (netip.Ad
 	if zone == "" {
 		return ip, 0, nil
 	}
-	if id, err := strconv.ParseUint(zone, 10, 32); err == nil {
-		return ip, uint32(id), nil
+	if id, ok := numericZone(zone); ok {
+		return ip, id, nil
 	}
 	id, ok := zones.index(zone)
 	if !ok {
 		return ip, 0, &destError{"unknown IPv6 zone", a, syscall.EINVAL}
 	}
 	return ip, id, nil
+}
+
+// numericZone parses a zone that is an interface index. Unlike
+// strconv.ParseUint it allocates nothing for a name (no *NumError).
+func numericZone(zone string) (uint32, bool) {
+	var id uint64
+	for i := 0; i < len(zone); i++ {
+		d := zone[i]
+		if d < '0' || d > '9' {
+			return 0, false
+		}
+		if id = id*10 + uint64(d-'0'); id > 1<<32-1 {
+			return 0, false
+		}
+	}
+	return uint32(id), zone != ""
 }
 
 // A zoneCache maps IPv6 zone names (interface names, as in fe80::1%eth0) to
