@@ -68,8 +68,8 @@ func (s *sendState) init(c *Conn) {
 // msgDontwait is the per-call "don't wait" flag (C5, C11).
 const msgDontwait = unix.MSG_DONTWAIT
 
-// hostCmsg is the kernel's cmsghdr layout; TestUDPSegmentCmsgLayout checks
-// it against x/sys.
+// hostCmsg is the kernel's cmsghdr layout; TestHostCmsgLayout checks it
+// against x/sys.
 var hostCmsg = linuxCmsg
 
 // gsoFlags are the flags under which a GSO send forms the same datagrams as

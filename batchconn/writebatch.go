@@ -44,13 +44,18 @@ type Message struct {
 	Addr netip.AddrPort
 
 	// Buffers are gathered, in order, into one datagram. No buffers, or only
-	// empty ones, make a valid 0-byte datagram. They are only read, and not
-	// retained after WriteMessages returns.
+	// empty ones, make a valid 0-byte datagram. More than 1024 (Linux's
+	// UIO_MAXIOV), empty ones included, fail the message with EMSGSIZE on
+	// every platform. They are only read, and not retained after
+	// WriteMessages returns.
 	Buffers [][]byte
 
 	// OOB holds control messages (cmsgs, as built by golang.org/x/sys/unix or
 	// golang.org/x/net/ipv4) for this datagram only; nil means none. It is
-	// passed to the kernel as given and not retained.
+	// passed to the kernel as given and not retained. Malformed control data
+	// fails the message with EINVAL, including what the kernel would
+	// silently ignore: fewer bytes than one cmsg header, or bytes left over
+	// after the last control message.
 	OOB []byte
 
 	// N is set by WriteMessages, for the messages it reports as sent, to the
@@ -99,7 +104,10 @@ var errNilContext = errors.New("batchconn: nil Context")
 // ([Conn.SetBlocking](false), or unix.MSG_DONTWAIT in flags for one call) it
 // never waits and returns [ErrWouldBlock] if nothing could be sent.
 //
-// flags are passed to the kernel as given (MSG_CONFIRM, MSG_DONTROUTE, ...).
+// flags are passed to the kernel as given (MSG_CONFIRM, MSG_DONTROUTE, ...);
+// a call with flags other than MSG_DONTWAIT, MSG_NOSIGNAL, MSG_CONFIRM and
+// MSG_DONTROUTE is not coalesced into GSO sends, since such flags may
+// change how the kernel forms datagrams (MSG_MORE corks them into one).
 // Errors are *net.OpError values with Op "write"; kernel errors keep their
 // *os.SyscallError and errno, so errors.Is(err, syscall.EMSGSIZE) works.
 //
