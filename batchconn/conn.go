@@ -37,8 +37,7 @@ type Conn struct {
 
 	// gso is nil while UDP GSO is in use; otherwise it points to the reason it
 	// is off. It only ever goes from nil to non-nil.
-	gso          atomic.Pointer[string]
-	einvalStreak atomic.Int32 // consecutive GSO sends rejected with EINVAL or EMSGSIZE
+	gso atomic.Pointer[string]
 
 	stats struct {
 		syscalls, messages, bytes, gsoBatches, gsoFallbacks atomic.Uint64
@@ -177,7 +176,8 @@ func (c *Conn) Blocking() bool { return c.blocking.Load() }
 // GSOEnabled reports whether WriteMessages currently coalesces messages into
 // UDP GSO sends. It is false off Linux, where the kernel lacks UDP_SEGMENT,
 // after WithGSO(false) or BATCHCONN_DISABLE_GSO, and for good after the kernel
-// failed a GSO send with EIO (or with EINVAL or EMSGSIZE on every attempt).
+// failed a GSO send with EIO. EINVAL and EMSGSIZE never turn it off: after 4
+// in a row to one destination, only that destination gets no more GSO sends.
 func (c *Conn) GSOEnabled() bool { return c.gso.Load() == nil }
 
 func (c *Conn) disableGSO(reason string) { c.gso.CompareAndSwap(nil, &reason) }
@@ -188,8 +188,8 @@ type Stats struct {
 	Messages     uint64 // datagrams the kernel accepted
 	Bytes        uint64 // payload bytes the kernel accepted
 	GSOBatches   uint64 // runs the kernel accepted as one UDP GSO send
-	GSOFallbacks uint64 // GSO sends that failed and were resent without GSO
-	GSOOff       string // why GSO is off, or "" while it is in use
+	GSOFallbacks uint64 // GSO sends the kernel refused (EIO, EINVAL, EMSGSIZE), resent without GSO
+	GSOOff       string // why GSO is off for the Conn (WithGSO(false), BATCHCONN_DISABLE_GSO, no kernel support, EIO), or "" while it is in use
 }
 
 // Stats returns the Conn's counters. Writes through the delegating methods

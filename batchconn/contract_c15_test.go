@@ -3,8 +3,6 @@ package batchconn_test
 import (
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 )
@@ -16,9 +14,9 @@ func TestContractC15BuildsEverywhere(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cross-compiling takes a while; skipped in -short mode")
 	}
-	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goTool); err != nil {
-		t.Skipf("no go command at %s: %v", goTool, err)
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skipf("no go command to cross-compile with: %v", err)
 	}
 	ports := []string{"linux/arm", "linux/arm64", "darwin/arm64", "freebsd/amd64", "windows/amd64"}
 	for _, p := range ports {

@@ -186,8 +186,8 @@ func TestContractC2EntryChecks(t *testing.T) {
 		if n != 0 || err == nil {
 			t.Fatalf("WriteMessages(nil ctx) = %d, %v; want 0 and an error", n, err)
 		}
-		//nolint:staticcheck
-		if err := c.WaitWritable(nil); err == nil {
+		//lint:ignore SA1012 a nil Context is the bad input under test
+		if err := c.WaitWritable(nil); err == nil { //nolint:staticcheck
 			t.Fatal("WaitWritable(nil ctx) = nil, want an error")
 		}
 	})
@@ -535,13 +535,23 @@ func TestContractC10OOB(t *testing.T) {
 				t.Errorf("%s: retry = %d, %v; want 0, EINVAL", name, n, err)
 			}
 		}
-		// Less than a cmsghdr holds no control message at all: the kernel
-		// ignores it, and so the datagram goes out as given.
-		r = receiver(t, "udp4")
-		msgs := messages(r.Addr(), 2, 10)
-		msgs[0].OOB, msgs[1].OOB = []byte{1}, make([]byte, hdr-1)
-		mustSend(t, c, msgs)
-		expectDatagrams(t, r, msgs)
+		// What the kernel would silently ignore is refused too (C10): less
+		// than a cmsghdr, or bytes left over after the last message.
+		for name, oob := range map[string][]byte{
+			"one byte":                          {1},
+			"a cmsghdr less one byte":           make([]byte, hdr-1),
+			"a good cmsg then 3 bytes":          append(tosOOB(0x28), 1, 2, 3),
+			"a good cmsg then a header but one": append(tosOOB(0x28), make([]byte, hdr-1)...),
+		} {
+			msgs := messages(r.Addr(), 2, 10)
+			msgs[1].OOB = oob
+			if n, err := c.WriteMessages(context.Background(), msgs, 0); n != 1 || err != nil {
+				t.Errorf("%s: WriteMessages = %d, %v; want 1, nil", name, n, err)
+			}
+			if n, err := c.WriteMessages(context.Background(), msgs[1:], 0); n != 0 || errnoOf(err) != syscall.EINVAL {
+				t.Errorf("%s: retry = %d, %v; want 0, EINVAL", name, n, err)
+			}
+		}
 	})
 }
 

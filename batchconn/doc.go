@@ -42,15 +42,26 @@
 // Where the kernel supports UDP generic segmentation offload (Linux 4.18 and
 // later), runs of consecutive messages to the same destination, with the
 // same control messages and the same length (a shorter last one ends a run),
-// are coalesced into single GSO sends of up to 64 datagrams: the kernel
-// builds the datagrams from the callers' own buffers, so nothing is copied,
-// and the receiver sees exactly the datagrams it would have seen without
-// GSO. If the kernel refuses a GSO send (EIO where the device or route
-// cannot segment; EINVAL or, on newer kernels, EMSGSIZE for a segment larger
-// than the path MTU), the run is resent at once as plain datagrams in the
-// same call; after EIO, GSO stays off for the Conn. [WithGSO](false) or the environment variable
-// BATCHCONN_DISABLE_GSO=1 turn GSO off, for kernels and drivers known to
-// mangle GSO traffic without reporting an error. [Conn.GSOEnabled] and
+// are coalesced into single GSO sends of up to 64 datagrams, or 128 where
+// the kernel takes them (Linux 6.9 and later, and some backports; a probe
+// between two loopback sockets of the package's own learns which, once per
+// process): the kernel builds the datagrams from the callers' own buffers,
+// so nothing is copied, and the receiver sees exactly the datagrams it
+// would have seen without GSO. A call whose flags include any but
+// MSG_DONTWAIT, MSG_NOSIGNAL, MSG_CONFIRM and MSG_DONTROUTE (MSG_MORE, say,
+// which corks datagrams together) is not coalesced.
+//
+// GSO is off for a Conn from the start after [WithGSO](false), with the
+// environment variable BATCHCONN_DISABLE_GSO=1 (for kernels and drivers
+// known to mangle GSO traffic without reporting an error), or where the
+// kernel lacks UDP GSO; it goes off for good when the kernel fails a GSO
+// send with EIO (the device or route cannot segment). A GSO send refused
+// with EINVAL or EMSGSIZE (a segment larger than the path MTU; newer
+// kernels say EMSGSIZE) is resent at once as plain datagrams in the same
+// call, and after 4 such refusals in a row to one destination that
+// destination gets no more GSO sends while every other destination keeps
+// them (a Conn remembers up to 64 such destinations). Malformed OOB never
+// counts: it is refused before anything is sent. [Conn.GSOEnabled] and
 // [Conn.Stats] say what happened.
 //
 // # Other platforms

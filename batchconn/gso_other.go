@@ -12,3 +12,6 @@ import (
 func gsoSupported(syscall.RawConn) error {
 	return errors.New("UDP GSO needs Linux and sendmmsg")
 }
+
+// gsoSegments is the safe limit: this path makes no GSO sends.
+func gsoSegments() int { return maxGSOSegments }

@@ -6,7 +6,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"maps"
 	"net/netip"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -135,9 +137,36 @@ func seamArrivals(t *testing.T, c *Conn, rxs []*testnet.Receiver, dst []netip.Ad
 	}
 }
 
-// refuseGSO is a kernel that refuses the n-th GSO send it is offered (0, 1,
-// ...) with errno when refuse(n) says so, and sends everything else.
-func refuseGSO(errno syscall.Errno, refuse func(n int) bool, offered *int) func(sendmmsgFunc, uintptr, []mmsghdr, int) (int, syscall.Errno) {
+// headerPort returns the destination port of an IPv4 header.
+func headerPort(h *mmsghdr) uint16 {
+	sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(h.hdr.Name))
+	return binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:])
+}
+
+// A gsoOffers counts the GSO sends a fake kernel is offered, in all (n) and
+// per destination (by index in dst).
+type gsoOffers struct {
+	dst []netip.AddrPort
+	n   int
+	per map[int]int
+}
+
+func (o *gsoOffers) dest(h *mmsghdr) int {
+	for d, a := range o.dst {
+		if a.Port() == headerPort(h) {
+			return d
+		}
+	}
+	return -1
+}
+
+// refuseGSO is a kernel that refuses a GSO send with errno when refuse(n,
+// k, d) says so, n counting all GSO sends offered (0, 1, ...), k those to
+// destination d, and sends everything else.
+func refuseGSO(errno syscall.Errno, refuse func(n, k, d int) bool, o *gsoOffers) func(sendmmsgFunc, uintptr, []mmsghdr, int) (int, syscall.Errno) {
+	if o.per == nil {
+		o.per = map[int]int{}
+	}
 	return func(real sendmmsgFunc, fd uintptr, hdrs []mmsghdr, flags int) (int, syscall.Errno) {
 		for k := range hdrs {
 			if !hasSegment(&hdrs[k]) {
@@ -146,9 +175,11 @@ func refuseGSO(errno syscall.Errno, refuse func(n int) bool, offered *int) func(
 			if k > 0 {
 				return real(fd, hdrs[:k], flags) // the headers before it; its error would be lost
 			}
-			n := *offered
-			*offered++
-			if refuse(n) {
+			d := o.dest(&hdrs[0])
+			n, kd := o.n, o.per[d]
+			o.n++
+			o.per[d]++
+			if refuse(n, kd, d) {
 				return 0, errno
 			}
 			return real(fd, hdrs[:1], flags)
@@ -158,30 +189,31 @@ func refuseGSO(errno syscall.Errno, refuse func(n int) bool, offered *int) func(
 }
 
 func TestContractC14FallbackLadder(t *testing.T) {
-	always := func(int) bool { return true }
+	always := func(n, k, d int) bool { return true }
 	tests := []struct {
 		name          string
 		errno         syscall.Errno
-		refuse        func(n int) bool
-		runs          int
+		refuse        func(n, k, d int) bool
+		runs          int // alternating between destinations 0 and 1
 		wantFallbacks uint64
 		wantBatches   uint64
 		wantOff       string // part of Stats().GSOOff; "" = GSO stays on
+		offDests      []int  // destinations offered no GSO send afterwards
 	}{
-		{"EIO resends the run plain and turns GSO off for good", unix.EIO, always, 6, 1, 0, "EIO"},
-		{"EIO after accepted runs still loses nothing", unix.EIO, func(n int) bool { return n == 2 }, 6, 1, 2, "EIO"},
-		{"EINVAL resends each run plain and leaves GSO on", unix.EINVAL, always, 5, 5, 0, ""},
-		{"EMSGSIZE resends each run plain and leaves GSO on", unix.EMSGSIZE, always, 5, 5, 0, ""},
-		{"EINVAL on 16 GSO sends in a row turns GSO off", unix.EINVAL, always, 20, 16, 0, "EINVAL"},
-		{"EINVAL on 15 in a row leaves GSO on", unix.EINVAL, func(n int) bool { return n < 15 }, 17, 15, 2, ""},
-		{"an accepted GSO send restarts the EINVAL count", unix.EINVAL, func(n int) bool { return n != 15 }, 31, 30, 1, ""},
-		{"EMSGSIZE on 16 GSO sends in a row turns GSO off", unix.EMSGSIZE, func(n int) bool { return n < 16 }, 18, 16, 0, "EMSGSIZE"},
+		{"EIO resends the run plain and turns GSO off for good", unix.EIO, always, 6, 1, 0, "EIO", []int{0, 1}},
+		{"EIO after accepted runs still loses nothing", unix.EIO, func(n, k, d int) bool { return n == 2 }, 6, 1, 2, "EIO", []int{0, 1}},
+		{"EINVAL resends each run plain and leaves GSO on", unix.EINVAL, always, 5, 5, 0, "", nil},
+		{"EMSGSIZE resends each run plain and leaves GSO on", unix.EMSGSIZE, always, 5, 5, 0, "", nil},
+		{"EINVAL 4 times in a row to each destination stops their GSO runs, not the Conn's", unix.EINVAL, always, 20, 8, 0, "", []int{0, 1}},
+		{"a destination refusing GSO leaves the other destination's GSO runs", unix.EMSGSIZE, func(n, k, d int) bool { return d == 0 }, 20, 4, 10, "", []int{0}},
+		{"3 refusals in a row leave a destination's GSO runs on", unix.EINVAL, func(n, k, d int) bool { return d == 0 && k < 3 }, 20, 3, 17, "", nil},
+		{"an accepted GSO send restarts the destination's count", unix.EINVAL, func(n, k, d int) bool { return d == 0 && k != 3 }, 20, 7, 11, "", []int{0}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, rxs, dst := seamSetup(t)
-			offered := 0
-			fakeSendmmsg(t, refuseGSO(tt.errno, tt.refuse, &offered))
+			o := &gsoOffers{dst: dst}
+			fakeSendmmsg(t, refuseGSO(tt.errno, tt.refuse, o))
 			msgs := seamMessages(dst, tt.runs)
 			seamSend(t, c, msgs)
 
@@ -192,33 +224,42 @@ func TestContractC14FallbackLadder(t *testing.T) {
 			if got := c.GSOEnabled(); got != (tt.wantOff == "") || !strings.Contains(st.GSOOff, tt.wantOff) {
 				t.Errorf("GSOEnabled() = %v, GSOOff = %q; want off %v, naming %q", got, st.GSOOff, tt.wantOff != "", tt.wantOff)
 			}
-			if tt.wantOff != "" {
-				// Off for good: the next call offers the kernel no GSO send.
-				before := offered
-				more := seamMessages(dst, 4)
-				seamSend(t, c, more)
-				if offered != before {
-					t.Errorf("after GSO was turned off, %d more GSO sends were made", offered-before)
+			// The next call offers the kernel GSO sends to exactly the
+			// destinations that were not turned off.
+			before := maps.Clone(o.per)
+			more := seamMessages(dst, 4)
+			seamSend(t, c, more)
+			for d := range dst {
+				got := o.per[d] - before[d]
+				if off := slices.Contains(tt.offDests, d); off != (got == 0) {
+					t.Errorf("after the first call, destination %d was offered %d GSO sends; want none: %v", d, got, off)
 				}
-				msgs = append(msgs, more...)
 			}
-			seamArrivals(t, c, rxs, dst, msgs)
+			seamArrivals(t, c, rxs, dst, append(msgs, more...))
 		})
 	}
 }
 
-func TestContractC14EINVALStreakSpansCalls(t *testing.T) {
+func TestContractC14DestinationFailuresSpanCalls(t *testing.T) {
 	c, rxs, dst := seamSetup(t)
-	offered := 0
-	fakeSendmmsg(t, refuseGSO(unix.EINVAL, func(int) bool { return true }, &offered))
+	o := &gsoOffers{dst: dst}
+	fakeSendmmsg(t, refuseGSO(unix.EINVAL, func(n, k, d int) bool { return d == 0 }, o))
 	var all []Message
-	for call := 1; call <= maxEINVALStreak; call++ {
-		msgs := seamMessages(dst, 1)
+	for call := 1; call <= maxDestGSOFailures+1; call++ {
+		msgs := seamMessages(dst, 1) // one run, to destination 0
 		seamSend(t, c, msgs)
 		all = append(all, msgs...)
-		if on := c.GSOEnabled(); on != (call < maxEINVALStreak) {
-			t.Fatalf("after %d calls with one refused run each, GSOEnabled() = %v", call, on)
+		if want := min(call, maxDestGSOFailures); o.per[0] != want || !c.GSOEnabled() {
+			t.Fatalf("after %d calls with one refused run each: %d GSO sends offered, GSOEnabled() = %v; want %d, true",
+				call, o.per[0], c.GSOEnabled(), want)
 		}
+	}
+	// Destination 1 still gets GSO runs.
+	msgs := seamMessages(dst, 2)
+	seamSend(t, c, msgs)
+	all = append(all, msgs...)
+	if o.per[1] != 1 || c.Stats().GSOBatches != 1 {
+		t.Errorf("destination 1: %d GSO sends offered, %d accepted; want 1, 1", o.per[1], c.Stats().GSOBatches)
 	}
 	seamArrivals(t, c, rxs, dst, all)
 }

@@ -15,7 +15,6 @@ import (
 	"net"
 	"net/netip"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 	"unsafe"
@@ -188,7 +187,10 @@ type gsoCase struct {
 	to         []gsoRx
 	build      func(b *gsoBatch)
 	gsoBatches uint64 // runs the kernel must accept as GSO sends, with GSO on
-	fallbacks  uint64 // GSO sends the kernel must refuse, with GSO on
+	// gsoBatches128, if not 0, replaces gsoBatches where the kernel takes
+	// 128 segments per GSO send (batchconn.GSOSegments).
+	gsoBatches128 uint64
+	fallbacks     uint64 // GSO sends the kernel must refuse, with GSO on
 }
 
 var gsoCases = []gsoCase{
@@ -267,28 +269,28 @@ var gsoCases = []gsoCase{
 		gsoBatches: 1,
 	},
 	{
-		name: "65 messages are a run of 64 and a plain one",
+		name: "65 messages are one run of 65, or of 64 and a plain one",
 		from: gsoSender{network: "udp4"}, to: []gsoRx{gsoRx4},
 		build:      func(b *gsoBatch) { b.to(0, gsoSizes(65, 500)...) },
 		gsoBatches: 1,
 	},
 	{
-		name: "128 messages are two runs",
+		name: "128 messages are one run of 128, or two of 64",
 		from: gsoSender{network: "udp4"}, to: []gsoRx{gsoRx4},
 		build:      func(b *gsoBatch) { b.to(0, gsoSizes(128, 500)...) },
-		gsoBatches: 2,
+		gsoBatches: 2, gsoBatches128: 1,
 	},
 	{
-		name: "129 messages are two runs and a plain one",
+		name: "129 messages are runs and a plain one",
 		from: gsoSender{network: "udp4"}, to: []gsoRx{gsoRx4},
 		build:      func(b *gsoBatch) { b.to(0, gsoSizes(129, 500)...) },
-		gsoBatches: 2,
+		gsoBatches: 2, gsoBatches128: 1,
 	},
 	{
 		name: "1024 messages to one destination go out in one call",
 		from: gsoSender{network: "udp4"}, to: []gsoRx{gsoRx4},
 		build:      func(b *gsoBatch) { b.to(0, gsoSizes(1024, 100)...) },
-		gsoBatches: 16,
+		gsoBatches: 16, gsoBatches128: 8,
 	},
 	{
 		name: "1024 messages to four destinations in runs of 16 go out in one call",
@@ -468,6 +470,9 @@ func gsoRunCase(t *testing.T, tc gsoCase, gso bool) gsoOutcome {
 	wantBatches, wantFallbacks := uint64(0), uint64(0)
 	if gsoUsed {
 		wantBatches, wantFallbacks = tc.gsoBatches, tc.fallbacks
+		if tc.gsoBatches128 != 0 && batchconn.GSOSegments() == 128 {
+			wantBatches = tc.gsoBatches128
+		}
 	}
 	if st.GSOBatches != wantBatches || st.GSOFallbacks != wantFallbacks {
 		t.Errorf("GSO enabled %v: Stats GSOBatches %d, GSOFallbacks %d; want %d, %d",
@@ -574,31 +579,30 @@ func TestContractC14KernelEINVALFallsBack(t *testing.T) {
 			}
 			dst := []netip.AddrPort{rxs[0].Addr(), rxs[1].Addr()}
 
-			// Each run fails once, goes out plain, and GSO stays on while
-			// fewer than 16 GSO sends in a row have failed.
+			// Each run fails once and goes out plain. Runs alternate between
+			// the two destinations: after 5 runs, 3 and 2 GSO sends to them
+			// have failed, and both still get GSO runs.
 			first := gsoRuns(&gsoBatch{dst: dst}, 5).msgs
-			// The 16th failure in a row turns GSO off; the rest go out plain.
+			// The 4th failure in a row to a destination stops its GSO runs
+			// (1 more for destination 0, 2 for 1); the rest go out plain,
+			// and GSO stays on for the Conn.
 			second := gsoRuns(&gsoBatch{dst: dst}, 20).msgs
 			for _, step := range []struct {
 				msgs      []batchconn.Message
 				fallbacks uint64
-				gsoOn     bool
 			}{
-				{first, 5, true},
-				{second, 16, false},
+				{first, 5},
+				{second, 8},
 			} {
 				n, err := c.WriteMessages(context.Background(), step.msgs, 0)
 				if n != len(step.msgs) || err != nil {
 					t.Fatalf("WriteMessages of %d messages = (%d, %v), want all sent", len(step.msgs), n, err)
 				}
 				st := c.Stats()
-				if st.GSOFallbacks != step.fallbacks || st.GSOBatches != 0 || c.GSOEnabled() != step.gsoOn {
-					t.Errorf("after %d messages: GSOFallbacks %d, GSOBatches %d, GSOEnabled %v; want %d, 0, %v",
-						len(step.msgs), st.GSOFallbacks, st.GSOBatches, c.GSOEnabled(), step.fallbacks, step.gsoOn)
+				if st.GSOFallbacks != step.fallbacks || st.GSOBatches != 0 || !c.GSOEnabled() {
+					t.Errorf("after %d messages: GSOFallbacks %d, GSOBatches %d, GSOEnabled %v; want %d, 0, true",
+						len(step.msgs), st.GSOFallbacks, st.GSOBatches, c.GSOEnabled(), step.fallbacks)
 				}
-			}
-			if off := c.Stats().GSOOff; !strings.Contains(off, "EINVAL") {
-				t.Errorf("Stats().GSOOff = %q, want it to name EINVAL", off)
 			}
 			gsoCheckArrivals(t, uc, rxs, dst, append(first, second...))
 		})

@@ -37,6 +37,12 @@ type sendState struct {
 	names []unix.RawSockaddrInet6
 	iovs  []unix.Iovec
 	ctrl  []byte
+	zones zoneCache
+	dests gsoDests
+
+	// How many headers and iovecs this call has filled: release clears
+	// them, so that nothing points at the caller's memory after the call.
+	usedHdrs, usedIovs int
 
 	// The system call in progress: hdrs[h:nh] with flags; its outcome.
 	h, nh, flags int
@@ -51,13 +57,32 @@ type sendState struct {
 
 func (s *sendState) init(c *Conn) {
 	s.c = c
-	s.p = planner{sock4: c.sock4, peer4: c.peer4, maxSegs: maxGSOSegments}
+	s.p = planner{sock4: c.sock4, peer4: c.peer4, maxSegs: maxGSOSegments, dests: &s.dests}
+	if c.GSOEnabled() {
+		s.p.maxSegs = gsoSegments()
+	}
 	s.writeFn = s.write
 	s.writableFn = s.writable
 }
 
 // msgDontwait is the per-call "don't wait" flag (C5, C11).
 const msgDontwait = unix.MSG_DONTWAIT
+
+// hostCmsg is the kernel's cmsghdr layout; TestHostCmsgLayout checks it
+// against x/sys.
+var hostCmsg = linuxCmsg
+
+// gsoFlags are the flags under which a GSO send forms the same datagrams as
+// plain sends do. Any other flag may change how the kernel forms datagrams
+// (MSG_MORE corks them into one; MSG_PROBE, MSG_EOR, MSG_OOB, MSG_ZEROCOPY
+// and flags unknown today are not worth the risk), so a call that passes
+// one is not coalesced (C14).
+const gsoFlags = unix.MSG_DONTWAIT | unix.MSG_NOSIGNAL | unix.MSG_CONFIRM | unix.MSG_DONTROUTE
+
+// useGSO reports whether this call may coalesce.
+func (s *sendState) useGSO() bool {
+	return s.c.GSOEnabled() && s.flags&^gsoFlags == 0
+}
 
 // udpSegmentSpace is the room a UDP_SEGMENT control message takes.
 var udpSegmentSpace = unix.CmsgSpace(2)
@@ -66,9 +91,10 @@ var udpSegmentSpace = unix.CmsgSpace(2)
 // caller holds the write gate.
 func (c *Conn) send(ctx context.Context, msgs []Message, flags int, wait bool) (int, error) {
 	s := &c.tx
+	defer s.release()
 	c.ctx = ctx
 	s.flags, s.wait = flags, wait
-	s.p.gso = c.GSOEnabled()
+	s.p.gso = s.useGSO()
 	s.p.plainUntil = 0
 	done := 0
 	for done < len(msgs) {
@@ -91,13 +117,14 @@ func (c *Conn) send(ctx context.Context, msgs []Message, flags int, wait bool) (
 			switch {
 			case r.count > 1 && (s.errno == unix.EIO || s.errno == unix.EINVAL || s.errno == unix.EMSGSIZE):
 				// Resend the run as plain datagrams, at once (C14).
-				c.gsoFailed(s.errno)
+				s.gsoFailed(s.errno, msgs[r.start].Addr)
 				s.p.plainUntil = r.start + r.count
-				s.p.gso = c.GSOEnabled()
+				s.p.gso = s.useGSO()
 				retry = true
 			case s.errno == unix.EAGAIN:
 				return done, c.opError(nil, ErrWouldBlock)
 			default:
+				s.zones.forget(msgs[r.start].Addr)
 				return done, c.opError(&msgs[r.start].Addr, os.NewSyscallError("sendmmsg", s.errno))
 			}
 		}
@@ -108,26 +135,30 @@ func (c *Conn) send(ctx context.Context, msgs []Message, flags int, wait bool) (
 	return done, nil
 }
 
-// gsoFailed counts a GSO send the kernel refused and decides whether GSO
-// stays on: EIO means the route or device cannot do it at all; EINVAL and
-// EMSGSIZE may be particular to the run, unless they keep coming. A segment
-// over the route MTU gets EINVAL from older kernels and EMSGSIZE from newer
-// ones (Linux 6.18); either way the run's datagrams may still go out plain,
-// as IP fragments.
-func (c *Conn) gsoFailed(errno syscall.Errno) {
-	c.stats.gsoFallbacks.Add(1)
-	if errno == unix.EIO {
-		c.disableGSO("the kernel failed a GSO send with EIO")
-		return
-	}
-	if c.einvalStreak.Add(1) >= maxEINVALStreak {
-		c.disableGSO("the kernel failed every GSO send with EINVAL or EMSGSIZE")
-	}
+// release clears every pointer to the caller's buffers and control data
+// from the reusable headers and iovecs (C9, C10), on every way out of send.
+func (s *sendState) release() {
+	clear(s.hdrs[:s.usedHdrs])
+	clear(s.iovs[:s.usedIovs])
+	s.usedHdrs, s.usedIovs = 0, 0
 }
 
-// maxEINVALStreak is how many GSO sends in a row may fail with EINVAL (or
-// EMSGSIZE) before GSO is turned off for the Conn.
-const maxEINVALStreak = 16
+// gsoFailed counts a GSO send to dst that the kernel refused and decides
+// where GSO stays on: EIO means the route or device cannot do it at all,
+// and turns GSO off for the Conn; EINVAL and EMSGSIZE are particular to
+// the destination (a segment over its path MTU gets EINVAL from older
+// kernels and EMSGSIZE from newer ones, Linux 6.18), and after
+// maxDestGSOFailures in a row that destination alone gets no more GSO runs.
+// Either way the run's datagrams still go out plain, as IP fragments if
+// need be.
+func (s *sendState) gsoFailed(errno syscall.Errno, dst netip.AddrPort) {
+	s.c.stats.gsoFallbacks.Add(1)
+	if errno == unix.EIO {
+		s.c.disableGSO("the kernel failed a GSO send with EIO")
+		return
+	}
+	s.dests.failed(dst)
+}
 
 // account records the outcome of headers [from, to), which the kernel
 // accepted, and returns how many messages they carried.
@@ -143,6 +174,7 @@ func (s *sendState) account(msgs []Message, from, to int) int {
 			continue
 		}
 		gso++
+		s.dests.accepted(msgs[r.start].Addr)
 		last := r.start + r.count - 1
 		for j := r.start; j < last; j++ {
 			msgs[j].N = r.seg
@@ -154,9 +186,6 @@ func (s *sendState) account(msgs []Message, from, to int) int {
 	c.stats.bytes.Add(uint64(bytes))
 	if gso > 0 {
 		c.stats.gsoBatches.Add(uint64(gso))
-		if c.einvalStreak.Load() != 0 {
-			c.einvalStreak.Store(0)
-		}
 	}
 	return messages
 }
@@ -185,14 +214,19 @@ func (s *sendState) build(msgs []Message, from int) (nh int, bad error) {
 	}
 	s.hdrs, s.runs, s.names = s.hdrs[:n], s.runs[:n], s.names[:n]
 	s.iovs, s.ctrl = s.iovs[:0], s.ctrl[:0]
+	s.usedHdrs = max(s.usedHdrs, n)
+	defer func() { s.usedIovs = max(s.usedIovs, len(s.iovs)) }()
 
 	for i := from; i < len(msgs); {
 		m := &msgs[i]
+		if err := checkMsg(m, hostCmsg); err != nil {
+			return nh, err
+		}
 		h := &s.hdrs[nh]
 		h.hdr = unix.Msghdr{}
 		h.len = 0
 		if m.Addr != (netip.AddrPort{}) {
-			ip, zone, err := checkDest(m.Addr, s.c.sock4, s.c.v6only)
+			ip, zone, err := checkDest(m.Addr, s.c.sock4, s.c.v6only, &s.zones)
 			if err != nil {
 				return nh, err
 			}

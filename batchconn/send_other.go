@@ -17,8 +17,14 @@ import (
 type sendState struct {
 	c          *Conn
 	scratch    []byte
+	zones      zoneCache
 	writableFn func(fd uintptr) bool
 }
+
+// hostCmsg is the control message layout of these platforms: Windows's
+// WSACMSGHDR is Linux's struct cmsghdr (a size_t length, two ints, aligned
+// to the pointer size).
+var hostCmsg = linuxCmsg
 
 func (s *sendState) init(c *Conn) {
 	s.c = c
@@ -37,8 +43,11 @@ func (c *Conn) send(ctx context.Context, msgs []Message, flags int, wait bool) (
 	c.arm()
 	for i := range msgs {
 		m := &msgs[i]
+		if err := checkMsg(m, hostCmsg); err != nil {
+			return i, c.opError(&m.Addr, err)
+		}
 		if m.Addr != (netip.AddrPort{}) {
-			if _, _, err := checkDest(m.Addr, c.sock4, c.v6only); err != nil {
+			if _, _, err := checkDest(m.Addr, c.sock4, c.v6only, &s.zones); err != nil {
 				return i, c.opError(&m.Addr, err)
 			}
 		}
@@ -46,6 +55,7 @@ func (c *Conn) send(ctx context.Context, msgs []Message, flags int, wait bool) (
 		n, _, err := c.udp.WriteMsgUDPAddrPort(b, m.OOB, m.Addr)
 		c.stats.syscalls.Add(1)
 		if err != nil {
+			s.zones.forget(m.Addr)
 			return i, c.opError(&m.Addr, c.waitErr(ctx, unwrapOp(err)))
 		}
 		m.N = n

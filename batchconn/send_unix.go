@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -19,6 +20,7 @@ type sendState struct {
 	scratch []byte // gathers a multi-buffer datagram
 	sa4     unix.SockaddrInet4
 	sa6     unix.SockaddrInet6
+	zones   zoneCache
 
 	// The system call in progress and its outcome.
 	buf, oob []byte
@@ -38,6 +40,13 @@ func (s *sendState) init(c *Conn) {
 	s.writableFn = s.writable
 }
 
+// hostCmsg is this system's cmsghdr layout, as x/sys describes it.
+var hostCmsg = cmsgLayout{
+	lenSize: int(unsafe.Sizeof(unix.Cmsghdr{}.Len)),
+	hdrLen:  unix.SizeofCmsghdr,
+	align:   unix.CmsgSpace(1) - unix.CmsgSpace(0),
+}
+
 // msgDontwait is the per-call "don't wait" flag (C5, C11).
 const msgDontwait = unix.MSG_DONTWAIT
 
@@ -45,13 +54,17 @@ const msgDontwait = unix.MSG_DONTWAIT
 // The caller holds the write gate.
 func (c *Conn) send(ctx context.Context, msgs []Message, flags int, wait bool) (int, error) {
 	s := &c.tx
+	defer s.release()
 	c.ctx = ctx
 	s.flags, s.wait = flags, wait
 	for i := range msgs {
 		m := &msgs[i]
+		if err := checkMsg(m, hostCmsg); err != nil {
+			return i, c.opError(&m.Addr, err)
+		}
 		s.to = nil
 		if m.Addr != (netip.AddrPort{}) {
-			ip, zone, err := checkDest(m.Addr, c.sock4, c.v6only)
+			ip, zone, err := checkDest(m.Addr, c.sock4, c.v6only, &s.zones)
 			if err != nil {
 				return i, c.opError(&m.Addr, err)
 			}
@@ -66,6 +79,7 @@ func (c *Conn) send(ctx context.Context, msgs []Message, flags int, wait bool) (
 		case unix.EAGAIN:
 			return i, c.opError(nil, ErrWouldBlock)
 		default:
+			s.zones.forget(m.Addr)
 			return i, c.opError(&m.Addr, os.NewSyscallError("sendmsg", s.errno))
 		}
 		m.N = s.sent
@@ -74,6 +88,10 @@ func (c *Conn) send(ctx context.Context, msgs []Message, flags int, wait bool) (
 	}
 	return len(msgs), nil
 }
+
+// release drops the references to the caller's buffer and control data
+// (C9, C10), on every way out of send.
+func (s *sendState) release() { s.buf, s.oob = nil, nil }
 
 func (s *sendState) sockaddr(ip netip.Addr, port uint16, zone uint32) unix.Sockaddr {
 	if s.c.sock4 {

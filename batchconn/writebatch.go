@@ -7,7 +7,6 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"strconv"
 	"syscall"
 	"unsafe"
 )
@@ -24,10 +23,15 @@ const (
 	maxPayload6 = 65535 - 8      // 65527
 )
 
-// maxGSOSegments is the most datagrams coalesced into one UDP GSO send. The
-// kernel's UDP_MAX_SEGMENTS was 64 until 2024 and is 128 since; 64 is safe on
-// every kernel that has UDP_SEGMENT at all.
-const maxGSOSegments = 64
+// Segments per UDP GSO send. The kernel's UDP_MAX_SEGMENTS was 64 until
+// Linux 6.9 (2024) and is 128 since, and in some stable backports, so the
+// version number cannot tell which. maxGSOSegments is safe on every kernel
+// that has UDP_SEGMENT at all; probedGSOSegments is used where a run-time
+// probe (gsoSegments, once per process) shows the kernel takes it.
+const (
+	maxGSOSegments    = 64
+	probedGSOSegments = 128
+)
 
 // maxIovecs is the kernel's per-message iovec limit (UIO_MAXIOV); a message with
 // more buffers fails with EMSGSIZE, so a GSO run never grows past it.
@@ -40,13 +44,18 @@ type Message struct {
 	Addr netip.AddrPort
 
 	// Buffers are gathered, in order, into one datagram. No buffers, or only
-	// empty ones, make a valid 0-byte datagram. They are only read, and not
-	// retained after WriteMessages returns.
+	// empty ones, make a valid 0-byte datagram. More than 1024 (Linux's
+	// UIO_MAXIOV), empty ones included, fail the message with EMSGSIZE on
+	// every platform. They are only read, and not retained after
+	// WriteMessages returns.
 	Buffers [][]byte
 
 	// OOB holds control messages (cmsgs, as built by golang.org/x/sys/unix or
 	// golang.org/x/net/ipv4) for this datagram only; nil means none. It is
-	// passed to the kernel as given and not retained.
+	// passed to the kernel as given and not retained. Malformed control data
+	// fails the message with EINVAL, including what the kernel would
+	// silently ignore: fewer bytes than one cmsg header, or bytes left over
+	// after the last control message.
 	OOB []byte
 
 	// N is set by WriteMessages, for the messages it reports as sent, to the
@@ -95,7 +104,10 @@ var errNilContext = errors.New("batchconn: nil Context")
 // ([Conn.SetBlocking](false), or unix.MSG_DONTWAIT in flags for one call) it
 // never waits and returns [ErrWouldBlock] if nothing could be sent.
 //
-// flags are passed to the kernel as given (MSG_CONFIRM, MSG_DONTROUTE, ...).
+// flags are passed to the kernel as given (MSG_CONFIRM, MSG_DONTROUTE, ...);
+// a call with flags other than MSG_DONTWAIT, MSG_NOSIGNAL, MSG_CONFIRM and
+// MSG_DONTROUTE is not coalesced into GSO sends, since such flags may
+// change how the kernel forms datagrams (MSG_MORE corks them into one).
 // Errors are *net.OpError values with Op "write"; kernel errors keep their
 // *os.SyscallError and errno, so errors.Is(err, syscall.EMSGSIZE) works.
 //
@@ -143,28 +155,6 @@ func msgLen(m *Message) int {
 	return n
 }
 
-// gather returns m's datagram as one buffer, for the paths that send one
-// buffer per message. It copies into *scratch only when m has several
-// non-empty parts.
-func gather(scratch *[]byte, m *Message) []byte {
-	var one []byte
-	parts := 0
-	for _, b := range m.Buffers {
-		if len(b) > 0 {
-			one = b
-			parts++
-		}
-	}
-	if parts <= 1 {
-		return one
-	}
-	*scratch = (*scratch)[:0]
-	for _, b := range m.Buffers {
-		*scratch = append(*scratch, b...)
-	}
-	return *scratch
-}
-
 // A plan says how messages map onto the datagram headers handed to the kernel.
 // Each header carries one message, or a GSO run of 2 or more messages.
 type planner struct {
@@ -173,11 +163,14 @@ type planner struct {
 	peer4      bool // the connected peer, if any, is IPv4 (or IPv4-mapped)
 	maxSegs    int  // segments per GSO run
 	plainUntil int  // messages before this index are not coalesced (fallback)
+
+	dests *gsoDests // destinations that get no GSO runs; nil: none
 }
 
 // runLen returns how many messages, starting at msgs[i], go out as one header:
 // 1 for a plain message, 2 or more for a GSO run. A run is consecutive messages
-// with the same Addr and byte-identical OOB without a caller UDP_SEGMENT, all of
+// with the same Addr (one that gsoDests has not turned off) and byte-identical
+// OOB without a caller UDP_SEGMENT, all of
 // the first one's length except a shorter (non-empty) last one, which ends the
 // run; it stays within the segment, payload and iovec limits.
 func (p *planner) runLen(msgs []Message, i int) (count, seg int) {
@@ -186,7 +179,7 @@ func (p *planner) runLen(msgs []Message, i int) (count, seg int) {
 	}
 	first := &msgs[i]
 	seg = msgLen(first)
-	if seg == 0 {
+	if seg == 0 || p.dests.off(first.Addr) {
 		return 1, 0
 	}
 	limit := maxPayload6
@@ -249,33 +242,107 @@ const cmsgHdrLen = cmsgAlign + 4 + 4
 
 func cmsgAlignUp(n int) int { return (n + cmsgAlign - 1) &^ (cmsgAlign - 1) }
 
-// findCmsg walks oob as the kernel does and reports whether it holds a control
-// message of the given level and type, and whether oob is well formed.
-// Malformed control data is never coalesced: it is passed to the kernel as
-// given, which rejects it for that message alone.
+// A cmsgLayout is the platform's struct cmsghdr: a length field (size_t on
+// Linux and Windows, socklen_t on the BSDs, macOS and Solaris), an int level
+// and an int type, each message padded to the alignment.
+type cmsgLayout struct {
+	lenSize int // size of cmsg_len: 4 or 8
+	hdrLen  int // sizeof(struct cmsghdr): the least a cmsg_len may say
+	align   int // CMSG_ALIGN's unit
+}
+
+// linuxCmsg is Linux's layout, which the planner and GSO use.
+var linuxCmsg = cmsgLayout{lenSize: cmsgAlign, hdrLen: cmsgHdrLen, align: cmsgAlign}
+
+// cmsgAt reads the control message at oob[off:], which is not empty, as
+// the kernel's CMSG_FIRSTHDR/CMSG_NXTHDR walk with CMSG_OK does: it returns
+// its level, type and where the next one starts, or why oob is malformed
+// there. Linux refuses a cmsg_len shorter than the header or past the end
+// (EINVAL) but silently ignores fewer bytes than a header at the start or
+// after the last message (alignment padding ends at or past the end and is
+// not a leftover); batchconn refuses all of these (C10).
+func (l cmsgLayout) cmsgAt(oob []byte, off int) (level, typ int32, next int, bad *msgError) {
+	h := oob[off:]
+	if len(h) < l.hdrLen {
+		if off == 0 {
+			return 0, 0, 0, errOOBShort
+		}
+		return 0, 0, 0, errOOBLeftover
+	}
+	var n uint64
+	if l.lenSize == 8 {
+		n = binary.NativeEndian.Uint64(h)
+	} else {
+		n = uint64(binary.NativeEndian.Uint32(h))
+	}
+	if n < uint64(l.hdrLen) || n > uint64(len(h)) {
+		return 0, 0, 0, errOOBLen
+	}
+	level = int32(binary.NativeEndian.Uint32(h[l.lenSize:]))
+	typ = int32(binary.NativeEndian.Uint32(h[l.lenSize+4:]))
+	next = off + ((int(n) + l.align - 1) &^ (l.align - 1))
+	return level, typ, next, nil
+}
+
+// checkOOB returns why oob, in layout l, is malformed, or nil.
+func checkOOB(oob []byte, l cmsgLayout) error {
+	for off := 0; off < len(oob); {
+		_, _, next, bad := l.cmsgAt(oob, off)
+		if bad != nil {
+			return bad
+		}
+		off = next
+	}
+	return nil
+}
+
+// findCmsg walks oob as the Linux kernel does and reports whether it holds a
+// control message of the given level and type, and whether oob is well
+// formed. Malformed control data is refused before it gets here (checkMsg);
+// the planner still never coalesces it.
 func findCmsg(oob []byte, level, typ int32) (found, ok bool) {
 	for off := 0; off < len(oob); {
-		if len(oob)-off < cmsgHdrLen {
+		lv, ty, next, bad := linuxCmsg.cmsgAt(oob, off)
+		if bad != nil {
 			return found, false
 		}
-		h := oob[off:]
-		var l int
-		if cmsgAlign == 8 {
-			l = int(binary.NativeEndian.Uint64(h))
-		} else {
-			l = int(binary.NativeEndian.Uint32(h))
-		}
-		if l < cmsgHdrLen || l > len(h) {
-			return found, false
-		}
-		lv := int32(binary.NativeEndian.Uint32(h[cmsgAlign:]))
-		ty := int32(binary.NativeEndian.Uint32(h[cmsgAlign+4:]))
 		if lv == level && ty == typ {
 			found = true
 		}
-		off += cmsgAlignUp(l)
+		off = next
 	}
 	return found, true
+}
+
+// A msgError explains why a message cannot be sent as it is. It unwraps to
+// the errno the kernel gives (or would give) for it.
+type msgError struct {
+	reason string
+	errno  syscall.Errno
+}
+
+func (e *msgError) Error() string { return "batchconn: " + e.reason }
+func (e *msgError) Unwrap() error { return e.errno }
+
+var (
+	errOOBShort    = &msgError{"malformed OOB: shorter than one control message header", syscall.EINVAL}
+	errOOBLeftover = &msgError{"malformed OOB: bytes left over after the last control message", syscall.EINVAL}
+	errOOBLen      = &msgError{"malformed OOB: a cmsg_len shorter than its header or past the end of the control data", syscall.EINVAL}
+	errTooManyBufs = &msgError{"more than 1024 buffers (UIO_MAXIOV) in one message", syscall.EMSGSIZE}
+)
+
+// checkMsg refuses, before any system call, what the kernel would refuse
+// or silently misread: more than UIO_MAXIOV buffers (EMSGSIZE, however the
+// buffers lie in memory) and malformed control data (EINVAL, C10). l is the
+// platform's cmsg layout.
+func checkMsg(m *Message, l cmsgLayout) error {
+	if len(m.Buffers) > maxIovecs {
+		return errTooManyBufs
+	}
+	if len(m.OOB) > 0 {
+		return checkOOB(m.OOB, l)
+	}
+	return nil
 }
 
 // A destError explains why a message's Addr cannot be a destination on this
@@ -294,8 +361,9 @@ func (e *destError) Unwrap() error { return e.errno }
 
 // checkDest validates a message's destination for a socket of the given
 // family, and returns the address to write into the sockaddr (IPv4 or
-// IPv4-mapped IPv6 to match the socket) and the IPv6 scope id.
-func checkDest(a netip.AddrPort, sock4, v6only bool) (netip.Addr, uint32, error) {
+// IPv4-mapped IPv6 to match the socket) and the IPv6 scope id, resolving a
+// named zone through zones.
+func checkDest(a netip.AddrPort, sock4, v6only bool, zones *zoneCache) (netip.Addr, uint32, error) {
 	ip := a.Addr()
 	switch {
 	case !ip.IsValid():
@@ -317,12 +385,167 @@ func checkDest(a netip.AddrPort, sock4, v6only bool) (netip.Addr, uint32, error)
 	if zone == "" {
 		return ip, 0, nil
 	}
-	if id, err := strconv.ParseUint(zone, 10, 32); err == nil {
-		return ip, uint32(id), nil
+	if id, ok := numericZone(zone); ok {
+		return ip, id, nil
 	}
-	ifi, err := net.InterfaceByName(zone)
-	if err != nil {
+	id, ok := zones.index(zone)
+	if !ok {
 		return ip, 0, &destError{"unknown IPv6 zone", a, syscall.EINVAL}
 	}
-	return ip, uint32(ifi.Index), nil
+	return ip, id, nil
+}
+
+// numericZone parses a zone that is an interface index. Unlike
+// strconv.ParseUint it allocates nothing for a name (no *NumError).
+func numericZone(zone string) (uint32, bool) {
+	var id uint64
+	for i := 0; i < len(zone); i++ {
+		d := zone[i]
+		if d < '0' || d > '9' {
+			return 0, false
+		}
+		if id = id*10 + uint64(d-'0'); id > 1<<32-1 {
+			return 0, false
+		}
+	}
+	return uint32(id), zone != ""
+}
+
+// A zoneCache maps IPv6 zone names (interface names, as in fe80::1%eth0) to
+// interface indexes, so that a named zone costs a full interface lookup
+// (net.InterfaceByName: a netlink dump, dozens of allocations) only on a
+// miss. It holds up to zoneSlots names, replacing them in turn; a name
+// it does not hold is looked up again, so an interface renamed or created
+// since is found, and forget drops a name whose send failed, so that one
+// re-created under the same name is found on the retry. Only the holder of
+// the write gate uses it.
+type zoneCache struct {
+	e [zoneSlots]struct {
+		name  string
+		index uint32
+	}
+	n, next int
+}
+
+// zoneSlots bounds the cache: a host has few interfaces with link-local
+// peers, and a lookup past the bound costs time, not correctness.
+const zoneSlots = 16
+
+// interfaceIndex resolves an interface name; tests count its calls.
+var interfaceIndex = func(name string) (int, error) {
+	ifi, err := net.InterfaceByName(name)
+	if err != nil {
+		return 0, err
+	}
+	return ifi.Index, nil
+}
+
+func (z *zoneCache) index(name string) (uint32, bool) {
+	for i := range z.n {
+		if z.e[i].name == name {
+			return z.e[i].index, true
+		}
+	}
+	id, err := interfaceIndex(name)
+	if err != nil || id <= 0 || uint64(id) > 1<<32-1 {
+		return 0, false
+	}
+	k := z.n
+	if k == zoneSlots {
+		k = z.next
+		z.next = (z.next + 1) % zoneSlots
+	} else {
+		z.n++
+	}
+	z.e[k].name, z.e[k].index = name, uint32(id)
+	return uint32(id), true
+}
+
+// forget drops the zone of a (if named) after a send to a failed: the
+// interface may be gone, or re-created with another index.
+func (z *zoneCache) forget(a netip.AddrPort) {
+	name := a.Addr().Zone()
+	if name == "" || z.n == 0 {
+		return
+	}
+	for i := range z.n {
+		if z.e[i].name == name {
+			z.n--
+			z.e[i] = z.e[z.n]
+			z.e[z.n].name = ""
+			z.next = 0
+			return
+		}
+	}
+}
+
+// A gsoDests remembers destinations whose GSO sends the kernel keeps
+// refusing with EINVAL or EMSGSIZE (a path whose MTU is smaller than the
+// segments, say), so that those stop getting GSO runs while every other
+// destination keeps them (C14). A destination is off after
+// maxDestGSOFailures refusals in a row; a GSO send it accepts clears its
+// count. The table holds gsoDestSlots destinations, replacing them in turn
+// when full: a destination that falls out is offered GSO again and
+// costs at most maxDestGSOFailures more refused sends, each resent plain at
+// once, so a flood of failing destinations costs system calls, never
+// datagrams, and never GSO for the others. Only the holder of the write gate
+// uses it.
+type gsoDests struct {
+	e [gsoDestSlots]struct {
+		addr  netip.AddrPort
+		fails int
+	}
+	n, next int
+}
+
+const (
+	gsoDestSlots       = 64
+	maxDestGSOFailures = 4
+)
+
+func (d *gsoDests) find(a netip.AddrPort) int {
+	for i := range d.n {
+		if d.e[i].addr == a {
+			return i
+		}
+	}
+	return -1
+}
+
+// off reports whether a gets no more GSO runs.
+func (d *gsoDests) off(a netip.AddrPort) bool {
+	if d == nil || d.n == 0 {
+		return false
+	}
+	i := d.find(a)
+	return i >= 0 && d.e[i].fails >= maxDestGSOFailures
+}
+
+// failed counts a GSO send to a that the kernel refused.
+func (d *gsoDests) failed(a netip.AddrPort) {
+	i := d.find(a)
+	if i < 0 {
+		if d.n < gsoDestSlots {
+			i = d.n
+			d.n++
+		} else {
+			i = d.next
+			d.next = (d.next + 1) % gsoDestSlots
+		}
+		d.e[i].addr, d.e[i].fails = a, 0
+	}
+	d.e[i].fails++
+}
+
+// accepted clears a's count after the kernel accepted a GSO send to it.
+func (d *gsoDests) accepted(a netip.AddrPort) {
+	if d.n == 0 {
+		return
+	}
+	if i := d.find(a); i >= 0 {
+		d.n--
+		d.e[i] = d.e[d.n]
+		d.e[d.n].addr = netip.AddrPort{}
+		d.next = 0
+	}
 }

@@ -1,0 +1,251 @@
+package batchconn
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"syscall"
+	"testing"
+)
+
+// The checks WriteMessages makes before any system call, the zone cache and
+// the per-destination GSO table are portable, so they are tested here on
+// every platform; contract tests check them end to end on a real kernel.
+
+// bsdCmsg is the BSD and macOS layout: a socklen_t length, 12 bytes of
+// header; FreeBSD on 64-bit ports aligns to 8, macOS to 4.
+var (
+	bsdCmsg    = cmsgLayout{lenSize: 4, hdrLen: 12, align: 4}
+	bsd64Cmsg  = cmsgLayout{lenSize: 4, hdrLen: 12, align: 8}
+	layoutName = map[cmsgLayout]string{linuxCmsg: "Linux", bsdCmsg: "macOS", bsd64Cmsg: "FreeBSD/amd64"}
+)
+
+// cmsgIn lays out one control message in l with data bytes of payload,
+// padded to the alignment unless unpadded.
+func cmsgIn(l cmsgLayout, level, typ int32, data int, unpadded bool) []byte {
+	n := l.hdrLen + data
+	size := (n + l.align - 1) &^ (l.align - 1)
+	if unpadded {
+		size = n
+	}
+	b := make([]byte, size)
+	if l.lenSize == 8 {
+		binary.NativeEndian.PutUint64(b, uint64(n))
+	} else {
+		binary.NativeEndian.PutUint32(b, uint32(n))
+	}
+	binary.NativeEndian.PutUint32(b[l.lenSize:], uint32(level))
+	binary.NativeEndian.PutUint32(b[l.lenSize+4:], uint32(typ))
+	return b
+}
+
+func withCmsgLen(l cmsgLayout, b []byte, n uint64) []byte {
+	b = append([]byte(nil), b...)
+	if l.lenSize == 8 {
+		binary.NativeEndian.PutUint64(b, n)
+	} else {
+		binary.NativeEndian.PutUint32(b, uint32(n))
+	}
+	return b
+}
+
+func TestContractC10CheckOOB(t *testing.T) {
+	for l, name := range layoutName {
+		one := cmsgIn(l, 0, 1, 1, false)
+		two := cmsgIn(l, 41, 67, 4, false)
+		tests := []struct {
+			name string
+			oob  []byte
+			want error
+		}{
+			{"no control data is well formed", nil, nil},
+			{"one padded message is well formed", one, nil},
+			{"a last message without its padding is well formed", cmsgIn(l, 0, 1, 1, true), nil},
+			{"two messages are well formed", append(one, two...), nil},
+			{"a header without data is well formed", cmsgIn(l, 0, 1, 0, false), nil},
+			{"one byte is shorter than a header", []byte{1}, errOOBShort},
+			{"a header less one byte is shorter than a header", make([]byte, l.hdrLen-1), errOOBShort},
+			{"one byte after a message is left over", append(one, 0), errOOBLeftover},
+			{"a header less one byte after a message is left over", append(one, make([]byte, l.hdrLen-1)...), errOOBLeftover},
+			{"a cmsg_len of 0 is refused", withCmsgLen(l, one, 0), errOOBLen},
+			{"a cmsg_len shorter than the header is refused", withCmsgLen(l, one, uint64(l.hdrLen-1)), errOOBLen},
+			{"a cmsg_len past the end is refused", withCmsgLen(l, one, uint64(len(one)+1)), errOOBLen},
+			{"a huge cmsg_len is refused", withCmsgLen(l, one, 1<<31+5), errOOBLen},
+			{"a bad second message is refused", append(append([]byte(nil), one...), withCmsgLen(l, two, 3)...), errOOBLen},
+		}
+		for _, tt := range tests {
+			t.Run(name+"/"+tt.name, func(t *testing.T) {
+				err := checkOOB(tt.oob, l)
+				if err != tt.want {
+					t.Fatalf("checkOOB(% x) = %v, want %v", tt.oob, err, tt.want)
+				}
+				if err != nil && !errors.Is(err, syscall.EINVAL) {
+					t.Errorf("checkOOB error %v does not unwrap to EINVAL", err)
+				}
+				m := Message{OOB: tt.oob}
+				if got := checkMsg(&m, l); got != err {
+					t.Errorf("checkMsg = %v, want %v", got, err)
+				}
+			})
+		}
+	}
+}
+
+func TestCheckMsgBufferLimit(t *testing.T) {
+	slab := make([]byte, 4*maxIovecs)
+	bufs := func(n int, adjacent, empty bool) [][]byte {
+		var b [][]byte
+		for i := range n {
+			switch {
+			case empty:
+				b = append(b, nil)
+			case adjacent:
+				b = append(b, slab[i:i+1])
+			default:
+				b = append(b, slab[2*i:2*i+1])
+			}
+		}
+		return b
+	}
+	for _, n := range []int{maxIovecs, maxIovecs + 1, 5000} {
+		for _, kind := range []struct {
+			name            string
+			adjacent, empty bool
+		}{{"scattered", false, false}, {"adjacent", true, false}, {"empty", false, true}} {
+			if n > maxIovecs+1 && !kind.empty {
+				continue
+			}
+			t.Run(fmt.Sprintf("%d %s buffers", n, kind.name), func(t *testing.T) {
+				m := Message{Buffers: bufs(n, kind.adjacent, kind.empty)}
+				err := checkMsg(&m, linuxCmsg)
+				if n <= maxIovecs && err != nil {
+					t.Fatalf("checkMsg = %v, want nil", err)
+				}
+				if n > maxIovecs && !errors.Is(err, syscall.EMSGSIZE) {
+					t.Fatalf("checkMsg = %v, want EMSGSIZE", err)
+				}
+			})
+		}
+	}
+}
+
+// fakeInterfaces replaces interfaceIndex with a table, counting lookups.
+func fakeInterfaces(t *testing.T, ifs map[string]int) *int {
+	t.Helper()
+	real := interfaceIndex
+	t.Cleanup(func() { interfaceIndex = real })
+	lookups := new(int)
+	interfaceIndex = func(name string) (int, error) {
+		*lookups++
+		if id, ok := ifs[name]; ok {
+			return id, nil
+		}
+		return 0, errors.New("no such interface")
+	}
+	return lookups
+}
+
+func zoned(zone string) netip.AddrPort {
+	return netip.AddrPortFrom(netip.MustParseAddr("fe80::1").WithZone(zone), 443)
+}
+
+func TestContractC13ZoneCache(t *testing.T) {
+	ifs := map[string]int{"eth0": 2, "wlan0": 3}
+	lookups := fakeInterfaces(t, ifs)
+	var z zoneCache
+	check := func(zone string, wantID uint32, wantErr bool, wantLookups int) {
+		t.Helper()
+		_, id, err := checkDest(zoned(zone), false, false, &z)
+		if (err != nil) != wantErr || id != wantID || *lookups != wantLookups {
+			t.Fatalf("checkDest(%%%s) = %d, %v after %d lookups; want %d, error %v, after %d", zone, id, err, *lookups, wantID, wantErr, wantLookups)
+		}
+		if err != nil && !errors.Is(err, syscall.EINVAL) {
+			t.Fatalf("checkDest error %v does not unwrap to EINVAL", err)
+		}
+	}
+	check("eth0", 2, false, 1)
+	check("eth0", 2, false, 1) // a hit costs no lookup
+	check("wlan0", 3, false, 2)
+	check("7", 7, false, 2)     // numeric zones are never looked up
+	check("nope", 0, true, 3)   // an unknown name is an error...
+	check("nope", 0, true, 4)   // ...and not cached
+	ifs["nope"] = 9             // created since
+	check("nope", 9, false, 5)  // is found
+	ifs["eth0"] = 12            // re-created with another index
+	check("eth0", 2, false, 5)  // the cache still holds the old one...
+	z.forget(zoned("eth0"))     // until a send to it fails
+	check("eth0", 12, false, 6) // then the retry finds it
+	z.forget(zoned("wlan1"))    // forgetting what is not held is harmless
+	z.forget(netip.AddrPort{})  // and so is an address without a zone
+	check("wlan0", 3, false, 6)
+
+	// The cache is bounded: past zoneSlots names, old ones are replaced
+	// and looked up again.
+	for i := range 3 * zoneSlots {
+		name := fmt.Sprintf("if%d", i)
+		ifs[name] = 100 + i
+		check(name, uint32(100+i), false, 7+i)
+	}
+	if z.n != zoneSlots {
+		t.Fatalf("the cache holds %d names, want the bound %d", z.n, zoneSlots)
+	}
+	n := *lookups
+	check("eth0", 12, false, n+1)
+	check(fmt.Sprintf("if%d", 3*zoneSlots-1), uint32(100+3*zoneSlots-1), false, n+1)
+}
+
+func TestContractC14GSODests(t *testing.T) {
+	var d gsoDests
+	a := netip.MustParseAddrPort("192.0.2.1:443")
+	b := netip.MustParseAddrPort("192.0.2.2:443")
+	for i := range maxDestGSOFailures - 1 {
+		d.failed(a)
+		if d.off(a) {
+			t.Fatalf("off after %d failures, want on until %d", i+1, maxDestGSOFailures)
+		}
+	}
+	d.accepted(a)
+	for range maxDestGSOFailures - 1 {
+		d.failed(a)
+	}
+	if d.off(a) {
+		t.Fatal("an accepted GSO send did not restart the count")
+	}
+	d.failed(a)
+	if !d.off(a) || d.off(b) {
+		t.Fatalf("after %d failures in a row: off(a) %v, off(b) %v; want true, false", maxDestGSOFailures, d.off(a), d.off(b))
+	}
+
+	// The planner gives a no runs, b keeps them.
+	p := planner{gso: true, sock4: true, maxSegs: maxGSOSegments, dests: &d}
+	msgs := append(msgsOf(a, nil, 1200, 1200, 1200), msgsOf(b, nil, 1200, 1200, 1200)...)
+	if n, _ := p.runLen(msgs, 0); n != 1 {
+		t.Errorf("runLen to the turned-off destination = %d, want 1", n)
+	}
+	if n, _ := p.runLen(msgs, 3); n != 3 {
+		t.Errorf("runLen to another destination = %d, want 3", n)
+	}
+
+	// The table is bounded: failing destinations beyond gsoDestSlots replace
+	// earlier ones, which get GSO runs again.
+	for i := range 2 * gsoDestSlots {
+		x := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 51, byte(i >> 8), byte(i)}), 443)
+		for range maxDestGSOFailures {
+			d.failed(x)
+		}
+		if !d.off(x) {
+			t.Fatalf("destination %v is not off after %d failures", x, maxDestGSOFailures)
+		}
+	}
+	if d.n != gsoDestSlots {
+		t.Fatalf("the table holds %d destinations, want the bound %d", d.n, gsoDestSlots)
+	}
+	if d.off(a) {
+		t.Error("the first destination was never replaced")
+	}
+	var nilTable *gsoDests
+	if nilTable.off(a) {
+		t.Error("a nil table turns destinations off")
+	}
+}
