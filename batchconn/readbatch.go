@@ -290,13 +290,18 @@ const (
 
 // GRO's receive buffers. A slot must hold the largest buffer the kernel may
 // coalesce (64 KiB, at most UDP_GRO_CNT_MAX = 64 datagrams), or the kernel
-// truncates it. 8 slots (512 KiB per Conn, allocated at the first read with
-// GRO on) hold up to 512 datagrams of GSO-sent traffic per system call, and
-// 8 plain ones: benchmarks show plain traffic gains little from more.
+// truncates it. A Conn starts with 8 slots (512 KiB, allocated at its first
+// read with GRO on): enough for up to 512 datagrams of GSO-sent traffic per
+// system call. Plain datagrams take a slot each, so when they fill every
+// slot of a call that had messages to spare, the slots double, up to 64
+// (4 MiB, the most a Conn ever holds): then plain traffic costs about as
+// many system calls as with GRO off. Slots are written only as far as
+// datagrams fill them.
 const (
-	groSlot  = 64 << 10
-	groCtrl  = 256 // control room per slot: UDP_GRO, TOS/TCLASS, PKTINFO, timestamps
-	groSlots = 8
+	groSlot     = 64 << 10
+	groCtrl     = 256 // control room per slot: UDP_GRO, TOS/TCLASS, PKTINFO, timestamps
+	groSlots    = 8
+	groMaxSlots = 64
 )
 
 // A groBuf is one buffer the kernel filled: one datagram, or with seg > 0 a
