@@ -33,7 +33,9 @@ import (
 // [ErrWouldBlock] if nothing was queued. Reads are served one at a time;
 // they never delay writes.
 //
-// flags are passed to the kernel as given (MSG_TRUNC, MSG_PEEK, ...). Errors
+// flags are passed to the kernel as given (MSG_TRUNC, MSG_PEEK, ...); with
+// MSG_PEEK the call returns the first datagram only, and leaves it queued.
+// Errors
 // are *net.OpError values with Op "read"; kernel errors keep their
 // *os.SyscallError and errno, so errors.Is(err, syscall.ECONNREFUSED) works on
 // a connected socket whose peer refused an earlier datagram.
@@ -56,6 +58,11 @@ func (c *Conn) ReadMessages(ctx context.Context, msgs []Message, flags int) (int
 	}
 	if len(msgs) > MaxMessages {
 		msgs = msgs[:MaxMessages]
+	}
+	if flags&msgPeek != 0 {
+		// recvmmsg would peek at the same first datagram for every
+		// message; one is all a peek can see.
+		msgs = msgs[:1]
 	}
 	wait := c.blocking.Load() && flags&msgDontwait == 0
 	if err := c.rlock(ctx, wait); err != nil {
@@ -286,6 +293,7 @@ const (
 	groIntLen = 4    // sizeof(int)
 	msgTrunc  = 0x20 // MSG_TRUNC
 	msgCtrunc = 0x8  // MSG_CTRUNC
+	msgPeek   = 0x2  // MSG_PEEK (the same on the BSDs, macOS and Windows)
 )
 
 // GRO's receive buffers. A slot must hold the largest buffer the kernel may
