@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/batchconn/batchconn/batchconn"
+	"github.com/batchconn/batchconn/internal/testnet"
 )
 
 // A readStep is one read of a plan: a ReadMessages call of batch messages,
@@ -358,5 +359,53 @@ func TestPeekLeavesDatagramsQueued(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestContractR6GROTransparencyOverVeth repeats the transparency check across
+// a veth link between two network namespaces, where the datagrams really
+// cross a device, with TOS changing between GSO sends.
+func TestContractR6GROTransparencyOverVeth(t *testing.T) {
+	p := testnet.NewPair(t, testnet.LinkConfig{})
+	wrap := func(uc *net.UDPConn, gro bool) *batchconn.Conn {
+		c, err := batchconn.New(uc, batchconn.WithGRO(gro))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	on, off := wrap(p.B.ListenUDP(t, "udp4", 0), true), wrap(p.B.ListenUDP(t, "udp4", 0), false)
+	if !on.GROEnabled() {
+		t.Skipf("no UDP GRO: %s", on.Stats().GROOff)
+	}
+	setRecvTOS(t, on)
+	setRecvTOS(t, off)
+	tx := wrap(p.A.ListenUDP(t, "udp4", 0), false)
+	total := 0
+	for _, turn := range []struct {
+		count, size int
+		tos         byte
+	}{{14, 1400, 0}, {14, 1400, 0x28}, {20, 1000, 0x01}, {1, 50, 0}, {30, 1200, 0x02}} {
+		for _, dst := range []*batchconn.Conn{on, off} {
+			msgs := withTOS(messages(addrOf(dst), turn.count, turn.size), turn.tos)
+			for i := range msgs {
+				msgs[i].Buffers[0] = payload(total+i, turn.size)
+			}
+			sendFrom(t, tx, msgs)
+		}
+		total += turn.count
+	}
+	shape := readShape{bufs: []int{1500}, oob: 64}
+	steps := []readStep{{batch: 5}, {batch: 0}, {batch: 64}}
+	gotOn := readPlan(t, on, total, shape, steps)
+	gotOff := readPlan(t, off, total, shape, steps)
+	for i := range gotOff {
+		if !reflect.DeepEqual(gotOn[i], gotOff[i]) {
+			t.Fatalf("datagram %d of %d differs:\nGRO on:  %s\nGRO off: %s", i, total, describe(gotOn[i]), describe(gotOff[i]))
+		}
+	}
+	if s := on.Stats(); tx.GSOEnabled() && s.GROBuffers == 0 {
+		t.Errorf("no coalesced buffer met over veth: the test did not exercise GRO (Stats %+v)", s)
 	}
 }
