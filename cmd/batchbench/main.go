@@ -27,12 +27,13 @@
 //	-batch N       datagrams per batch (default 64; at most 1024, Linux's UIO_MAXIOV)
 //	-dests N       destinations; each batch is split into runs of batch/N datagrams per
 //	               destination, so batches mix destinations (default 1)
-//	-duration D    how long each mode sends in each round (default 150ms)
+//	-duration D    how long each mode sends in each round (default 150ms, at least 10ms)
 //	-count N       rounds (default 15: about 2 s per mode, under 20 s in all); many short
 //	               rounds cancel a shared machine's drift better than a few long ones
 //	-modes LIST    comma-separated modes to run (default all)
 //	-ipv6          use ::1 (or IPv6 on the veth pair) instead of IPv4
-//	-json          print the results as JSON
+//	-json          print the results as JSON (same as -format json; with any other
+//	               -format it is an error)
 //	-format F      table (default), json, or gobench (lines benchstat reads)
 //	-netns         measure between two network namespaces joined by a veth pair
 //	               (1500-byte MTU, the peer's real receive path); needs root
@@ -74,6 +75,10 @@ const (
 	maxPayload6 = 65535 - 8      // 65527: IPv6 payload length minus the UDP header
 	maxBatch    = 1024           // UIO_MAXIOV: sendmmsg clamps its vector to this
 	maxCount    = 1000
+	// minDuration is the shortest -duration: below about 10ms a round is a
+	// handful of batches, so the clock's resolution, one scheduler tick and
+	// the first batch's cache misses are the measurement, not the mode.
+	minDuration = 10 * time.Millisecond
 )
 
 // config is what the flags ask for.
@@ -150,15 +155,17 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return cfg, usagef("-dests %d: need at least 1 destination", cfg.dests)
 	case cfg.dests > cfg.batch:
 		return cfg, usagef("-dests %d: more destinations than datagrams per batch (%d)", cfg.dests, cfg.batch)
-	case cfg.duration <= 0:
-		return cfg, usagef("-duration %v: must be positive", cfg.duration)
+	case cfg.duration < minDuration:
+		return cfg, usagef("-duration %v: at least %v per mode per round (shorter rounds measure the clock, not the mode)", cfg.duration, minDuration)
 	case cfg.count < 1 || cfg.count > maxCount:
 		return cfg, usagef("-count %d: must be between 1 and %d", cfg.count, maxCount)
 	}
 
 	if *asJSON {
-		if cfg.format != "table" && cfg.format != "json" {
-			return cfg, usagef("-json and -format %s contradict each other", cfg.format)
+		// -json is shorthand for -format json; an explicit -format that says
+		// otherwise (even "table") is a contradiction, not something to guess.
+		if set(fs, "format") && cfg.format != "json" {
+			return cfg, usagef("-json and -format %s contradict each other (-json means -format json)", cfg.format)
 		}
 		cfg.format = "json"
 	}
@@ -173,6 +180,13 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return cfg, err
 	}
 	return cfg, nil
+}
+
+// set reports whether the flag name was given on the command line.
+func set(fs *flag.FlagSet, name string) bool {
+	found := false
+	fs.Visit(func(f *flag.Flag) { found = found || f.Name == name })
+	return found
 }
 
 // parseModes turns "all" or a comma-separated list into modes in table order.

@@ -42,7 +42,10 @@ func TestParseFlags(t *testing.T) {
 		{name: "batch over 1024 is refused", args: []string{"-batch", "1025"}, wantErr: "1024"},
 		{name: "batch 1024 is allowed", args: []string{"-batch", "1024"}},
 		{name: "negative duration is refused", args: []string{"-duration", "-1s"}, wantErr: "-duration -1s"},
-		{name: "zero duration is refused", args: []string{"-duration", "0"}, wantErr: "must be positive"},
+		{name: "zero duration is refused", args: []string{"-duration", "0"}, wantErr: "at least 10ms"},
+		{name: "a 1ns duration is refused", args: []string{"-duration", "1ns"}, wantErr: "-duration 1ns: at least 10ms"},
+		{name: "a duration just under the minimum is refused", args: []string{"-duration", "9ms"}, wantErr: "at least 10ms"},
+		{name: "the minimum duration is allowed", args: []string{"-duration", "10ms"}},
 		{name: "count 0 is refused", args: []string{"-count", "0"}, wantErr: "-count 0"},
 		{name: "dests 0 is refused", args: []string{"-dests", "0"}, wantErr: "-dests 0"},
 		{name: "more dests than batch is refused", args: []string{"-batch", "4", "-dests", "5"}, wantErr: "more destinations"},
@@ -62,6 +65,12 @@ func TestParseFlags(t *testing.T) {
 		{name: "gobench format is accepted", args: []string{"-format", "gobench"}},
 		{name: "an unknown format is refused", args: []string{"-format", "csv"}, wantErr: `-format "csv"`},
 		{name: "json with gobench contradict", args: []string{"-json", "-format", "gobench"}, wantErr: "contradict"},
+		{name: "json with an explicit table format contradict", args: []string{"-json", "-format", "table"}, wantErr: "-json and -format table contradict"},
+		{name: "json with an explicit json format agree", args: []string{"-format", "json", "-json"}, check: func(t *testing.T, c config) {
+			if c.format != "json" {
+				t.Errorf("format = %q", c.format)
+			}
+		}},
 		{name: "an unknown flag is refused", args: []string{"-sizes", "3"}, wantErr: "sizes"},
 		{name: "a non-number is refused", args: []string{"-batch", "many"}, wantErr: "batch"},
 		{name: "a positional argument is refused", args: []string{"extra"}, wantErr: `unexpected argument "extra"`},
@@ -94,6 +103,7 @@ func TestParseFlags(t *testing.T) {
 func TestBadFlagsExitWithStatus2AndAMessage(t *testing.T) {
 	for _, args := range [][]string{
 		{"-size", "0"}, {"-size", "70000"}, {"-batch", "2000"}, {"-duration", "-3s"}, {"-nope"}, {"-count", "x"},
+		{"-duration", "1ns"}, {"-json", "-format", "table"},
 	} {
 		var stdout, stderr bytes.Buffer
 		if code := batchbench(args, &stdout, &stderr); code != 2 {
