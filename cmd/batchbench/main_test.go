@@ -267,3 +267,31 @@ func TestTableIsAligned(t *testing.T) {
 		t.Errorf("table does not mark the winner:\n%s", buf.String())
 	}
 }
+
+func TestGSOSegmentMustFitTheMTU(t *testing.T) {
+	tests := []struct {
+		size, mtu int
+		v6        bool
+		largest   int // 0: fits
+	}{
+		{size: 1472, mtu: 1500},
+		{size: 1473, mtu: 1500, largest: 1472},
+		{size: 9000, mtu: 1500, largest: 1472},
+		{size: 1452, mtu: 1500, v6: true},
+		{size: 1453, mtu: 1500, v6: true, largest: 1452},
+		{size: 9000, mtu: 65536},
+	}
+	for _, tt := range tests {
+		err := segmentFits(tt.size, tt.mtu, tt.v6)
+		if tt.largest == 0 {
+			if err != nil {
+				t.Errorf("segmentFits(%d, %d, v6=%v) = %v, want nil", tt.size, tt.mtu, tt.v6, err)
+			}
+			continue
+		}
+		e, ok := errors.AsType[*segmentTooBigError](err)
+		if !ok || e.largest != tt.largest {
+			t.Errorf("segmentFits(%d, %d, v6=%v) = %v, want the largest size %d", tt.size, tt.mtu, tt.v6, err, tt.largest)
+		}
+	}
+}

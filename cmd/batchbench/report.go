@@ -32,6 +32,7 @@ type sample struct {
 	// SetupMallocs are the allocations of the first, unmeasured batch on the
 	// fresh socket: one-time set-up, not steady-state cost.
 	SetupMallocs uint64  `json:"setup_mallocs"`
+	WarmupSent   uint64  `json:"warmup_batches"` // unmeasured batches before the round (1)
 	SentPerSec   float64 `json:"sent_per_sec"`
 }
 
@@ -126,9 +127,12 @@ type report struct {
 		MTU        int    `json:"mtu,omitempty"`
 	} `json:"env"`
 	GSO struct {
-		Available bool   `json:"available"` // the kernel takes UDP_SEGMENT sends on this path
-		Used      bool   `json:"used"`      // batchconn-gso made GSO sends
-		Why       string `json:"why,omitempty"`
+		Available bool `json:"available"` // the kernel takes UDP_SEGMENT sends on this path
+		Used      bool `json:"used"`      // batchconn-gso made GSO sends
+		// SegmentTooBig: the path takes GSO, but not segments of -size bytes
+		// (each must fit the path MTU); Available is then false.
+		SegmentTooBig bool   `json:"segment_exceeds_mtu,omitempty"`
+		Why           string `json:"why,omitempty"`
 	} `json:"gso"`
 	CPUClock string `json:"cpu_clock"` // what CPU time measures
 	// SenderCPUShare is the median over all samples of sender CPU time over
@@ -285,6 +289,8 @@ func (r *report) gsoLine() string {
 		return "available and used"
 	case g.Available:
 		return "available but not used: " + g.Why
+	case g.SegmentTooBig:
+		return "not usable for this -size: " + g.Why
 	default:
 		return "not available: " + g.Why
 	}
@@ -377,6 +383,29 @@ vs writeto, vs raw: this mode's sent/s over that mode's in the same round, media
 raw is raw-gso for the GSO modes, raw-sendmmsg for the others.
 `)
 	return nil
+}
+
+// segmentTooBigError says that UDP GSO works on the path but not for
+// datagrams of this size: the kernel refuses (EINVAL or EMSGSIZE) a GSO segment whose
+// packet would not fit the path MTU, because GSO never fragments.
+type segmentTooBigError struct{ size, packet, mtu, largest int }
+
+func (e *segmentTooBigError) Error() string {
+	return fmt.Sprintf("a %d-byte datagram is a %d-byte packet, larger than the path MTU (%d), and a UDP GSO segment must fit in one packet; GSO takes -size %d or less here",
+		e.size, e.packet, e.mtu, e.largest)
+}
+
+// segmentFits returns a *segmentTooBigError when size-byte datagrams make
+// packets larger than mtu.
+func segmentFits(size, mtu int, v6 bool) error {
+	hdr := 20 + 8 // IPv4 and UDP headers
+	if v6 {
+		hdr = 40 + 8
+	}
+	if size+hdr <= mtu {
+		return nil
+	}
+	return &segmentTooBigError{size: size, packet: size + hdr, mtu: mtu, largest: mtu - hdr}
 }
 
 // runLen is how many consecutive datagrams of a batch go to one destination.

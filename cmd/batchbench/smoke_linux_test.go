@@ -77,7 +77,8 @@ func TestSmokeMixedDestinations(t *testing.T) {
 	checkDelivered(t, r)
 }
 
-func TestSmokeNetns(t *testing.T) {
+func needNetns(t *testing.T) {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("-netns needs root")
 	}
@@ -87,9 +88,33 @@ func TestSmokeNetns(t *testing.T) {
 	if _, err := os.Stat("/run/netns"); err != nil && exec.Command("ip", "netns", "list").Run() != nil {
 		t.Skip("ip netns does not work here")
 	}
+}
+
+func TestSmokeNetns(t *testing.T) {
+	needNetns(t)
 	r := smoke(t, "-netns")
 	if r.Config.Path != "veth" {
 		t.Errorf("path = %q, want veth", r.Config.Path)
 	}
 	checkDelivered(t, r)
+}
+
+// On the veth pair (MTU 1500) a 9000-byte datagram is sent fragmented, but no
+// GSO segment can be larger than the MTU. The report must say that, not that
+// GSO is missing.
+func TestSmokeNetnsSegmentLargerThanMTUIsNotMissingGSO(t *testing.T) {
+	needNetns(t)
+	r := smoke(t, "-netns", "-size", "9000", "-modes", "writeto,raw-gso")
+	line := r.gsoLine()
+	if strings.Contains(line, "not available") || !r.GSO.SegmentTooBig {
+		t.Errorf("GSO line = %q (segment_exceeds_mtu %v), want it to say the segment exceeds the MTU", line, r.GSO.SegmentTooBig)
+	}
+	for _, want := range []string{"9000-byte datagram", "path MTU (1500)", "-size 1472 or less"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("GSO line %q does not say %q", line, want)
+		}
+	}
+	if m := r.mode(modeRawGSO); m == nil || !strings.Contains(m.Unavailable, "path MTU") {
+		t.Errorf("raw-gso should be unavailable because of the MTU, got %+v", m)
+	}
 }
