@@ -6,8 +6,10 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"math"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -294,4 +296,57 @@ func TestGSOSegmentMustFitTheMTU(t *testing.T) {
 			t.Errorf("segmentFits(%d, %d, v6=%v) = %v, want the largest size %d", tt.size, tt.mtu, tt.v6, err, tt.largest)
 		}
 	}
+}
+
+// The table's sent/s, delivered/s and lost must describe the same datagrams,
+// so that delivered/s = sent/s × (1 − lost), even when rounds differ widely.
+func TestTableRatesAndLossReconcile(t *testing.T) {
+	r := &report{CPUClock: "test clock"}
+	r.Config.Size, r.Config.Batch, r.Config.Count = 1000, 100, 4
+	res := &modeResult{Mode: modeWriteTo}
+	for i, c := range []struct{ sent, delivered uint64 }{
+		{100_000, 100_000}, // 100k/s, nothing lost
+		{200_000, 100_000}, // 200k/s, half lost
+		{300_000, 270_000}, // 300k/s, 10% lost
+		{400_000, 40_000},  // 400k/s, 90% lost
+	} {
+		res.Samples = append(res.Samples, sample{Round: i + 1, Elapsed: time.Second, Batches: c.sent / 100,
+			Sent: c.sent, Delivered: c.delivered, Bytes: c.sent * 1000})
+	}
+	r.Modes = []*modeResult{res}
+	r.finish()
+	var buf bytes.Buffer
+	if err := r.writeTable(&buf, true); err != nil {
+		t.Fatal(err)
+	}
+	row := strings.Fields(strings.Split(buf.String(), "\n")[1])
+	// mode sent/s (min–max) delivered/s lost ...
+	sent, delivered, lost := parseRate(t, row[1]), parseRate(t, row[3]), row[4]
+	l, err := strconv.ParseFloat(strings.TrimSuffix(lost, "%"), 64)
+	if err != nil {
+		t.Fatalf("lost %q: %v", lost, err)
+	}
+	if want := sent * (1 - l/100); math.Abs(delivered-want) > 0.01*want {
+		t.Errorf("sent/s %s, delivered/s %s, lost %s do not reconcile: %v x (1 - %v%%) = %v\n%s",
+			row[1], row[3], lost, sent, l, want, buf.String())
+	}
+	if res.MedianRound != 2 {
+		t.Errorf("median round = %d, want 2 (the lower middle of 4 by sent/s)", res.MedianRound)
+	}
+}
+
+func parseRate(t *testing.T, s string) float64 {
+	t.Helper()
+	mult := 1.0
+	switch {
+	case strings.HasSuffix(s, "M"):
+		mult, s = 1e6, strings.TrimSuffix(s, "M")
+	case strings.HasSuffix(s, "k"):
+		mult, s = 1e3, strings.TrimSuffix(s, "k")
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		t.Fatalf("rate %q: %v", s, err)
+	}
+	return f * mult
 }
