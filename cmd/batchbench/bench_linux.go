@@ -57,6 +57,9 @@ type bench struct {
 }
 
 func run(cfg config, stdout, stderr io.Writer) (err error) {
+	if cfg.recv {
+		return runRecv(cfg, stdout, stderr)
+	}
 	b := &bench{cfg: cfg, network: "udp4"}
 	if cfg.ipv6 {
 		b.network = "udp6"
@@ -147,6 +150,11 @@ func run(cfg config, stdout, stderr io.Writer) (err error) {
 	rep.finish()
 	b.explainGSO(rep)
 
+	if cfg.svg != "" {
+		if err := writeSVGFile(cfg.svg, rep.chart()); err != nil {
+			return err
+		}
+	}
 	switch cfg.format {
 	case "json":
 		return rep.writeJSON(stdout)

@@ -42,6 +42,45 @@
 //	-memprofile F  record every allocation (runtime.MemProfileRate = 1) and write
 //	               a pprof allocation profile to F, to find what allocates
 //
+//	-svg FILE      also draw the table as an SVG bar chart in FILE: one bar per mode
+//	               (its median datagrams/s, min–max whiskers) labelled with its ratios
+//
+// # Receiving
+//
+// With -recv it measures the receive side instead: the same datagrams, sent
+// by a raw sendmmsg sender over loopback, read in six ways (modes):
+//
+//	readfrom                a loop of (*net.UDPConn).ReadFromUDPAddrPort, one datagram per call
+//	xnet-readbatch          golang.org/x/net ipv4/ipv6 PacketConn.ReadBatch
+//	batchconn-read          batchconn's ReadMessages with UDP GRO off
+//	batchconn-gro           batchconn's ReadMessages with UDP GRO on
+//	batchconn-readfrom-gro  single ReadFromUDPAddrPort calls on a batchconn Conn with GRO on
+//	raw-recvmmsg            the machine's limit: recvmmsg through unix.Syscall6,
+//	                        prebuilt headers, no runtime poller, no GRO
+//
+// Each mode reads from a fresh socket (SO_RCVBUFFORCE 32 MiB as root,
+// net.core.rmem_max otherwise). By default the socket is first filled with as
+// many datagrams as its buffer safely holds and the drain is timed: the
+// receiver alone, no sender competing for the CPU. With -live a sender sends
+// for -duration while the mode reads, and drops show as lost.
+//
+// It reports datagrams per second read, the reading thread's CPU time per
+// datagram (getrusage RUSAGE_THREAD on its locked thread: steadier than rates
+// on a shared machine), datagrams per call, allocations per call, and the
+// medians of same-round ratios against readfrom, xnet-readbatch and
+// raw-recvmmsg, by rate and by CPU time. The receive flags:
+//
+//	-recv          measure receiving (the modes above) instead of sending
+//	-traffic T     gso (default): the sender sends 14 datagrams per UDP GSO send, as
+//	               quic-go does; plain: one datagram per message
+//	-live          a live sender for -duration per mode per round, instead of
+//	               draining a pre-filled socket
+//	-size N        datagram payload bytes (default 1400 with -recv; with -traffic gso
+//	               at most 4679, so that 14 segments fit one 65507-byte send)
+//	-batch N       messages per read call for the batch modes (default 64)
+//
+// -dests and -netns are for sends only.
+//
 // Exit status: 0 on success, 2 for bad flags, 1 when the measurement fails.
 // Linux only: on other systems it explains that and exits 1.
 package main
@@ -52,6 +91,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -68,6 +108,29 @@ const (
 )
 
 var allModes = []string{modeWriteTo, modeXNet, modeBatchconn, modeBatchconnGSO, modeRawSendmmsg, modeRawGSO}
+
+// The receive modes (-recv), in table order.
+const (
+	modeReadFrom             = "readfrom"
+	modeXNetReadBatch        = "xnet-readbatch"
+	modeBatchconnRead        = "batchconn-read"
+	modeBatchconnGRO         = "batchconn-gro"
+	modeBatchconnReadFromGRO = "batchconn-readfrom-gro"
+	modeRawRecvmmsg          = "raw-recvmmsg"
+)
+
+var allRecvModes = []string{modeReadFrom, modeXNetReadBatch, modeBatchconnRead, modeBatchconnGRO, modeBatchconnReadFromGRO, modeRawRecvmmsg}
+
+// The receive traffic shapes (-traffic).
+const (
+	trafficGSO   = "gso"
+	trafficPlain = "plain"
+	// gsoSegs is how many datagrams the sender puts in one UDP GSO send with
+	// -traffic gso: what quic-go sends (see ../shared/research/gro.md).
+	gsoSegs = 14
+	// recvSize is -size's default with -recv: quic-go's usual 1400-byte packets.
+	recvSize = 1400
+)
 
 // Limits the flags are checked against.
 const (
@@ -93,6 +156,11 @@ type config struct {
 	format   string // "table", "json" or "gobench"
 	quiet    bool
 	netns    bool
+
+	recv    bool   // measure receiving
+	traffic string // with recv: trafficGSO or trafficPlain
+	live    bool   // with recv: a live sender instead of draining a filled socket
+	svg     string // SVG chart output file, if any
 
 	cpuProfile, memProfile string // pprof output files, for profiling the library
 }
@@ -125,10 +193,15 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&cfg.netns, "netns", false, "measure across a veth pair between two network namespaces (root only)")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a pprof CPU profile of the whole run to `file`")
 	fs.StringVar(&cfg.memProfile, "memprofile", "", "record every allocation and write a pprof allocation profile to `file`")
+	fs.BoolVar(&cfg.recv, "recv", false, "measure receiving instead of sending (modes: "+strings.Join(allRecvModes, ",")+")")
+	fs.StringVar(&cfg.traffic, "traffic", trafficGSO, "with -recv: what the sender sends: gso (14 datagrams per UDP GSO send) or plain")
+	fs.BoolVar(&cfg.live, "live", false, "with -recv: read while a sender sends, instead of draining a pre-filled socket")
+	fs.StringVar(&cfg.svg, "svg", "", "also write the table as an SVG bar chart to `file`")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stderr)
-			fmt.Fprintf(stderr, "usage: batchbench [flags]\n\nMeasures batchconn against WriteToUDPAddrPort, x/net WriteBatch and raw sendmmsg.\n\n")
+			fmt.Fprintf(stderr, "usage: batchbench [flags]\n\nMeasures batchconn against WriteToUDPAddrPort, x/net WriteBatch and raw sendmmsg;\n"+
+				"with -recv, against ReadFromUDPAddrPort, x/net ReadBatch and raw recvmmsg.\n\n")
 			fs.PrintDefaults()
 			return cfg, err
 		}
@@ -136,6 +209,26 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if fs.NArg() > 0 {
 		return cfg, usagef("unexpected argument %q (batchbench takes only flags)", fs.Arg(0))
+	}
+
+	if cfg.recv {
+		if !set(fs, "size") {
+			cfg.size = recvSize
+		}
+		switch {
+		case set(fs, "dests"):
+			return cfg, usagef("-dests is for sends: -recv reads one socket")
+		case cfg.netns:
+			return cfg, usagef("-netns is for sends: -recv measures over loopback")
+		case cfg.traffic != trafficGSO && cfg.traffic != trafficPlain:
+			return cfg, usagef("-traffic %q: want gso or plain", cfg.traffic)
+		}
+	} else {
+		for _, name := range []string{"traffic", "live"} {
+			if set(fs, name) {
+				return cfg, usagef("-%s is for receiving: add -recv", name)
+			}
+		}
 	}
 
 	maxSize, fam := maxPayload4, "IPv4"
@@ -159,6 +252,12 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return cfg, usagef("-duration %v: at least %v per mode per round (shorter rounds measure the clock, not the mode)", cfg.duration, minDuration)
 	case cfg.count < 1 || cfg.count > maxCount:
 		return cfg, usagef("-count %d: must be between 1 and %d", cfg.count, maxCount)
+	case cfg.recv && cfg.traffic == trafficGSO && cfg.size*gsoSegs > maxSize:
+		return cfg, usagef("-size %d: with -traffic gso, %d segments per send must fit in %d bytes (at most -size %d)",
+			cfg.size, gsoSegs, maxSize, maxSize/gsoSegs)
+	}
+	if err := checkOutputFile("-svg", cfg.svg); err != nil {
+		return cfg, err
 	}
 
 	if *asJSON {
@@ -176,10 +275,39 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 
 	var err error
-	if cfg.modes, err = parseModes(*modes); err != nil {
-		return cfg, err
+	if cfg.recv {
+		cfg.modes, err = parseModes(*modes, allRecvModes, allModes, "a send mode: leave out -recv")
+	} else {
+		cfg.modes, err = parseModes(*modes, allModes, allRecvModes, "a receive mode: add -recv")
 	}
-	return cfg, nil
+	return cfg, err
+}
+
+// checkOutputFile refuses, before anything is measured, an output file that
+// cannot be written: its directory must exist and it must not be a directory.
+func checkOutputFile(flagName, path string) error {
+	if path == "" {
+		return nil
+	}
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return usagef("%s %s: is a directory, want a file name", flagName, path)
+	}
+	dir := filepath.Dir(path)
+	fi, err := os.Stat(dir)
+	switch {
+	case err != nil:
+		return usagef("%s %s: no directory %s to write it in", flagName, path, dir)
+	case !fi.IsDir():
+		return usagef("%s %s: %s is not a directory", flagName, path, dir)
+	}
+	// The one portable test of "can I create a file here": create one.
+	f, err := os.CreateTemp(dir, ".batchbench-*")
+	if err != nil {
+		return usagef("%s %s: cannot create files in %s: %v", flagName, path, dir, err)
+	}
+	f.Close()
+	os.Remove(f.Name())
+	return nil
 }
 
 // set reports whether the flag name was given on the command line.
@@ -189,10 +317,12 @@ func set(fs *flag.FlagSet, name string) bool {
 	return found
 }
 
-// parseModes turns "all" or a comma-separated list into modes in table order.
-func parseModes(s string) ([]string, error) {
+// parseModes turns "all" or a comma-separated list into modes of all, in
+// table order. A name from other (the other direction's modes) is refused
+// with hint.
+func parseModes(s string, all, other []string, hint string) ([]string, error) {
 	if strings.TrimSpace(s) == "all" {
-		return slices.Clone(allModes), nil
+		return slices.Clone(all), nil
 	}
 	var picked []string
 	for name := range strings.SplitSeq(s, ",") {
@@ -200,8 +330,11 @@ func parseModes(s string) ([]string, error) {
 		if name == "" {
 			continue
 		}
-		if !slices.Contains(allModes, name) {
-			return nil, usagef("-modes: unknown mode %q (modes: %s)", name, strings.Join(allModes, ", "))
+		if slices.Contains(other, name) {
+			return nil, usagef("-modes: %q is %s (modes: %s)", name, hint, strings.Join(all, ", "))
+		}
+		if !slices.Contains(all, name) {
+			return nil, usagef("-modes: unknown mode %q (modes: %s)", name, strings.Join(all, ", "))
 		}
 		if slices.Contains(picked, name) {
 			return nil, usagef("-modes: %q listed twice", name)
@@ -209,10 +342,10 @@ func parseModes(s string) ([]string, error) {
 		picked = append(picked, name)
 	}
 	if len(picked) == 0 {
-		return nil, usagef("-modes: no modes given (modes: %s)", strings.Join(allModes, ", "))
+		return nil, usagef("-modes: no modes given (modes: %s)", strings.Join(all, ", "))
 	}
 	slices.SortFunc(picked, func(a, b string) int {
-		return slices.Index(allModes, a) - slices.Index(allModes, b)
+		return slices.Index(all, a) - slices.Index(all, b)
 	})
 	return picked, nil
 }
