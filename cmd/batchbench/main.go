@@ -50,11 +50,13 @@
 // With -recv it measures the receive side instead: the same datagrams, sent
 // by a raw sendmmsg sender over loopback, read in six ways (modes):
 //
-//	readfrom                a loop of (*net.UDPConn).ReadFromUDPAddrPort, one datagram per call
+//	readfrom                a loop of (*net.UDPConn).ReadFrom, one datagram per call, what
+//	                        most Go code does
 //	xnet-readbatch          golang.org/x/net ipv4/ipv6 PacketConn.ReadBatch
 //	batchconn-read          batchconn's ReadMessages with UDP GRO off
 //	batchconn-gro           batchconn's ReadMessages with UDP GRO on
-//	batchconn-readfrom-gro  single ReadFromUDPAddrPort calls on a batchconn Conn with GRO on
+//	batchconn-readfrom-gro  single ReadFrom calls on a batchconn Conn with GRO on: the same
+//	                        loop as readfrom, served from the Conn's batches
 //	raw-recvmmsg            the machine's limit: recvmmsg through unix.Syscall6,
 //	                        prebuilt headers, no runtime poller, no GRO
 //
@@ -201,7 +203,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stderr)
 			fmt.Fprintf(stderr, "usage: batchbench [flags]\n\nMeasures batchconn against WriteToUDPAddrPort, x/net WriteBatch and raw sendmmsg;\n"+
-				"with -recv, against ReadFromUDPAddrPort, x/net ReadBatch and raw recvmmsg.\n\n")
+				"with -recv, against ReadFrom, x/net ReadBatch and raw recvmmsg.\n\n")
 			fs.PrintDefaults()
 			return cfg, err
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/batchconn/batchconn/batchconn"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
@@ -30,12 +32,14 @@ type reader interface {
 	close() error
 }
 
-// recvCtors opens a reader for each mode. The batchconn modes add
-// themselves from recv_batchconn_linux.go.
+// recvCtors opens a reader for each mode.
 var recvCtors = map[string]func(*recvBench) (reader, error){
-	modeReadFrom:      newReadFromReader,
-	modeXNetReadBatch: newXNetReader,
-	modeRawRecvmmsg:   newRawReader,
+	modeReadFrom:             newReadFromReader,
+	modeXNetReadBatch:        newXNetReader,
+	modeBatchconnRead:        func(rb *recvBench) (reader, error) { return newBatchconnReader(rb, false, false) },
+	modeBatchconnGRO:         func(rb *recvBench) (reader, error) { return newBatchconnReader(rb, true, false) },
+	modeBatchconnReadFromGRO: func(rb *recvBench) (reader, error) { return newBatchconnReader(rb, true, true) },
+	modeRawRecvmmsg:          newRawReader,
 }
 
 // recvBench is one -recv run's shared state.
@@ -133,12 +137,7 @@ func (rb *recvBench) runRounds(results []*recvModeResult, prog *progress) error 
 				continue
 			}
 			prog.set(res.Mode, round)
-			ctor := recvCtors[res.Mode]
-			if ctor == nil {
-				res.Unavailable = "not built: batchconn's receive API (ReadMessages, WithGRO) is not in this build"
-				continue
-			}
-			r, err := ctor(rb)
+			r, err := recvCtors[res.Mode](rb)
 			if err != nil {
 				if ue, ok := errors.AsType[*unavailableError](err); ok {
 					res.Unavailable = ue.why
@@ -460,9 +459,8 @@ func (rb *recvBench) newUDPReader() (udpReader, error) {
 	return udpReader{c: c, sock: fd, local: sockAddrPort(fd, rb.local)}, nil
 }
 
-// readFromReader: a loop of ReadFromUDPAddrPort, one datagram per call. (It
-// is ReadFrom without the *net.UDPAddr each ReadFrom allocates, so the
-// comparison is of system calls, not of garbage.)
+// readFromReader: a loop of (*net.UDPConn).ReadFrom, one datagram per call,
+// as most Go code reads (it allocates the *net.UDPAddr it returns).
 type readFromReader struct {
 	udpReader
 	buf []byte
@@ -477,12 +475,67 @@ func newReadFromReader(rb *recvBench) (reader, error) {
 }
 
 func (r *readFromReader) read() (int, int, error) {
-	n, _, err := r.c.ReadFromUDPAddrPort(r.buf)
+	n, _, err := r.c.ReadFrom(r.buf)
 	if err != nil {
 		return 0, 0, err
 	}
 	return 1, n, nil
 }
+
+// batchconnReader: batchconn's ReadMessages, GRO on or off, or (single)
+// one ReadFrom call per datagram on the Conn.
+type batchconnReader struct {
+	udpReader
+	bc     *batchconn.Conn
+	ctx    context.Context
+	msgs   []batchconn.Message
+	single bool
+	buf    []byte
+}
+
+func newBatchconnReader(rb *recvBench, gro, single bool) (reader, error) {
+	u, err := rb.newUDPReader()
+	if err != nil {
+		return nil, err
+	}
+	bc, err := batchconn.New(u.c, batchconn.WithGRO(gro))
+	if err != nil {
+		u.close()
+		return nil, err
+	}
+	if gro && !bc.GROEnabled() {
+		bc.Close()
+		return nil, &unavailableError{"UDP GRO is not available here (batchconn's GROEnabled is false; BATCHCONN_DISABLE_GRO set, or no UDP_GRO)"}
+	}
+	r := &batchconnReader{udpReader: u, bc: bc, ctx: context.Background(), single: single, buf: make([]byte, rb.cfg.size)}
+	bufs := make([]byte, rb.cfg.batch*rb.cfg.size)
+	for i := range rb.cfg.batch {
+		r.msgs = append(r.msgs, batchconn.Message{Buffers: [][]byte{bufs[i*rb.cfg.size : (i+1)*rb.cfg.size]}})
+	}
+	return r, nil
+}
+
+func (r *batchconnReader) read() (int, int, error) {
+	if r.single {
+		n, _, err := r.bc.ReadFrom(r.buf)
+		if err != nil {
+			return 0, 0, err
+		}
+		return 1, n, nil
+	}
+	n, err := r.bc.ReadMessages(r.ctx, r.msgs, 0)
+	if err != nil {
+		return 0, 0, err
+	}
+	b := 0
+	for i := range n {
+		b += r.msgs[i].N
+	}
+	return n, b, nil
+}
+
+func (r *batchconnReader) setReadDeadline(t time.Time) error { return r.bc.SetReadDeadline(t) }
+func (r *batchconnReader) close() error                      { return r.bc.Close() }
 
 // xnetReader: golang.org/x/net's PacketConn.ReadBatch, what Go code batches
 // reads with today.

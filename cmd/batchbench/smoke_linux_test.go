@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"net"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -116,5 +118,97 @@ func TestSmokeNetnsSegmentLargerThanMTUIsNotMissingGSO(t *testing.T) {
 	}
 	if m := r.mode(modeRawGSO); m == nil || !strings.Contains(m.Unavailable, "path MTU") {
 		t.Errorf("raw-gso should be unavailable because of the MTU, got %+v", m)
+	}
+}
+
+// smokeRecv runs batchbench -recv with -json and one round, and decodes it.
+func smokeRecv(t *testing.T, extra ...string) *recvReport {
+	t.Helper()
+	args := append([]string{"-recv", "-count", "1", "-json"}, extra...)
+	var stdout, stderr bytes.Buffer
+	if code := batchbench(args, &stdout, &stderr); code != 0 {
+		t.Fatalf("batchbench %s: exit status %d\n%s", strings.Join(args, " "), code, stderr.String())
+	}
+	var r recvReport
+	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, stdout.String())
+	}
+	if len(r.Modes) != len(allRecvModes) {
+		t.Fatalf("report has %d modes, want %d", len(r.Modes), len(allRecvModes))
+	}
+	return &r
+}
+
+// checkRead checks that every receive mode read whole datagrams, and with
+// drained traffic all of them.
+func checkRead(t *testing.T, r *recvReport) {
+	t.Helper()
+	for _, m := range r.Modes {
+		if len(m.Samples) != 1 {
+			if strings.Contains(m.Unavailable, "GRO is not available") {
+				t.Logf("%s skipped: %s", m.Mode, m.Unavailable)
+				continue
+			}
+			t.Errorf("%s: %d samples, want 1 (unavailable: %q)", m.Mode, len(m.Samples), m.Unavailable)
+			continue
+		}
+		s := m.Samples[0]
+		if s.Read == 0 || s.Calls == 0 || s.Bytes != s.Read*uint64(r.Config.Size) {
+			t.Errorf("%s: read %d datagrams, %d bytes in %d calls", m.Mode, s.Read, s.Bytes, s.Calls)
+		}
+		if !r.Config.Live && s.Lost != 0 {
+			t.Errorf("%s: lost %d of %d datagrams from a pre-filled socket", m.Mode, s.Lost, s.Sent)
+		}
+		t.Logf("%-22s read %7d  %.0f dgrams/s  %.0f ns CPU/dgram  %.1f dgrams/call  %.2f allocs/call",
+			m.Mode, s.Read, m.PerSec.Median, m.CPUNsPerDgram.Median, m.PerCall.Median, m.AllocsPerCall.Median)
+	}
+}
+
+func TestSmokeRecvDrainGSOTraffic(t *testing.T) {
+	svg := filepath.Join(t.TempDir(), "recv.svg")
+	r := smokeRecv(t, "-svg", svg)
+	if r.Config.Fill == 0 || r.Config.Traffic != trafficGSO {
+		t.Errorf("fill %d traffic %q", r.Config.Fill, r.Config.Traffic)
+	}
+	checkRead(t, r)
+	doc, err := os.ReadFile(svg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bars := checkSVG(t, doc); len(bars) == 0 {
+		t.Errorf("-svg wrote no bars")
+	}
+}
+
+func TestSmokeRecvDrainPlainTraffic(t *testing.T) {
+	checkRead(t, smokeRecv(t, "-traffic", "plain", "-batch", "16"))
+}
+
+func TestSmokeRecvLive(t *testing.T) {
+	r := smokeRecv(t, "-live", "-duration", "50ms")
+	if !r.Config.Live {
+		t.Errorf("live = false")
+	}
+	checkRead(t, r)
+}
+
+func TestSmokeRecvIPv6(t *testing.T) {
+	if c, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback}); err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	} else {
+		c.Close()
+	}
+	checkRead(t, smokeRecv(t, "-ipv6", "-traffic", "plain"))
+}
+
+func TestSmokeSendSVG(t *testing.T) {
+	svg := filepath.Join(t.TempDir(), "send.svg")
+	r := smoke(t, "-svg", svg, "-modes", "writeto,batchconn-gso")
+	doc, err := os.ReadFile(svg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bars := checkSVG(t, doc); len(bars) != len(r.Modes) {
+		t.Errorf("%d bars for %d modes", len(bars), len(r.Modes))
 	}
 }
