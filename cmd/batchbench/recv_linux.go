@@ -187,7 +187,7 @@ func (rb *recvBench) measureDrain(r reader) (recvSample, error) {
 	return onLockedThread(func() (recvSample, error) {
 		smp := recvSample{Sent: uint64(rb.fill)}
 		got := 0
-		err := timedReads(r, &smp, func(n int) bool { got += n; return got < rb.fill })
+		err := timedReads(r, &smp, func(n, _ int) (bool, bool) { got += n; return true, got < rb.fill })
 		if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
 			err = fmt.Errorf("read %d of the %d datagrams queued, then none for %v", got, rb.fill, drainDeadline)
 		}
@@ -200,26 +200,35 @@ func (rb *recvBench) measureDrain(r reader) (recvSample, error) {
 }
 
 // measureLive reads on a locked thread while a sender sends for -duration on
-// another, then reads what is still queued.
+// another. When the reader has emptied the socket, the sender sends one
+// 1-byte end marker, the reader's last read: stopping it with a deadline
+// instead would put the error path's allocations in the measurement.
 func (rb *recvBench) measureLive(r reader) (recvSample, error) {
 	rb.tx.setDest(r.addr())
-	var total atomic.Uint64 // datagrams read, warm-up included
+	var total atomic.Uint64 // datagrams read, warm-up included, marker not
 	type result struct {
 		smp recvSample
 		err error
 	}
 	rx := make(chan result, 1)
+	size := rb.cfg.size
 	go func() {
 		smp, err := onLockedThread(func() (recvSample, error) {
 			var smp recvSample
-			err := timedReads(r, &smp, func(n int) bool { total.Add(uint64(n)); return true })
+			err := timedReads(r, &smp, func(n, b int) (count, more bool) {
+				if b != n*size { // the end marker, alone: sent after the socket was empty
+					return false, false
+				}
+				total.Add(uint64(n))
+				return true, true
+			})
 			return smp, err
 		})
 		rx <- result{smp, err}
 	}()
 	sent, serr := onLockedThreadN(func() (uint64, error) { return rb.tx.sendFor(rb.cfg.duration) })
 
-	// Let the reader empty the socket (and the Conn's own queue), then stop it.
+	// Let the reader empty the socket (and the Conn's own queue), then end it.
 	deadline := time.Now().Add(time.Second)
 	for last := total.Load(); time.Now().Before(deadline); {
 		time.Sleep(5 * time.Millisecond)
@@ -229,40 +238,43 @@ func (rb *recvBench) measureLive(r reader) (recvSample, error) {
 		}
 		last = now
 	}
-	if err := r.setReadDeadline(time.Now()); err != nil {
+	merr := rb.tx.sendMarker()
+	if err := r.setReadDeadline(time.Now().Add(drainDeadline)); err != nil {
 		return recvSample{}, err
 	}
 	res := <-rx
 	smp := res.smp
-	if errors.Is(res.err, os.ErrDeadlineExceeded) {
-		res.err = nil // how the reader was told to stop
-	}
-	if serr != nil {
+	switch {
+	case serr != nil:
 		return smp, serr
+	case merr != nil:
+		return smp, merr
+	case errors.Is(res.err, os.ErrDeadlineExceeded):
+		return smp, fmt.Errorf("the end marker did not arrive within %v of the socket running empty", drainDeadline)
+	case res.err != nil:
+		return smp, res.err
 	}
 	smp.Sent = sent
 	smp.Lost = sent - min(sent, total.Load())
-	if res.err == nil {
-		res.err = checkBytes(&smp, rb.cfg.size)
-	}
-	return smp, res.err
+	return smp, checkBytes(&smp, size)
 }
 
 // timedReads makes one unmeasured warm-up call (one-time set-up on a fresh
 // socket, and in a live run the wait for the first datagram), then measures
-// read calls until more returns false or a read fails. more is told each
-// call's datagram count, the warm-up's included.
-func timedReads(r reader, smp *recvSample, more func(n int) bool) error {
+// read calls until a read fails or next says to stop. next is told each
+// call's datagrams and bytes, the warm-up's included, and says whether to
+// count the call and whether to go on.
+func timedReads(r reader, smp *recvSample, next func(n, b int) (count, more bool)) error {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	setup0 := ms.Mallocs
-	n, _, err := r.read()
+	n, b, err := r.read()
 	if err != nil {
 		return err
 	}
 	runtime.ReadMemStats(&ms)
 	smp.SetupMallocs = ms.Mallocs - setup0
-	if !more(n) {
+	if _, more := next(n, b); !more {
 		return errors.New("the warm-up call read every datagram: nothing left to time (raise the fill)")
 	}
 	mallocs0 := ms.Mallocs
@@ -271,16 +283,18 @@ func timedReads(r reader, smp *recvSample, more func(n int) bool) error {
 	start := time.Now()
 	last := start
 	for {
-		var b int
 		n, b, err = r.read()
 		if err != nil {
 			break
 		}
-		last = time.Now()
-		smp.Calls++
-		smp.Read += uint64(n)
-		smp.Bytes += uint64(b)
-		if !more(n) {
+		count, more := next(n, b)
+		if count {
+			last = time.Now()
+			smp.Calls++
+			smp.Read += uint64(n)
+			smp.Bytes += uint64(b)
+		}
+		if !more {
 			break
 		}
 	}
@@ -767,6 +781,27 @@ func (s *trafficSender) sendmmsg(n int) (int, error) {
 		default:
 			return 0, os.NewSyscallError("sendmmsg", e)
 		}
+	}
+}
+
+// sendMarker sends the 1-byte datagram that ends a live round.
+func (s *trafficSender) sendMarker() error {
+	var h unix.Msghdr
+	b := [1]byte{0xff}
+	iov := unix.Iovec{Base: &b[0]}
+	iov.SetLen(1)
+	h.Name, h.Namelen = (*byte)(unsafe.Pointer(&s.name)), s.hdrs[0].Hdr.Namelen
+	h.Iov = &iov
+	h.SetIovlen(1)
+	for {
+		_, _, e := unix.Syscall(unix.SYS_SENDMSG, uintptr(s.sock), uintptr(unsafe.Pointer(&h)), 0)
+		switch e {
+		case 0:
+			return nil
+		case unix.EINTR, unix.EAGAIN:
+			continue
+		}
+		return os.NewSyscallError("sendmsg", e)
 	}
 }
 
