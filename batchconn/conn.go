@@ -415,6 +415,9 @@ func (c *Conn) ReadMsgUDP(b, oob []byte) (n, oobn, flags int, addr *net.UDPAddr,
 		return c.udp.ReadMsgUDP(b, oob)
 	}
 	n, oobn, flags, _, addr, err = c.readOne(b, oob, true)
+	if err != nil {
+		addr = net.UDPAddrFromAddrPort(c.noSource()) // as the UDPConn reports a failed read's source
+	}
 	return n, oobn, flags, addr, err
 }
 

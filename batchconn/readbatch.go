@@ -3,6 +3,7 @@ package batchconn
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"net"
 	"net/netip"
 	"os"
@@ -71,7 +72,8 @@ func (c *Conn) ReadMessages(ctx context.Context, msgs []Message, flags int) (int
 
 // readSide is the portable part of a Conn's receive state.
 type readSide struct {
-	c *Conn
+	c       *Conn
+	network string // for errors, as the UDPConn names it
 
 	// gate admits one reader at a time; its holder owns the fields below it
 	// and the Conn's rx. parked says the holder waits in the poller, so
@@ -110,6 +112,7 @@ type readSide struct {
 func (c *Conn) initRead(gro bool) {
 	r := &c.rd
 	r.c = c
+	r.network = udpNetwork(c.udp, c.laddr)
 	r.gate = make(chan struct{}, 1)
 	r.kickFn = r.kick
 	switch {
@@ -210,7 +213,27 @@ func (r *readSide) expired() bool {
 
 // readError wraps err the way *net.UDPConn reports read errors.
 func (c *Conn) readError(err error) error {
-	return &net.OpError{Op: "read", Net: c.laddr.Network(), Source: c.laddr, Addr: c.udp.RemoteAddr(), Err: err}
+	return &net.OpError{Op: "read", Net: c.rd.network, Source: c.laddr, Addr: c.udp.RemoteAddr(), Err: err}
+}
+
+// udpNetwork returns the network name the UDPConn puts in its errors: the one
+// it was made with ("udp4"), which its LocalAddr does not keep ("udp").
+// Writing nowhere fails before any system call, with an error that holds it.
+func udpNetwork(uc *net.UDPConn, laddr net.Addr) string {
+	var oe *net.OpError
+	if _, err := uc.WriteToUDPAddrPort(nil, netip.AddrPort{}); errors.As(err, &oe) && oe.Net != "" {
+		return oe.Net
+	}
+	return laddr.Network()
+}
+
+// noSource is what a failed ReadMsgUDPAddrPort of a *net.UDPConn reports as
+// the source: the unspecified address of the socket's family.
+func (c *Conn) noSource() netip.AddrPort {
+	if c.sock4 {
+		return netip.AddrPortFrom(netip.IPv4Unspecified(), 0)
+	}
+	return netip.AddrPortFrom(netip.IPv6Unspecified(), 0)
 }
 
 // readOne reads one datagram through the Conn's batch, for the
