@@ -80,8 +80,19 @@
 //	-size N        datagram payload bytes (default 1400 with -recv; with -traffic gso
 //	               at most 4679, so that 14 segments fit one 65507-byte send)
 //	-batch N       messages per read call for the batch modes (default 64)
+//	-duration D    with -live, how long the sender sends per mode per round; a drain
+//	               takes as long as reading the filled socket takes
 //
-// -dests and -netns are for sends only.
+// -count, -modes, -ipv6, -format, -json, -q, -svg and the profiles work as for
+// sends; -dests and -netns are for sends only. The four runs:
+//
+//	go run ./cmd/batchbench -recv                          # drain GSO-sent traffic
+//	go run ./cmd/batchbench -recv -traffic plain           # drain plain traffic
+//	go run ./cmd/batchbench -recv -live                    # live, GSO-sent
+//	go run ./cmd/batchbench -recv -live -traffic plain     # live, plain
+//
+// The fill is three quarters of the datagrams a GRO-less socket held before
+// its first drop, measured once per run (at most 131072).
 //
 // Exit status: 0 on success, 2 for bad flags, 1 when the measurement fails.
 // Linux only: on other systems it explains that and exits 1.
@@ -185,7 +196,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.size, "size", 1200, "datagram payload `bytes` (at most 65507, 65527 with -ipv6)")
 	fs.IntVar(&cfg.batch, "batch", 64, "datagrams per batch (at most 1024)")
 	fs.IntVar(&cfg.dests, "dests", 1, "destinations, interleaved in runs of batch/dests within each batch")
-	fs.DurationVar(&cfg.duration, "duration", 150*time.Millisecond, "sending time per mode per round")
+	fs.DurationVar(&cfg.duration, "duration", 150*time.Millisecond, "sending time per mode per round (with -recv, only with -live)")
 	fs.IntVar(&cfg.count, "count", 15, "rounds; modes alternate within each round")
 	modes := fs.String("modes", "all", "comma-separated modes: "+strings.Join(allModes, ","))
 	fs.BoolVar(&cfg.ipv6, "ipv6", false, "use IPv6")
