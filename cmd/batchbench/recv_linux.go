@@ -205,28 +205,47 @@ func (rb *recvBench) measureDrain(r reader) (recvSample, error) {
 // instead would put the error path's allocations in the measurement.
 func (rb *recvBench) measureLive(r reader) (recvSample, error) {
 	rb.tx.setDest(r.addr())
+	// A fallback only, set before anything is measured: setting a deadline
+	// may allocate, which would count against the mode.
+	if err := r.setReadDeadline(time.Now().Add(rb.cfg.duration + time.Second + drainDeadline)); err != nil {
+		return recvSample{}, err
+	}
 	var total atomic.Uint64 // datagrams read, warm-up included, marker not
-	type result struct {
+	type rxResult struct {
 		smp recvSample
 		err error
 	}
-	rx := make(chan result, 1)
+	type txResult struct {
+		sent uint64
+		err  error
+	}
+	// Both goroutines (and their channels) exist before the first datagram
+	// is sent: nothing but the modes allocates while the reader measures.
+	start := make(chan struct{})
+	rx, tx := make(chan rxResult, 1), make(chan txResult, 1)
 	size := rb.cfg.size
 	go func() {
-		smp, err := onLockedThread(func() (recvSample, error) {
-			var smp recvSample
-			err := timedReads(r, &smp, func(n, b int) (count, more bool) {
-				if b != n*size { // the end marker, alone: sent after the socket was empty
-					return false, false
-				}
-				total.Add(uint64(n))
-				return true, true
-			})
-			return smp, err
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		var smp recvSample
+		err := timedReads(r, &smp, func(n, b int) (count, more bool) {
+			if b != n*size { // the end marker, alone: sent after the socket was empty
+				return false, false
+			}
+			total.Add(uint64(n))
+			return true, true
 		})
-		rx <- result{smp, err}
+		rx <- rxResult{smp, err}
 	}()
-	sent, serr := onLockedThreadN(func() (uint64, error) { return rb.tx.sendFor(rb.cfg.duration) })
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		<-start
+		sent, err := rb.tx.sendFor(rb.cfg.duration)
+		tx <- txResult{sent, err}
+	}()
+	close(start)
+	txr := <-tx
 
 	// Let the reader empty the socket (and the Conn's own queue), then end it.
 	deadline := time.Now().Add(time.Second)
@@ -239,14 +258,14 @@ func (rb *recvBench) measureLive(r reader) (recvSample, error) {
 		last = now
 	}
 	merr := rb.tx.sendMarker()
-	if err := r.setReadDeadline(time.Now().Add(drainDeadline)); err != nil {
-		return recvSample{}, err
+	if merr != nil {
+		_ = r.setReadDeadline(time.Now())
 	}
 	res := <-rx
 	smp := res.smp
 	switch {
-	case serr != nil:
-		return smp, serr
+	case txr.err != nil:
+		return smp, txr.err
 	case merr != nil:
 		return smp, merr
 	case errors.Is(res.err, os.ErrDeadlineExceeded):
@@ -254,8 +273,8 @@ func (rb *recvBench) measureLive(r reader) (recvSample, error) {
 	case res.err != nil:
 		return smp, res.err
 	}
-	smp.Sent = sent
-	smp.Lost = sent - min(sent, total.Load())
+	smp.Sent = txr.sent
+	smp.Lost = txr.sent - min(txr.sent, total.Load())
 	return smp, checkBytes(&smp, size)
 }
 
@@ -329,22 +348,6 @@ func onLockedThread(f func() (recvSample, error)) (recvSample, error) {
 	}()
 	r := <-done
 	return r.smp, r.err
-}
-
-func onLockedThreadN(f func() (uint64, error)) (uint64, error) {
-	type result struct {
-		n   uint64
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		n, err := f()
-		done <- result{n, err}
-	}()
-	r := <-done
-	return r.n, r.err
 }
 
 // calibrate finds how many datagrams of this traffic a reader socket holds:

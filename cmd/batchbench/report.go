@@ -462,8 +462,11 @@ func nanos(ns float64) string {
 }
 
 func allocs(a float64) string {
-	if a == math.Trunc(a) {
+	switch {
+	case a == math.Trunc(a):
 		return strconv.FormatFloat(a, 'f', 0, 64)
+	case a < 0.01:
+		return strconv.FormatFloat(a, 'g', 2, 64) // not "0.00": some calls allocate
 	}
 	return strconv.FormatFloat(a, 'f', 2, 64)
 }
