@@ -190,7 +190,7 @@ func TestRecvTableAndJSON(t *testing.T) {
 	if err := r.writeTable(&buf, false); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(buf.String(), "issue 9 targets:") || strings.Contains(buf.String(), "MISSED") {
+	if !strings.Contains(buf.String(), "issue 9 targets") || strings.Contains(buf.String(), "MISSED") {
 		t.Errorf("table does not list the targets as met:\n%s", buf.String())
 	}
 	buf.Reset()
