@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -563,3 +565,196 @@ func tosOf(oob string) byte {
 }
 
 var _ = binary.BigEndian
+
+func TestContractR5NoAllocation(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cases := []struct {
+		name       string
+		count, len int
+		msgs       []batchconn.Message
+		ctx        context.Context
+	}{
+		{"64 × 1400 bytes into 64 messages", 64, 1400, recvMsgs(64, 1500, 0), context.Background()},
+		{"64 × 1400 bytes with a cancellable context", 64, 1400, recvMsgs(64, 1500, 0), ctx},
+		{"64 × 1400 bytes into 8 messages with OOB", 64, 1400, recvMsgs(8, 1500, 64), context.Background()},
+		{"1024 × 40 bytes into 1024 messages", 1024, 40, recvMsgs(1024, 64, 0), context.Background()},
+	}
+	for _, gro := range []bool{false, true} {
+		for _, tc := range cases {
+			t.Run(groName(gro)+"/"+tc.name, func(t *testing.T) {
+				c := reader(t, "udp4", gro)
+				setRecvTOS(t, c)
+				tx := listen(t, "udp4")
+				out := messages(addrOf(c), tc.count, tc.len)
+				c.SetReadDeadline(time.Now().Add(time.Minute))
+				run := func() {
+					sendFrom(t, tx, out)
+					for got := 0; got < tc.count; {
+						n, err := c.ReadMessages(tc.ctx, tc.msgs[:min(len(tc.msgs), tc.count-got)], 0)
+						if err != nil {
+							t.Fatalf("ReadMessages: %v", err)
+						}
+						got += n
+					}
+				}
+				run() // warm the Conn's reusable storage
+				if a := testing.AllocsPerRun(20, run); a != 0 {
+					t.Errorf("sending and reading %d datagrams allocates %.1f times, want 0", tc.count, a)
+				}
+			})
+		}
+	}
+}
+
+// TestContractR5SingleReadsOnAGROConn checks that the single-datagram read
+// methods of a Conn with GRO on allocate nothing in steady state: ReadFrom's
+// *net.UDPAddr is made once per source, not per datagram.
+func TestContractR5SingleReadsOnAGROConn(t *testing.T) {
+	c := reader(t, "udp4", true)
+	tx := listen(t, "udp4")
+	out := messages(addrOf(c), 14, 1400)
+	buf, oob := make([]byte, 1500), make([]byte, 64)
+	reads := map[string]func() error{
+		"Read":                func() error { _, err := c.Read(buf); return err },
+		"ReadFrom":            func() error { _, _, err := c.ReadFrom(buf); return err },
+		"ReadFromUDP":         func() error { _, _, err := c.ReadFromUDP(buf); return err },
+		"ReadFromUDPAddrPort": func() error { _, _, err := c.ReadFromUDPAddrPort(buf); return err },
+		"ReadMsgUDP":          func() error { _, _, _, _, err := c.ReadMsgUDP(buf, oob); return err },
+		"ReadMsgUDPAddrPort":  func() error { _, _, _, _, err := c.ReadMsgUDPAddrPort(buf, oob); return err },
+	}
+	c.SetReadDeadline(time.Now().Add(time.Minute))
+	for name, read := range reads {
+		t.Run(name, func(t *testing.T) {
+			run := func() {
+				sendFrom(t, tx, out)
+				for range len(out) {
+					if err := read(); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			run()
+			if a := testing.AllocsPerRun(20, run); a != 0 {
+				t.Errorf("%s allocates %.2f times per 14 datagrams, want 0", name, a)
+			}
+		})
+	}
+}
+
+// TestContractR7ConcurrentReaders has readers of every kind share one Conn
+// while a sender writes numbered datagrams: each must arrive exactly once.
+func TestContractR7ConcurrentReaders(t *testing.T) {
+	const total, chunk = 4200, 140 // 300 GSO sends of 14
+	for _, gro := range []bool{false, true} {
+		t.Run(groName(gro), func(t *testing.T) {
+			c := reader(t, "udp4", gro)
+			tx := listen(t, "udp4")
+			seen := make([]atomic.Int32, total)
+			var count atomic.Int64
+			record := func(b []byte) {
+				if len(b) != 1200 {
+					t.Errorf("datagram of %d bytes", len(b))
+					return
+				}
+				seen[binary.BigEndian.Uint32(b)].Add(1)
+				count.Add(1)
+			}
+			readers := []func() error{
+				func() error {
+					msgs := recvMsgs(8, 1500, 0)
+					n, err := c.ReadMessages(context.Background(), msgs, 0)
+					for _, m := range msgs[:n] {
+						record(m.Buffers[0][:m.N])
+					}
+					return err
+				},
+				func() error {
+					msgs := recvMsgs(64, 1500, 0)
+					n, err := c.ReadMessages(context.Background(), msgs, 0)
+					for _, m := range msgs[:n] {
+						record(m.Buffers[0][:m.N])
+					}
+					return err
+				},
+				func() error {
+					buf := make([]byte, 1500)
+					n, _, err := c.ReadFrom(buf)
+					if err == nil {
+						record(buf[:n])
+					}
+					return err
+				},
+				func() error {
+					buf := make([]byte, 1500)
+					n, _, _, _, err := c.ReadMsgUDPAddrPort(buf, nil)
+					if err == nil {
+						record(buf[:n])
+					}
+					return err
+				},
+			}
+			var wg sync.WaitGroup
+			for _, read := range readers {
+				wg.Go(func() {
+					for {
+						if err := read(); err != nil {
+							if !errors.Is(err, net.ErrClosed) {
+								t.Errorf("read: %v", err)
+							}
+							return
+						}
+					}
+				})
+			}
+			for sent := 0; sent < total; sent += chunk {
+				msgs := messages(addrOf(c), chunk, 1200)
+				for i := range msgs {
+					msgs[i].Buffers[0] = payload(sent+i, 1200)
+				}
+				sendFrom(t, tx, msgs)
+				// Keep the socket's queue short: nothing may be dropped.
+				for deadline := time.Now().Add(recvWait); count.Load() < int64(sent) && time.Now().Before(deadline); {
+					time.Sleep(time.Millisecond)
+				}
+			}
+			for deadline := time.Now().Add(recvWait); count.Load() < total && time.Now().Before(deadline); {
+				time.Sleep(time.Millisecond)
+			}
+			c.Close()
+			wg.Wait()
+			for i := range seen {
+				if k := seen[i].Load(); k != 1 {
+					t.Errorf("datagram %d delivered %d times", i, k)
+				}
+			}
+		})
+	}
+}
+
+// TestContractR7ReadsNeverDelayWrites writes while a reader waits.
+func TestContractR7ReadsNeverDelayWrites(t *testing.T) {
+	for _, gro := range []bool{false, true} {
+		t.Run(groName(gro), func(t *testing.T) {
+			c := reader(t, "udp4", gro)
+			r := reader(t, "udp4", false)
+			done := make(chan error, 1)
+			go func() {
+				_, err := c.ReadMessages(context.Background(), recvMsgs(8, 100, 0), 0)
+				done <- err
+			}()
+			for c.Stats().RecvSyscalls == 0 {
+				time.Sleep(time.Millisecond)
+			}
+			sendFrom(t, c, messages(addrOf(r), 10, 100))
+			if _, err := c.WriteTo([]byte{1}, r.LocalAddr()); err != nil {
+				t.Fatal(err)
+			}
+			readN(t, r, 11, func(n int) []batchconn.Message { return recvMsgs(n, 200, 0) }, 16, 0)
+			c.Close()
+			if err := <-done; !errors.Is(err, net.ErrClosed) {
+				t.Fatalf("the waiting read ended with %v, want net.ErrClosed", err)
+			}
+		})
+	}
+}
