@@ -49,7 +49,9 @@ func writeSVG(w io.Writer, c chart) error {
 		scale = max(scale, b.Max, b.Value)
 	}
 	scale = niceCeil(scale)
-	height := svgTop + len(c.Bars)*svgRowH + svgBottom
+	subtitles := strings.Split(c.Subtitle, "\n")
+	top := svgTop + 18*(len(subtitles)-1)
+	height := top + len(c.Bars)*svgRowH + svgBottom
 	x0 := float64(svgLabelW + svgPadding)
 	px := func(v float64) float64 {
 		if scale == 0 {
@@ -66,20 +68,22 @@ func writeSVG(w io.Writer, c chart) error {
 		`.grid{stroke:#ddd}.note{fill:#333}.muted{fill:#888}</style>` + "\n")
 	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="#fff"/>`+"\n", svgWidth, height)
 	fmt.Fprintf(&b, `<text x="%d" y="24" font-size="16" font-weight="bold">%s</text>`+"\n", svgPadding, esc(c.Title))
-	fmt.Fprintf(&b, `<text x="%d" y="44" class="muted">%s</text>`+"\n", svgPadding, esc(c.Subtitle))
+	for i, line := range subtitles {
+		fmt.Fprintf(&b, `<text x="%d" y="%d" class="muted">%s</text>`+"\n", svgPadding, 44+18*i, esc(line))
+	}
 
 	// Grid lines and their values, at fifths of the scale.
-	gridBottom := svgTop + len(c.Bars)*svgRowH
+	gridBottom := top + len(c.Bars)*svgRowH
 	for i := 0; i <= 5; i++ {
 		v := scale * float64(i) / 5
 		x := x0 + px(v)
-		fmt.Fprintf(&b, `<line class="grid" x1="%.1f" y1="%d" x2="%.1f" y2="%d"/>`+"\n", x, svgTop-6, x, gridBottom)
+		fmt.Fprintf(&b, `<line class="grid" x1="%.1f" y1="%d" x2="%.1f" y2="%d"/>`+"\n", x, top-6, x, gridBottom)
 		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle" class="muted">%s</text>`+"\n", x, gridBottom+16, esc(rate(v)))
 	}
 	fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle" class="muted">%s</text>`+"\n", x0+svgBarW/2, gridBottom+34, esc(c.Unit+" (median of the rounds; whiskers: min–max)"))
 
 	for i, bb := range c.Bars {
-		y := float64(svgTop + i*svgRowH)
+		y := float64(top + i*svgRowH)
 		mid := y + svgBarH/2 + 4
 		fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end">%s</text>`+"\n", svgLabelW, mid, esc(bb.Label))
 		if bb.Unavailable != "" {
@@ -99,11 +103,12 @@ func writeSVG(w io.Writer, c chart) error {
 			wy := y + svgBarH/2
 			fmt.Fprintf(&b, `<line class="whisker" x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f"/>`+"\n", x0+px(bb.Min), wy, x0+px(bb.Max), wy)
 		}
-		text := rate(bb.Value)
+		note := ""
 		if bb.Note != "" {
-			text += "  " + bb.Note
+			note = " — " + bb.Note
 		}
-		fmt.Fprintf(&b, `<text class="note" x="%.1f" y="%.1f">%s</text>`+"\n", x0+max(px(bb.Value), px(bb.Max))+6, mid, esc(text))
+		fmt.Fprintf(&b, `<text class="note" x="%.1f" y="%.1f"><tspan font-weight="bold">%s</tspan>%s</text>`+"\n",
+			x0+max(px(bb.Value), px(bb.Max))+6, mid, esc(rate(bb.Value)), esc(note))
 	}
 	if c.Footer != "" {
 		fmt.Fprintf(&b, `<text x="%d" y="%d" class="muted" font-size="11">%s</text>`+"\n", svgPadding, height-8, esc(c.Footer))
@@ -132,7 +137,7 @@ func niceCeil(x float64) float64 {
 		return 1
 	}
 	p := math.Pow(10, math.Floor(math.Log10(x)))
-	for _, m := range []float64{1, 2, 2.5, 5, 10} {
+	for _, m := range []float64{1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10} {
 		if x <= m*p {
 			return m * p
 		}
@@ -159,7 +164,7 @@ func (r *report) chart() chart {
 	c := &r.Config
 	ch := chart{
 		Title: fmt.Sprintf("batchbench: sending %d-byte datagrams in batches of %d over %s (%s)", c.Size, c.Batch, c.Path, c.Network),
-		Subtitle: fmt.Sprintf("%s, %s, %d CPUs; %d rounds x %v per mode, modes alternating; ratios: same-round medians",
+		Subtitle: fmt.Sprintf("%s, %s, %d CPUs; %d rounds x %v per mode, modes alternating\nratios: medians of same-round ratios; grey: the raw limit, green: the fastest usable mode",
 			r.Env.Kernel, r.Env.GoVersion, r.Env.NumCPU, c.Count, c.Duration),
 		Unit:   "datagrams/s sent",
 		Footer: "GSO: " + truncate(r.gsoLine(), 140),
@@ -190,10 +195,21 @@ func (r *report) chart() chart {
 // chart is the receive table as bars of datagrams/s read.
 func (r *recvReport) chart() chart {
 	c := &r.Config
+	traffic, how := "plain traffic (one datagram per send)", "drained from a pre-filled socket"
+	detail := fmt.Sprintf("loopback (%s); the socket pre-filled with %d datagrams, then read alone", c.Network, c.Fill)
+	if c.Traffic == trafficGSO {
+		traffic = fmt.Sprintf("GSO-sent traffic (%d datagrams per send)", c.Segs)
+	}
+	if c.Live {
+		how = "read live"
+		detail = fmt.Sprintf("loopback (%s); read while a sender sends for %v", c.Network, c.Duration)
+	}
+	detail += fmt.Sprintf("; up to %d messages per batch read", c.Batch)
 	ch := chart{
-		Title:    strings.TrimPrefix(r.describe(), "batchbench -recv: "),
-		Subtitle: fmt.Sprintf("batchbench -recv: %s, %s, %d CPUs; %d rounds, modes alternating; ratios: same-round medians", r.Env.Kernel, r.Env.GoVersion, r.Env.NumCPU, c.Count),
-		Unit:     "datagrams/s read",
+		Title: fmt.Sprintf("batchbench -recv: %d-byte datagrams, %s, %s", c.Size, traffic, how),
+		Subtitle: detail + "\n" + fmt.Sprintf("%s, %s, %d CPUs; %d rounds, modes alternating; ratios: medians of same-round ratios; grey: the raw limit",
+			r.Env.Kernel, r.Env.GoVersion, r.Env.NumCPU, c.Count),
+		Unit: "datagrams/s read",
 	}
 	best, bestMode := 0.0, ""
 	for _, m := range r.Modes {
