@@ -193,12 +193,12 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	cfg := config{}
 	fs := flag.NewFlagSet("batchbench", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.IntVar(&cfg.size, "size", 1200, "datagram payload `bytes` (at most 65507, 65527 with -ipv6)")
-	fs.IntVar(&cfg.batch, "batch", 64, "datagrams per batch (at most 1024)")
+	fs.IntVar(&cfg.size, "size", 1200, "datagram payload `bytes` (at most 65507, 65527 with -ipv6; 1400 by default with -recv)")
+	fs.IntVar(&cfg.batch, "batch", 64, "datagrams per batch (at most 1024); with -recv, messages per read call")
 	fs.IntVar(&cfg.dests, "dests", 1, "destinations, interleaved in runs of batch/dests within each batch")
 	fs.DurationVar(&cfg.duration, "duration", 150*time.Millisecond, "sending time per mode per round (with -recv, only with -live)")
 	fs.IntVar(&cfg.count, "count", 15, "rounds; modes alternate within each round")
-	modes := fs.String("modes", "all", "comma-separated modes: "+strings.Join(allModes, ","))
+	modes := fs.String("modes", "all", "comma-separated modes: "+strings.Join(allModes, ",")+"; with -recv, those -recv lists")
 	fs.BoolVar(&cfg.ipv6, "ipv6", false, "use IPv6")
 	asJSON := fs.Bool("json", false, "print the results as JSON (same as -format json)")
 	fs.StringVar(&cfg.format, "format", "table", "output `format`: table, json, or gobench (for benchstat)")
@@ -256,7 +256,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	case cfg.batch < 1:
 		return cfg, usagef("-batch %d: a batch needs at least 1 datagram", cfg.batch)
 	case cfg.batch > maxBatch:
-		return cfg, usagef("-batch %d: at most %d datagrams fit in one sendmmsg call (UIO_MAXIOV)", cfg.batch, maxBatch)
+		return cfg, usagef("-batch %d: at most %d messages fit in one sendmmsg or recvmmsg call (UIO_MAXIOV)", cfg.batch, maxBatch)
 	case cfg.dests < 1:
 		return cfg, usagef("-dests %d: need at least 1 destination", cfg.dests)
 	case cfg.dests > cfg.batch:
