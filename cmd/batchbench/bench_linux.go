@@ -57,6 +57,9 @@ type bench struct {
 }
 
 func run(cfg config, stdout, stderr io.Writer) (err error) {
+	if cfg.recv {
+		return runRecv(cfg, stdout, stderr)
+	}
 	b := &bench{cfg: cfg, network: "udp4"}
 	if cfg.ipv6 {
 		b.network = "udp6"
@@ -121,6 +124,7 @@ func run(cfg config, stdout, stderr io.Writer) (err error) {
 	rep.GSO.Available = b.gsoErr == nil
 	if b.gsoErr != nil {
 		rep.GSO.Why = b.gsoErr.Error()
+		_, rep.GSO.SegmentTooBig = errors.AsType[*segmentTooBigError](b.gsoErr)
 	}
 
 	if !cfg.quiet && cfg.format == "table" {
@@ -146,6 +150,11 @@ func run(cfg config, stdout, stderr io.Writer) (err error) {
 	rep.finish()
 	b.explainGSO(rep)
 
+	if cfg.svg != "" {
+		if err := writeSVGFile(cfg.svg, rep.chart()); err != nil {
+			return err
+		}
+	}
 	switch cfg.format {
 	case "json":
 		return rep.writeJSON(stdout)
@@ -199,19 +208,9 @@ func (b *bench) runRounds(results []*modeResult) error {
 }
 
 // measure runs s for d on a locked thread and returns what it did.
-//
-// One unmeasured batch goes first, so one-time set-up on a fresh socket (pools,
-// lazily built headers) is not counted as steady-state cost; its allocations
-// are reported apart, as SetupMallocs.
 func (b *bench) measure(s sender, d time.Duration) (sample, error) {
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	setup0 := ms.Mallocs
-	if err := s.sendBatch(); err != nil {
-		return sample{}, err
-	}
-	runtime.ReadMemStats(&ms)
-	setupMallocs := ms.Mallocs - setup0
+	// The receiver must be idle before the round starts, or the last
+	// round's backlog would be counted (and drained) in this one.
 	b.rx.waitDrained()
 	rx0 := b.rx.count.Load()
 	var self0, self1 unix.Rusage
@@ -234,20 +233,33 @@ func (b *bench) measure(s sender, d time.Duration) (sample, error) {
 	b.rx.waitDrained()
 	r.smp.Sent = r.smp.Batches * uint64(b.cfg.batch)
 	r.smp.Bytes = r.smp.Sent * uint64(b.cfg.size)
-	r.smp.Delivered = b.rx.count.Load() - rx0
+	// The receiver got the warm-up batch too, which is not part of Sent.
+	got, warm := b.rx.count.Load()-rx0, r.smp.WarmupSent*uint64(b.cfg.batch)
+	r.smp.Delivered = got - min(got, warm)
 	r.smp.ProcessCPU = cpuTime(&self1) - cpuTime(&self0)
-	r.smp.SetupMallocs = setupMallocs
 	return r.smp, r.err
 }
 
 // sendFor is the measured loop. It runs on a locked OS thread so that
-// RUSAGE_THREAD is the sender's CPU time. Nothing in it allocates except what
-// the mode's sendBatch allocates.
+// RUSAGE_THREAD is the sender's CPU time.
+//
+// Its first batch is a warm-up, not measured: one-time set-up on a fresh
+// socket (pools, lazily built headers, the poller's registration) is not
+// steady-state cost. Its allocations are reported apart, as SetupMallocs, and
+// Mallocs counts only the batches after it.
 func sendFor(s sender, d time.Duration) (sample, error) {
 	var smp sample
-	sys0, gso0 := s.counters()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
+	setup0 := ms.Mallocs
+	if err := s.sendBatch(); err != nil {
+		return smp, err
+	}
+	smp.WarmupSent = 1
+
+	sys0, gso0 := s.counters()
+	runtime.ReadMemStats(&ms)
+	smp.SetupMallocs = ms.Mallocs - setup0
 	mallocs0 := ms.Mallocs
 	var ru0, ru1 unix.Rusage
 	_ = unix.Getrusage(unix.RUSAGE_THREAD, &ru0)
@@ -289,7 +301,7 @@ func (b *bench) newSender(mode string) (sender, error) {
 			return err
 		case modeRawGSO:
 			if b.gsoErr != nil {
-				return &unavailableError{"no UDP GSO: " + b.gsoErr.Error()}
+				return &unavailableError{"UDP GSO not usable: " + b.gsoErr.Error()}
 			}
 			s, err = newRawSender(b, true)
 			return err

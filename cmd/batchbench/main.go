@@ -27,12 +27,13 @@
 //	-batch N       datagrams per batch (default 64; at most 1024, Linux's UIO_MAXIOV)
 //	-dests N       destinations; each batch is split into runs of batch/N datagrams per
 //	               destination, so batches mix destinations (default 1)
-//	-duration D    how long each mode sends in each round (default 150ms)
+//	-duration D    how long each mode sends in each round (default 150ms, at least 10ms)
 //	-count N       rounds (default 15: about 2 s per mode, under 20 s in all); many short
 //	               rounds cancel a shared machine's drift better than a few long ones
 //	-modes LIST    comma-separated modes to run (default all)
 //	-ipv6          use ::1 (or IPv6 on the veth pair) instead of IPv4
-//	-json          print the results as JSON
+//	-json          print the results as JSON (same as -format json; with any other
+//	               -format it is an error)
 //	-format F      table (default), json, or gobench (lines benchstat reads)
 //	-netns         measure between two network namespaces joined by a veth pair
 //	               (1500-byte MTU, the peer's real receive path); needs root
@@ -40,6 +41,58 @@
 //	-cpuprofile F  write a pprof CPU profile of the run to F
 //	-memprofile F  record every allocation (runtime.MemProfileRate = 1) and write
 //	               a pprof allocation profile to F, to find what allocates
+//
+//	-svg FILE      also draw the table as an SVG bar chart in FILE: one bar per mode
+//	               (its median datagrams/s, min–max whiskers) labelled with its ratios
+//
+// # Receiving
+//
+// With -recv it measures the receive side instead: the same datagrams, sent
+// by a raw sendmmsg sender over loopback, read in six ways (modes):
+//
+//	readfrom                a loop of (*net.UDPConn).ReadFrom, one datagram per call, what
+//	                        most Go code does
+//	xnet-readbatch          golang.org/x/net ipv4/ipv6 PacketConn.ReadBatch
+//	batchconn-read          batchconn's ReadMessages with UDP GRO off
+//	batchconn-gro           batchconn's ReadMessages with UDP GRO on
+//	batchconn-readfrom-gro  single ReadFrom calls on a batchconn Conn with GRO on: the same
+//	                        loop as readfrom, served from the Conn's batches
+//	raw-recvmmsg            the machine's limit: recvmmsg through unix.Syscall6,
+//	                        prebuilt headers, no runtime poller, no GRO
+//
+// Each mode reads from a fresh socket (SO_RCVBUFFORCE 32 MiB as root,
+// net.core.rmem_max otherwise). By default the socket is first filled with as
+// many datagrams as its buffer safely holds and the drain is timed: the
+// receiver alone, no sender competing for the CPU. With -live a sender sends
+// for -duration while the mode reads, and drops show as lost.
+//
+// It reports datagrams per second read, the reading thread's CPU time per
+// datagram (getrusage RUSAGE_THREAD on its locked thread: steadier than rates
+// on a shared machine), datagrams per call, allocations per call, and the
+// medians of same-round ratios against readfrom, xnet-readbatch and
+// raw-recvmmsg, by rate and by CPU time. The receive flags:
+//
+//	-recv          measure receiving (the modes above) instead of sending
+//	-traffic T     gso (default): the sender sends 14 datagrams per UDP GSO send, as
+//	               quic-go does; plain: one datagram per message
+//	-live          a live sender for -duration per mode per round, instead of
+//	               draining a pre-filled socket
+//	-size N        datagram payload bytes (default 1400 with -recv; with -traffic gso
+//	               at most 4679, so that 14 segments fit one 65507-byte send)
+//	-batch N       messages per read call for the batch modes (default 64)
+//	-duration D    with -live, how long the sender sends per mode per round; a drain
+//	               takes as long as reading the filled socket takes
+//
+// -count, -modes, -ipv6, -format, -json, -q, -svg and the profiles work as for
+// sends; -dests and -netns are for sends only. The four runs:
+//
+//	go run ./cmd/batchbench -recv                          # drain GSO-sent traffic
+//	go run ./cmd/batchbench -recv -traffic plain           # drain plain traffic
+//	go run ./cmd/batchbench -recv -live                    # live, GSO-sent
+//	go run ./cmd/batchbench -recv -live -traffic plain     # live, plain
+//
+// The fill is three quarters of the datagrams a GRO-less socket held before
+// its first drop, measured once per run (at most 131072).
 //
 // Exit status: 0 on success, 2 for bad flags, 1 when the measurement fails.
 // Linux only: on other systems it explains that and exits 1.
@@ -51,6 +104,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -68,12 +122,39 @@ const (
 
 var allModes = []string{modeWriteTo, modeXNet, modeBatchconn, modeBatchconnGSO, modeRawSendmmsg, modeRawGSO}
 
+// The receive modes (-recv), in table order.
+const (
+	modeReadFrom             = "readfrom"
+	modeXNetReadBatch        = "xnet-readbatch"
+	modeBatchconnRead        = "batchconn-read"
+	modeBatchconnGRO         = "batchconn-gro"
+	modeBatchconnReadFromGRO = "batchconn-readfrom-gro"
+	modeRawRecvmmsg          = "raw-recvmmsg"
+)
+
+var allRecvModes = []string{modeReadFrom, modeXNetReadBatch, modeBatchconnRead, modeBatchconnGRO, modeBatchconnReadFromGRO, modeRawRecvmmsg}
+
+// The receive traffic shapes (-traffic).
+const (
+	trafficGSO   = "gso"
+	trafficPlain = "plain"
+	// gsoSegs is how many datagrams the sender puts in one UDP GSO send with
+	// -traffic gso: what quic-go sends (see ../shared/research/gro.md).
+	gsoSegs = 14
+	// recvSize is -size's default with -recv: quic-go's usual 1400-byte packets.
+	recvSize = 1400
+)
+
 // Limits the flags are checked against.
 const (
 	maxPayload4 = 65535 - 20 - 8 // 65507: IPv4 total length minus IPv4 and UDP headers
 	maxPayload6 = 65535 - 8      // 65527: IPv6 payload length minus the UDP header
 	maxBatch    = 1024           // UIO_MAXIOV: sendmmsg clamps its vector to this
 	maxCount    = 1000
+	// minDuration is the shortest -duration: below about 10ms a round is a
+	// handful of batches, so the clock's resolution, one scheduler tick and
+	// the first batch's cache misses are the measurement, not the mode.
+	minDuration = 10 * time.Millisecond
 )
 
 // config is what the flags ask for.
@@ -88,6 +169,11 @@ type config struct {
 	format   string // "table", "json" or "gobench"
 	quiet    bool
 	netns    bool
+
+	recv    bool   // measure receiving
+	traffic string // with recv: trafficGSO or trafficPlain
+	live    bool   // with recv: a live sender instead of draining a filled socket
+	svg     string // SVG chart output file, if any
 
 	cpuProfile, memProfile string // pprof output files, for profiling the library
 }
@@ -107,12 +193,12 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	cfg := config{}
 	fs := flag.NewFlagSet("batchbench", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.IntVar(&cfg.size, "size", 1200, "datagram payload `bytes` (at most 65507, 65527 with -ipv6)")
-	fs.IntVar(&cfg.batch, "batch", 64, "datagrams per batch (at most 1024)")
+	fs.IntVar(&cfg.size, "size", 1200, "datagram payload `bytes` (at most 65507, 65527 with -ipv6; 1400 by default with -recv)")
+	fs.IntVar(&cfg.batch, "batch", 64, "datagrams per batch (at most 1024); with -recv, messages per read call")
 	fs.IntVar(&cfg.dests, "dests", 1, "destinations, interleaved in runs of batch/dests within each batch")
-	fs.DurationVar(&cfg.duration, "duration", 150*time.Millisecond, "sending time per mode per round")
+	fs.DurationVar(&cfg.duration, "duration", 150*time.Millisecond, "sending time per mode per round (with -recv, only with -live)")
 	fs.IntVar(&cfg.count, "count", 15, "rounds; modes alternate within each round")
-	modes := fs.String("modes", "all", "comma-separated modes: "+strings.Join(allModes, ","))
+	modes := fs.String("modes", "all", "comma-separated modes: "+strings.Join(allModes, ",")+"; with -recv, those -recv lists")
 	fs.BoolVar(&cfg.ipv6, "ipv6", false, "use IPv6")
 	asJSON := fs.Bool("json", false, "print the results as JSON (same as -format json)")
 	fs.StringVar(&cfg.format, "format", "table", "output `format`: table, json, or gobench (for benchstat)")
@@ -120,10 +206,15 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&cfg.netns, "netns", false, "measure across a veth pair between two network namespaces (root only)")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a pprof CPU profile of the whole run to `file`")
 	fs.StringVar(&cfg.memProfile, "memprofile", "", "record every allocation and write a pprof allocation profile to `file`")
+	fs.BoolVar(&cfg.recv, "recv", false, "measure receiving instead of sending (modes: "+strings.Join(allRecvModes, ",")+")")
+	fs.StringVar(&cfg.traffic, "traffic", trafficGSO, "with -recv: what the sender sends: gso (14 datagrams per UDP GSO send) or plain")
+	fs.BoolVar(&cfg.live, "live", false, "with -recv: read while a sender sends, instead of draining a pre-filled socket")
+	fs.StringVar(&cfg.svg, "svg", "", "also write the table as an SVG bar chart to `file`")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stderr)
-			fmt.Fprintf(stderr, "usage: batchbench [flags]\n\nMeasures batchconn against WriteToUDPAddrPort, x/net WriteBatch and raw sendmmsg.\n\n")
+			fmt.Fprintf(stderr, "usage: batchbench [flags]\n\nMeasures batchconn against WriteToUDPAddrPort, x/net WriteBatch and raw sendmmsg;\n"+
+				"with -recv, against ReadFrom, x/net ReadBatch and raw recvmmsg.\n\n")
 			fs.PrintDefaults()
 			return cfg, err
 		}
@@ -131,6 +222,26 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if fs.NArg() > 0 {
 		return cfg, usagef("unexpected argument %q (batchbench takes only flags)", fs.Arg(0))
+	}
+
+	if cfg.recv {
+		if !set(fs, "size") {
+			cfg.size = recvSize
+		}
+		switch {
+		case set(fs, "dests"):
+			return cfg, usagef("-dests is for sends: -recv reads one socket")
+		case cfg.netns:
+			return cfg, usagef("-netns is for sends: -recv measures over loopback")
+		case cfg.traffic != trafficGSO && cfg.traffic != trafficPlain:
+			return cfg, usagef("-traffic %q: want gso or plain", cfg.traffic)
+		}
+	} else {
+		for _, name := range []string{"traffic", "live"} {
+			if set(fs, name) {
+				return cfg, usagef("-%s is for receiving: add -recv", name)
+			}
+		}
 	}
 
 	maxSize, fam := maxPayload4, "IPv4"
@@ -145,20 +256,28 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	case cfg.batch < 1:
 		return cfg, usagef("-batch %d: a batch needs at least 1 datagram", cfg.batch)
 	case cfg.batch > maxBatch:
-		return cfg, usagef("-batch %d: at most %d datagrams fit in one sendmmsg call (UIO_MAXIOV)", cfg.batch, maxBatch)
+		return cfg, usagef("-batch %d: at most %d messages fit in one sendmmsg or recvmmsg call (UIO_MAXIOV)", cfg.batch, maxBatch)
 	case cfg.dests < 1:
 		return cfg, usagef("-dests %d: need at least 1 destination", cfg.dests)
 	case cfg.dests > cfg.batch:
 		return cfg, usagef("-dests %d: more destinations than datagrams per batch (%d)", cfg.dests, cfg.batch)
-	case cfg.duration <= 0:
-		return cfg, usagef("-duration %v: must be positive", cfg.duration)
+	case cfg.duration < minDuration:
+		return cfg, usagef("-duration %v: at least %v per mode per round (shorter rounds measure the clock, not the mode)", cfg.duration, minDuration)
 	case cfg.count < 1 || cfg.count > maxCount:
 		return cfg, usagef("-count %d: must be between 1 and %d", cfg.count, maxCount)
+	case cfg.recv && cfg.traffic == trafficGSO && cfg.size*gsoSegs > maxSize:
+		return cfg, usagef("-size %d: with -traffic gso, %d segments per send must fit in %d bytes (at most -size %d)",
+			cfg.size, gsoSegs, maxSize, maxSize/gsoSegs)
+	}
+	if err := checkOutputFile("-svg", cfg.svg); err != nil {
+		return cfg, err
 	}
 
 	if *asJSON {
-		if cfg.format != "table" && cfg.format != "json" {
-			return cfg, usagef("-json and -format %s contradict each other", cfg.format)
+		// -json is shorthand for -format json; an explicit -format that says
+		// otherwise (even "table") is a contradiction, not something to guess.
+		if set(fs, "format") && cfg.format != "json" {
+			return cfg, usagef("-json and -format %s contradict each other (-json means -format json)", cfg.format)
 		}
 		cfg.format = "json"
 	}
@@ -169,16 +288,54 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 
 	var err error
-	if cfg.modes, err = parseModes(*modes); err != nil {
-		return cfg, err
+	if cfg.recv {
+		cfg.modes, err = parseModes(*modes, allRecvModes, allModes, "a send mode: leave out -recv")
+	} else {
+		cfg.modes, err = parseModes(*modes, allModes, allRecvModes, "a receive mode: add -recv")
 	}
-	return cfg, nil
+	return cfg, err
 }
 
-// parseModes turns "all" or a comma-separated list into modes in table order.
-func parseModes(s string) ([]string, error) {
+// checkOutputFile refuses, before anything is measured, an output file that
+// cannot be written: its directory must exist and it must not be a directory.
+func checkOutputFile(flagName, path string) error {
+	if path == "" {
+		return nil
+	}
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return usagef("%s %s: is a directory, want a file name", flagName, path)
+	}
+	dir := filepath.Dir(path)
+	fi, err := os.Stat(dir)
+	switch {
+	case err != nil:
+		return usagef("%s %s: no directory %s to write it in", flagName, path, dir)
+	case !fi.IsDir():
+		return usagef("%s %s: %s is not a directory", flagName, path, dir)
+	}
+	// The one portable test of "can I create a file here": create one.
+	f, err := os.CreateTemp(dir, ".batchbench-*")
+	if err != nil {
+		return usagef("%s %s: cannot create files in %s: %v", flagName, path, dir, err)
+	}
+	f.Close()
+	os.Remove(f.Name())
+	return nil
+}
+
+// set reports whether the flag name was given on the command line.
+func set(fs *flag.FlagSet, name string) bool {
+	found := false
+	fs.Visit(func(f *flag.Flag) { found = found || f.Name == name })
+	return found
+}
+
+// parseModes turns "all" or a comma-separated list into modes of all, in
+// table order. A name from other (the other direction's modes) is refused
+// with hint.
+func parseModes(s string, all, other []string, hint string) ([]string, error) {
 	if strings.TrimSpace(s) == "all" {
-		return slices.Clone(allModes), nil
+		return slices.Clone(all), nil
 	}
 	var picked []string
 	for name := range strings.SplitSeq(s, ",") {
@@ -186,8 +343,11 @@ func parseModes(s string) ([]string, error) {
 		if name == "" {
 			continue
 		}
-		if !slices.Contains(allModes, name) {
-			return nil, usagef("-modes: unknown mode %q (modes: %s)", name, strings.Join(allModes, ", "))
+		if slices.Contains(other, name) {
+			return nil, usagef("-modes: %q is %s (modes: %s)", name, hint, strings.Join(all, ", "))
+		}
+		if !slices.Contains(all, name) {
+			return nil, usagef("-modes: unknown mode %q (modes: %s)", name, strings.Join(all, ", "))
 		}
 		if slices.Contains(picked, name) {
 			return nil, usagef("-modes: %q listed twice", name)
@@ -195,10 +355,10 @@ func parseModes(s string) ([]string, error) {
 		picked = append(picked, name)
 	}
 	if len(picked) == 0 {
-		return nil, usagef("-modes: no modes given (modes: %s)", strings.Join(allModes, ", "))
+		return nil, usagef("-modes: no modes given (modes: %s)", strings.Join(all, ", "))
 	}
 	slices.SortFunc(picked, func(a, b string) int {
-		return slices.Index(allModes, a) - slices.Index(allModes, b)
+		return slices.Index(all, a) - slices.Index(all, b)
 	})
 	return picked, nil
 }

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"math"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -42,7 +44,10 @@ func TestParseFlags(t *testing.T) {
 		{name: "batch over 1024 is refused", args: []string{"-batch", "1025"}, wantErr: "1024"},
 		{name: "batch 1024 is allowed", args: []string{"-batch", "1024"}},
 		{name: "negative duration is refused", args: []string{"-duration", "-1s"}, wantErr: "-duration -1s"},
-		{name: "zero duration is refused", args: []string{"-duration", "0"}, wantErr: "must be positive"},
+		{name: "zero duration is refused", args: []string{"-duration", "0"}, wantErr: "at least 10ms"},
+		{name: "a 1ns duration is refused", args: []string{"-duration", "1ns"}, wantErr: "-duration 1ns: at least 10ms"},
+		{name: "a duration just under the minimum is refused", args: []string{"-duration", "9ms"}, wantErr: "at least 10ms"},
+		{name: "the minimum duration is allowed", args: []string{"-duration", "10ms"}},
 		{name: "count 0 is refused", args: []string{"-count", "0"}, wantErr: "-count 0"},
 		{name: "dests 0 is refused", args: []string{"-dests", "0"}, wantErr: "-dests 0"},
 		{name: "more dests than batch is refused", args: []string{"-batch", "4", "-dests", "5"}, wantErr: "more destinations"},
@@ -62,6 +67,12 @@ func TestParseFlags(t *testing.T) {
 		{name: "gobench format is accepted", args: []string{"-format", "gobench"}},
 		{name: "an unknown format is refused", args: []string{"-format", "csv"}, wantErr: `-format "csv"`},
 		{name: "json with gobench contradict", args: []string{"-json", "-format", "gobench"}, wantErr: "contradict"},
+		{name: "json with an explicit table format contradict", args: []string{"-json", "-format", "table"}, wantErr: "-json and -format table contradict"},
+		{name: "json with an explicit json format agree", args: []string{"-format", "json", "-json"}, check: func(t *testing.T, c config) {
+			if c.format != "json" {
+				t.Errorf("format = %q", c.format)
+			}
+		}},
 		{name: "an unknown flag is refused", args: []string{"-sizes", "3"}, wantErr: "sizes"},
 		{name: "a non-number is refused", args: []string{"-batch", "many"}, wantErr: "batch"},
 		{name: "a positional argument is refused", args: []string{"extra"}, wantErr: `unexpected argument "extra"`},
@@ -94,6 +105,7 @@ func TestParseFlags(t *testing.T) {
 func TestBadFlagsExitWithStatus2AndAMessage(t *testing.T) {
 	for _, args := range [][]string{
 		{"-size", "0"}, {"-size", "70000"}, {"-batch", "2000"}, {"-duration", "-3s"}, {"-nope"}, {"-count", "x"},
+		{"-duration", "1ns"}, {"-json", "-format", "table"},
 	} {
 		var stdout, stderr bytes.Buffer
 		if code := batchbench(args, &stdout, &stderr); code != 2 {
@@ -256,4 +268,85 @@ func TestTableIsAligned(t *testing.T) {
 	if !strings.Contains(buf.String(), "<- fastest") {
 		t.Errorf("table does not mark the winner:\n%s", buf.String())
 	}
+}
+
+func TestGSOSegmentMustFitTheMTU(t *testing.T) {
+	tests := []struct {
+		size, mtu int
+		v6        bool
+		largest   int // 0: fits
+	}{
+		{size: 1472, mtu: 1500},
+		{size: 1473, mtu: 1500, largest: 1472},
+		{size: 9000, mtu: 1500, largest: 1472},
+		{size: 1452, mtu: 1500, v6: true},
+		{size: 1453, mtu: 1500, v6: true, largest: 1452},
+		{size: 9000, mtu: 65536},
+	}
+	for _, tt := range tests {
+		err := segmentFits(tt.size, tt.mtu, tt.v6)
+		if tt.largest == 0 {
+			if err != nil {
+				t.Errorf("segmentFits(%d, %d, v6=%v) = %v, want nil", tt.size, tt.mtu, tt.v6, err)
+			}
+			continue
+		}
+		e, ok := errors.AsType[*segmentTooBigError](err)
+		if !ok || e.largest != tt.largest {
+			t.Errorf("segmentFits(%d, %d, v6=%v) = %v, want the largest size %d", tt.size, tt.mtu, tt.v6, err, tt.largest)
+		}
+	}
+}
+
+// The table's sent/s, delivered/s and lost must describe the same datagrams,
+// so that delivered/s = sent/s × (1 − lost), even when rounds differ widely.
+func TestTableRatesAndLossReconcile(t *testing.T) {
+	r := &report{CPUClock: "test clock"}
+	r.Config.Size, r.Config.Batch, r.Config.Count = 1000, 100, 4
+	res := &modeResult{Mode: modeWriteTo}
+	for i, c := range []struct{ sent, delivered uint64 }{
+		{100_000, 100_000}, // 100k/s, nothing lost
+		{200_000, 100_000}, // 200k/s, half lost
+		{300_000, 270_000}, // 300k/s, 10% lost
+		{400_000, 40_000},  // 400k/s, 90% lost
+	} {
+		res.Samples = append(res.Samples, sample{Round: i + 1, Elapsed: time.Second, Batches: c.sent / 100,
+			Sent: c.sent, Delivered: c.delivered, Bytes: c.sent * 1000})
+	}
+	r.Modes = []*modeResult{res}
+	r.finish()
+	var buf bytes.Buffer
+	if err := r.writeTable(&buf, true); err != nil {
+		t.Fatal(err)
+	}
+	row := strings.Fields(strings.Split(buf.String(), "\n")[1])
+	// mode sent/s (min–max) delivered/s lost ...
+	sent, delivered, lost := parseRate(t, row[1]), parseRate(t, row[3]), row[4]
+	l, err := strconv.ParseFloat(strings.TrimSuffix(lost, "%"), 64)
+	if err != nil {
+		t.Fatalf("lost %q: %v", lost, err)
+	}
+	if want := sent * (1 - l/100); math.Abs(delivered-want) > 0.01*want {
+		t.Errorf("sent/s %s, delivered/s %s, lost %s do not reconcile: %v x (1 - %v%%) = %v\n%s",
+			row[1], row[3], lost, sent, l, want, buf.String())
+	}
+	if res.MedianRound != 2 {
+		t.Errorf("median round = %d, want 2 (the lower middle of 4 by sent/s)", res.MedianRound)
+	}
+}
+
+func parseRate(t *testing.T, s string) float64 {
+	t.Helper()
+	mult := 1.0
+	switch {
+	case strings.HasSuffix(s, "M"):
+		mult, s = 1e6, strings.TrimSuffix(s, "M")
+	case strings.HasSuffix(s, "k"):
+		mult, s = 1e3, strings.TrimSuffix(s, "k")
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		t.Fatalf("rate %q: %v", s, err)
+	}
+	return f * mult
 }

@@ -36,9 +36,11 @@ func (p *progress) set(mode string, round int) {
 	if p == nil {
 		return
 	}
-	for i := range allModes {
-		if allModes[i] == mode {
-			p.mode.Store(&allModes[i])
+	for _, list := range [][]string{allModes, allRecvModes} {
+		for i := range list {
+			if list[i] == mode {
+				p.mode.Store(&list[i])
+			}
 		}
 	}
 	p.round.Store(int64(round))

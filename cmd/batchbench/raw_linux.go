@@ -207,10 +207,38 @@ func probeGSO(b *bench) error {
 			return nil
 		case unix.EINTR, unix.EAGAIN:
 			continue
-		case unix.EINVAL, unix.EIO:
-			return fmt.Errorf("a UDP GSO send of 2 x %d bytes failed with %v (no UDP_SEGMENT support, a segment larger than the path MTU, or no checksum offload)", b.cfg.size, e)
+		case unix.EINVAL, unix.EMSGSIZE:
+			// Both are what the kernel says to a GSO segment larger than
+			// the path MTU (which depends on the kernel's path); check
+			// that before blaming the kernel.
+			if mtu, ok := pathMTU(fd, b.rx.addrs[0]); ok {
+				if err := segmentFits(b.cfg.size, mtu, b.cfg.ipv6); err != nil {
+					return err
+				}
+			}
+			return fmt.Errorf("a UDP GSO send of 2 x %d bytes failed with %v (no UDP_SEGMENT support on this kernel or path)", b.cfg.size, e)
+		case unix.EIO:
+			return fmt.Errorf("a UDP GSO send of 2 x %d bytes failed with %v (the device has no checksum offload)", b.cfg.size, e)
 		default:
 			return fmt.Errorf("a UDP GSO send failed: %w", os.NewSyscallError("sendmsg", e))
 		}
 	}
+}
+
+// pathMTU connects fd to dst and asks the kernel for the route's MTU
+// (IP_MTU or IPV6_MTU, which need a connected socket).
+func pathMTU(fd int, dst netip.AddrPort) (int, bool) {
+	var sa unix.Sockaddr
+	level, opt := unix.IPPROTO_IP, unix.IP_MTU
+	if dst.Addr().Is4() {
+		sa = &unix.SockaddrInet4{Port: int(dst.Port()), Addr: dst.Addr().As4()}
+	} else {
+		sa = &unix.SockaddrInet6{Port: int(dst.Port()), Addr: dst.Addr().As16()}
+		level, opt = unix.IPPROTO_IPV6, unix.IPV6_MTU
+	}
+	if unix.Connect(fd, sa) != nil {
+		return 0, false
+	}
+	mtu, err := unix.GetsockoptInt(fd, level, opt)
+	return mtu, err == nil && mtu > 0
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -32,6 +33,7 @@ type sample struct {
 	// SetupMallocs are the allocations of the first, unmeasured batch on the
 	// fresh socket: one-time set-up, not steady-state cost.
 	SetupMallocs uint64  `json:"setup_mallocs"`
+	WarmupSent   uint64  `json:"warmup_batches"` // unmeasured batches before the round (1)
 	SentPerSec   float64 `json:"sent_per_sec"`
 }
 
@@ -66,16 +68,27 @@ type stat struct {
 	Max    float64 `json:"max"`
 }
 
+// summarize takes the median as the middle value, the lower middle one for an
+// even count: always a value some round produced, never an average of two.
 func summarize(xs []float64) stat {
 	if len(xs) == 0 {
 		return stat{}
 	}
 	s := slices.Sorted(slices.Values(xs))
-	m := s[len(s)/2]
-	if len(s)%2 == 0 {
-		m = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	return stat{Median: s[(len(s)-1)/2], Min: s[0], Max: s[len(s)-1]}
+}
+
+// medianSample is the round whose sent/s is the median (as summarize picks
+// it). The table's sent/s, delivered/s and lost all come from this one round,
+// so they reconcile: delivered/s = sent/s × (1 − lost).
+func medianSample(samples []sample) (sample, bool) {
+	if len(samples) == 0 {
+		return sample{}, false
 	}
-	return stat{Median: m, Min: s[0], Max: s[len(s)-1]}
+	s := slices.SortedStableFunc(slices.Values(samples), func(a, b sample) int {
+		return cmp.Compare(a.sentPerSec(), b.sentPerSec())
+	})
+	return s[(len(s)-1)/2], true
 }
 
 // modeResult is one mode's samples and their summaries.
@@ -84,10 +97,15 @@ type modeResult struct {
 	Unavailable string   `json:"unavailable,omitempty"` // why the mode did not run, or stopped
 	Samples     []sample `json:"samples"`
 
-	SentPerSec       stat    `json:"sent_per_sec"`
-	DeliveredPerSec  stat    `json:"delivered_per_sec"`
-	LostFraction     stat    `json:"lost_fraction"`       // per round
-	LostTotal        float64 `json:"lost_fraction_total"` // over all rounds
+	SentPerSec      stat    `json:"sent_per_sec"`
+	DeliveredPerSec stat    `json:"delivered_per_sec"`
+	LostFraction    stat    `json:"lost_fraction"`       // per round
+	LostTotal       float64 `json:"lost_fraction_total"` // over all rounds
+	// MedianRound is the round with the median sent/s; the table's sent/s,
+	// delivered/s and lost are that round's, so they reconcile.
+	MedianRound      int     `json:"median_round"`
+	MedianDelivered  float64 `json:"median_round_delivered_per_sec"`
+	MedianLost       float64 `json:"median_round_lost_fraction"`
 	GbitPerSec       stat    `json:"gbit_per_sec"`
 	CPUNsPerDgram    stat    `json:"cpu_ns_per_dgram"`
 	SyscallsPerDgram stat    `json:"syscalls_per_dgram"`
@@ -126,9 +144,12 @@ type report struct {
 		MTU        int    `json:"mtu,omitempty"`
 	} `json:"env"`
 	GSO struct {
-		Available bool   `json:"available"` // the kernel takes UDP_SEGMENT sends on this path
-		Used      bool   `json:"used"`      // batchconn-gso made GSO sends
-		Why       string `json:"why,omitempty"`
+		Available bool `json:"available"` // the kernel takes UDP_SEGMENT sends on this path
+		Used      bool `json:"used"`      // batchconn-gso made GSO sends
+		// SegmentTooBig: the path takes GSO, but not segments of -size bytes
+		// (each must fit the path MTU); Available is then false.
+		SegmentTooBig bool   `json:"segment_exceeds_mtu,omitempty"`
+		Why           string `json:"why,omitempty"`
 	} `json:"gso"`
 	CPUClock string `json:"cpu_clock"` // what CPU time measures
 	// SenderCPUShare is the median over all samples of sender CPU time over
@@ -170,6 +191,9 @@ func (r *report) finish() {
 		m.LostTotal = 1 - div(float64(delivered), float64(sent))
 		if sent == 0 {
 			m.LostTotal = 0
+		}
+		if ms, ok := medianSample(m.Samples); ok {
+			m.MedianRound, m.MedianDelivered, m.MedianLost = ms.Round, ms.deliveredPerSec(), ms.lostFraction()
 		}
 		m.GbitPerSec = col(sample.gbitPerSec)
 		m.CPUNsPerDgram = col(sample.cpuPerDgram)
@@ -285,6 +309,8 @@ func (r *report) gsoLine() string {
 		return "available and used"
 	case g.Available:
 		return "available but not used: " + g.Why
+	case g.SegmentTooBig:
+		return "not usable for this -size: " + g.Why
 	default:
 		return "not available: " + g.Why
 	}
@@ -322,8 +348,8 @@ func (r *report) writeTable(w io.Writer, quiet bool) error {
 			m.Mode,
 			rate(m.SentPerSec.Median),
 			"(" + rate(m.SentPerSec.Min) + "–" + rate(m.SentPerSec.Max) + ")",
-			rate(m.DeliveredPerSec.Median),
-			pct(m.LostTotal),
+			rate(m.MedianDelivered),
+			pct(m.MedianLost),
 			strconv.FormatFloat(m.GbitPerSec.Median, 'f', 2, 64),
 			nanos(m.CPUNsPerDgram.Median),
 			strconv.FormatFloat(m.SyscallsPerDgram.Median, 'f', 3, 64),
@@ -365,18 +391,51 @@ func (r *report) writeTable(w io.Writer, quiet bool) error {
 			fmt.Fprintf(w, "batchconn (GSO off) vs xnet WriteBatch: %.2fx (%.2f–%.2f)\n", st.Median, st.Min, st.Max)
 		}
 	}
+	var lost []string
+	for _, m := range r.Modes {
+		if m.LostTotal > 0 {
+			lost = append(lost, m.Mode+" "+pct(m.LostTotal))
+		}
+	}
+	if len(lost) > 0 {
+		fmt.Fprintf(w, "lost over all rounds: %s\n", strings.Join(lost, ", "))
+	}
 	if r.SenderCPUShare > 0 && r.SenderCPUShare < 0.8 {
 		fmt.Fprintf(w, "note: the sender thread ran only %.0f%% of the time (median): other load on this machine\n"+
 			"      takes the CPU; sent/s swings with it, CPU/dgram much less.\n", r.SenderCPUShare*100)
 	}
 	fmt.Fprint(w, `
-sent/s: datagrams the kernel accepted per second, median of the rounds (min–max); delivered/s: what
-the receiver read with recvmmsg; lost: share dropped over all rounds because the receiver fell behind.
+sent/s: datagrams the kernel accepted per second in the median round (min–max of the rounds);
+delivered/s: what the receiver read with recvmmsg in that same round; lost: the share of that round's
+datagrams dropped because the receiver fell behind (delivered/s = sent/s x (1 - lost)).
 Gbit/s: payload sent. CPU/dgram: `+r.CPUClock+`.
 vs writeto, vs raw: this mode's sent/s over that mode's in the same round, median of the rounds;
 raw is raw-gso for the GSO modes, raw-sendmmsg for the others.
 `)
 	return nil
+}
+
+// segmentTooBigError says that UDP GSO works on the path but not for
+// datagrams of this size: the kernel refuses (EINVAL or EMSGSIZE) a GSO segment whose
+// packet would not fit the path MTU, because GSO never fragments.
+type segmentTooBigError struct{ size, packet, mtu, largest int }
+
+func (e *segmentTooBigError) Error() string {
+	return fmt.Sprintf("a %d-byte datagram is a %d-byte packet, larger than the path MTU (%d), and a UDP GSO segment must fit in one packet; GSO takes -size %d or less here",
+		e.size, e.packet, e.mtu, e.largest)
+}
+
+// segmentFits returns a *segmentTooBigError when size-byte datagrams make
+// packets larger than mtu.
+func segmentFits(size, mtu int, v6 bool) error {
+	hdr := 20 + 8 // IPv4 and UDP headers
+	if v6 {
+		hdr = 40 + 8
+	}
+	if size+hdr <= mtu {
+		return nil
+	}
+	return &segmentTooBigError{size: size, packet: size + hdr, mtu: mtu, largest: mtu - hdr}
 }
 
 // runLen is how many consecutive datagrams of a batch go to one destination.
@@ -403,8 +462,11 @@ func nanos(ns float64) string {
 }
 
 func allocs(a float64) string {
-	if a == math.Trunc(a) {
+	switch {
+	case a == math.Trunc(a):
 		return strconv.FormatFloat(a, 'f', 0, 64)
+	case a < 0.01:
+		return strconv.FormatFloat(a, 'g', 2, 64) // not "0.00": some calls allocate
 	}
 	return strconv.FormatFloat(a, 'f', 2, 64)
 }

@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -77,7 +79,8 @@ func TestSmokeMixedDestinations(t *testing.T) {
 	checkDelivered(t, r)
 }
 
-func TestSmokeNetns(t *testing.T) {
+func needNetns(t *testing.T) {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("-netns needs root")
 	}
@@ -87,9 +90,125 @@ func TestSmokeNetns(t *testing.T) {
 	if _, err := os.Stat("/run/netns"); err != nil && exec.Command("ip", "netns", "list").Run() != nil {
 		t.Skip("ip netns does not work here")
 	}
+}
+
+func TestSmokeNetns(t *testing.T) {
+	needNetns(t)
 	r := smoke(t, "-netns")
 	if r.Config.Path != "veth" {
 		t.Errorf("path = %q, want veth", r.Config.Path)
 	}
 	checkDelivered(t, r)
+}
+
+// On the veth pair (MTU 1500) a 9000-byte datagram is sent fragmented, but no
+// GSO segment can be larger than the MTU. The report must say that, not that
+// GSO is missing.
+func TestSmokeNetnsSegmentLargerThanMTUIsNotMissingGSO(t *testing.T) {
+	needNetns(t)
+	r := smoke(t, "-netns", "-size", "9000", "-modes", "writeto,raw-gso")
+	line := r.gsoLine()
+	if strings.Contains(line, "not available") || !r.GSO.SegmentTooBig {
+		t.Errorf("GSO line = %q (segment_exceeds_mtu %v), want it to say the segment exceeds the MTU", line, r.GSO.SegmentTooBig)
+	}
+	for _, want := range []string{"9000-byte datagram", "path MTU (1500)", "-size 1472 or less"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("GSO line %q does not say %q", line, want)
+		}
+	}
+	if m := r.mode(modeRawGSO); m == nil || !strings.Contains(m.Unavailable, "path MTU") {
+		t.Errorf("raw-gso should be unavailable because of the MTU, got %+v", m)
+	}
+}
+
+// smokeRecv runs batchbench -recv with -json and one round, and decodes it.
+func smokeRecv(t *testing.T, extra ...string) *recvReport {
+	t.Helper()
+	args := append([]string{"-recv", "-count", "1", "-json"}, extra...)
+	var stdout, stderr bytes.Buffer
+	if code := batchbench(args, &stdout, &stderr); code != 0 {
+		t.Fatalf("batchbench %s: exit status %d\n%s", strings.Join(args, " "), code, stderr.String())
+	}
+	var r recvReport
+	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, stdout.String())
+	}
+	if len(r.Modes) != len(allRecvModes) {
+		t.Fatalf("report has %d modes, want %d", len(r.Modes), len(allRecvModes))
+	}
+	return &r
+}
+
+// checkRead checks that every receive mode read whole datagrams, and with
+// drained traffic all of them.
+func checkRead(t *testing.T, r *recvReport) {
+	t.Helper()
+	for _, m := range r.Modes {
+		if len(m.Samples) != 1 {
+			if strings.Contains(m.Unavailable, "GRO is not available") {
+				t.Logf("%s skipped: %s", m.Mode, m.Unavailable)
+				continue
+			}
+			t.Errorf("%s: %d samples, want 1 (unavailable: %q)", m.Mode, len(m.Samples), m.Unavailable)
+			continue
+		}
+		s := m.Samples[0]
+		if s.Read == 0 || s.Calls == 0 || s.Bytes != s.Read*uint64(r.Config.Size) {
+			t.Errorf("%s: read %d datagrams, %d bytes in %d calls", m.Mode, s.Read, s.Bytes, s.Calls)
+		}
+		if !r.Config.Live && s.Lost != 0 {
+			t.Errorf("%s: lost %d of %d datagrams from a pre-filled socket", m.Mode, s.Lost, s.Sent)
+		}
+		t.Logf("%-22s read %7d  %.0f dgrams/s  %.0f ns CPU/dgram  %.1f dgrams/call  %.2f allocs/call",
+			m.Mode, s.Read, m.PerSec.Median, m.CPUNsPerDgram.Median, m.PerCall.Median, m.AllocsPerCall.Median)
+	}
+}
+
+func TestSmokeRecvDrainGSOTraffic(t *testing.T) {
+	svg := filepath.Join(t.TempDir(), "recv.svg")
+	r := smokeRecv(t, "-svg", svg)
+	if r.Config.Fill == 0 || r.Config.Traffic != trafficGSO {
+		t.Errorf("fill %d traffic %q", r.Config.Fill, r.Config.Traffic)
+	}
+	checkRead(t, r)
+	doc, err := os.ReadFile(svg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bars := checkSVG(t, doc); len(bars) == 0 {
+		t.Errorf("-svg wrote no bars")
+	}
+}
+
+func TestSmokeRecvDrainPlainTraffic(t *testing.T) {
+	checkRead(t, smokeRecv(t, "-traffic", "plain", "-batch", "16"))
+}
+
+func TestSmokeRecvLive(t *testing.T) {
+	r := smokeRecv(t, "-live", "-duration", "50ms")
+	if !r.Config.Live {
+		t.Errorf("live = false")
+	}
+	checkRead(t, r)
+}
+
+func TestSmokeRecvIPv6(t *testing.T) {
+	if c, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback}); err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	} else {
+		c.Close()
+	}
+	checkRead(t, smokeRecv(t, "-ipv6", "-traffic", "plain"))
+}
+
+func TestSmokeSendSVG(t *testing.T) {
+	svg := filepath.Join(t.TempDir(), "send.svg")
+	r := smoke(t, "-svg", svg, "-modes", "writeto,batchconn-gso")
+	doc, err := os.ReadFile(svg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bars := checkSVG(t, doc); len(bars) != len(r.Modes) {
+		t.Errorf("%d bars for %d modes", len(bars), len(r.Modes))
+	}
 }

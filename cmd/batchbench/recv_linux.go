@@ -1,0 +1,819 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/batchconn/batchconn/batchconn"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+	"golang.org/x/sys/unix"
+)
+
+// A reader reads the way its mode does, from its own fresh socket.
+type reader interface {
+	// read makes one read call and returns the datagrams and payload
+	// bytes it got. It blocks until at least one datagram is there.
+	read() (dgrams, bytes int, err error)
+	// setReadDeadline makes blocked and later reads fail with
+	// os.ErrDeadlineExceeded once t has passed.
+	setReadDeadline(t time.Time) error
+	addr() netip.AddrPort
+	fd() int // the socket, for SO_MEMINFO
+	close() error
+}
+
+// recvCtors opens a reader for each mode.
+var recvCtors = map[string]func(*recvBench) (reader, error){
+	modeReadFrom:             newReadFromReader,
+	modeXNetReadBatch:        newXNetReader,
+	modeBatchconnRead:        func(rb *recvBench) (reader, error) { return newBatchconnReader(rb, false, false) },
+	modeBatchconnGRO:         func(rb *recvBench) (reader, error) { return newBatchconnReader(rb, true, false) },
+	modeBatchconnReadFromGRO: func(rb *recvBench) (reader, error) { return newBatchconnReader(rb, true, true) },
+	modeRawRecvmmsg:          newRawReader,
+}
+
+// recvBench is one -recv run's shared state.
+type recvBench struct {
+	cfg     config
+	network string
+	local   netip.Addr
+	rcvbuf  int // what the kernel granted a reader socket
+	tx      *trafficSender
+	fill    int // datagrams per drain
+}
+
+const (
+	// drainDeadline bounds a drain that waits for datagrams that never
+	// came (dropped while filling): it fails instead of hanging.
+	drainDeadline = 5 * time.Second
+	// maxFill caps a drain: at about a million datagrams a second that is
+	// a tenth of a second, long enough to time, short enough to repeat.
+	maxFill = 1 << 17
+)
+
+func runRecv(cfg config, stdout, stderr io.Writer) error {
+	rb := &recvBench{cfg: cfg, network: "udp4", local: netip.MustParseAddr("127.0.0.1")}
+	if cfg.ipv6 {
+		rb.network, rb.local = "udp6", netip.IPv6Loopback()
+	}
+	rep := &recvReport{CPUClock: recvCPUClock}
+	c := &rep.Config
+	c.Size, c.Batch, c.Traffic, c.Live, c.Count, c.Modes, c.Network = cfg.size, cfg.batch, cfg.traffic, cfg.live, cfg.count, cfg.modes, rb.network
+	if cfg.traffic == trafficGSO {
+		c.Segs = gsoSegs
+	}
+	if cfg.live {
+		c.Duration = cfg.duration
+	}
+	fillRecvEnv(rep)
+
+	var err error
+	if rb.tx, err = newTrafficSender(rb); err != nil {
+		return err
+	}
+	defer rb.tx.close()
+	if !cfg.live {
+		if rb.fill, err = rb.calibrate(); err != nil {
+			return err
+		}
+		c.Fill = rb.fill
+	}
+
+	var prog *progress
+	if !cfg.quiet && cfg.format == "table" {
+		prog = startProgress(stderr, cfg)
+	}
+	stopProfiles, err := startProfiles(cfg)
+	if err != nil {
+		prog.stop()
+		return err
+	}
+	results := make([]*recvModeResult, len(cfg.modes))
+	for i, m := range cfg.modes {
+		results[i] = &recvModeResult{Mode: m}
+	}
+	err = rb.runRounds(results, prog)
+	prog.stop()
+	if perr := stopProfiles(); err == nil {
+		err = perr
+	}
+	if err != nil {
+		return err
+	}
+	rep.Env.RcvBuf = rb.rcvbuf
+	rep.Modes = results
+	rep.finish()
+
+	if cfg.svg != "" {
+		if err := writeSVGFile(cfg.svg, rep.chart()); err != nil {
+			return err
+		}
+	}
+	switch cfg.format {
+	case "json":
+		return rep.writeJSON(stdout)
+	case "gobench":
+		return rep.writeGobench(stdout)
+	}
+	return rep.writeTable(stdout, cfg.quiet)
+}
+
+// runRounds runs a warm-up round (not recorded), then count rounds of
+// A B C …, each mode on a fresh socket.
+func (rb *recvBench) runRounds(results []*recvModeResult, prog *progress) error {
+	for round := 0; round <= rb.cfg.count; round++ {
+		for _, res := range results {
+			if res.Unavailable != "" {
+				continue
+			}
+			prog.set(res.Mode, round)
+			r, err := recvCtors[res.Mode](rb)
+			if err != nil {
+				if ue, ok := errors.AsType[*unavailableError](err); ok {
+					res.Unavailable = ue.why
+					continue
+				}
+				return fmt.Errorf("%s: %w", res.Mode, err)
+			}
+			if rb.rcvbuf == 0 {
+				rb.rcvbuf, _ = unix.GetsockoptInt(r.fd(), unix.SOL_SOCKET, unix.SO_RCVBUF)
+			}
+			var smp recvSample
+			if rb.cfg.live {
+				smp, err = rb.measureLive(r)
+			} else {
+				smp, err = rb.measureDrain(r)
+			}
+			if cerr := r.close(); err == nil && cerr != nil {
+				err = cerr
+			}
+			if err != nil {
+				res.Unavailable = fmt.Sprintf("stopped in round %d: %v", round, err)
+				res.Samples = nil
+				continue
+			}
+			if round > 0 {
+				smp.Round = round
+				res.Samples = append(res.Samples, smp)
+			}
+		}
+	}
+	return nil
+}
+
+// measureDrain fills r's socket with rb.fill datagrams, then times reading
+// them all on a locked thread: the receiver alone.
+func (rb *recvBench) measureDrain(r reader) (recvSample, error) {
+	rb.tx.setDest(r.addr())
+	if err := rb.tx.send(rb.fill); err != nil {
+		return recvSample{}, err
+	}
+	if drops := waitQueued(r.fd()); drops > 0 {
+		return recvSample{}, fmt.Errorf("the socket dropped %d of %d datagrams while being filled (SO_RCVBUF %d)", drops, rb.fill, rb.rcvbuf)
+	}
+	if err := r.setReadDeadline(time.Now().Add(drainDeadline)); err != nil {
+		return recvSample{}, err
+	}
+	return onLockedThread(func() (recvSample, error) {
+		smp := recvSample{Sent: uint64(rb.fill)}
+		got := 0
+		err := timedReads(r, &smp, func(n, _ int) (bool, bool) { got += n; return true, got < rb.fill })
+		if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+			err = fmt.Errorf("read %d of the %d datagrams queued, then none for %v", got, rb.fill, drainDeadline)
+		}
+		smp.Lost = uint64(rb.fill - min(got, rb.fill))
+		if err == nil {
+			err = checkBytes(&smp, rb.cfg.size)
+		}
+		return smp, err
+	})
+}
+
+// measureLive reads on a locked thread while a sender sends for -duration on
+// another. When the reader has emptied the socket, the sender sends one
+// 1-byte end marker, the reader's last read: stopping it with a deadline
+// instead would put the error path's allocations in the measurement.
+func (rb *recvBench) measureLive(r reader) (recvSample, error) {
+	rb.tx.setDest(r.addr())
+	// A fallback only, set before anything is measured: setting a deadline
+	// may allocate, which would count against the mode.
+	if err := r.setReadDeadline(time.Now().Add(rb.cfg.duration + time.Second + drainDeadline)); err != nil {
+		return recvSample{}, err
+	}
+	var total atomic.Uint64 // datagrams read, warm-up included, marker not
+	type rxResult struct {
+		smp recvSample
+		err error
+	}
+	type txResult struct {
+		sent uint64
+		err  error
+	}
+	// Both goroutines (and their channels) exist before the first datagram
+	// is sent: nothing but the modes allocates while the reader measures.
+	start := make(chan struct{})
+	rx, tx := make(chan rxResult, 1), make(chan txResult, 1)
+	size := rb.cfg.size
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		var smp recvSample
+		err := timedReads(r, &smp, func(n, b int) (count, more bool) {
+			if b != n*size { // the end marker, alone: sent after the socket was empty
+				return false, false
+			}
+			total.Add(uint64(n))
+			return true, true
+		})
+		rx <- rxResult{smp, err}
+	}()
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		<-start
+		sent, err := rb.tx.sendFor(rb.cfg.duration)
+		tx <- txResult{sent, err}
+	}()
+	close(start)
+	txr := <-tx
+
+	// Let the reader empty the socket (and the Conn's own queue), then end it.
+	deadline := time.Now().Add(time.Second)
+	for last := total.Load(); time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+		now := total.Load()
+		if rmem, _, err := memInfo(r.fd()); err == nil && rmem == 0 && now == last {
+			break
+		}
+		last = now
+	}
+	merr := rb.tx.sendMarker()
+	if merr != nil {
+		_ = r.setReadDeadline(time.Now())
+	}
+	res := <-rx
+	smp := res.smp
+	switch {
+	case txr.err != nil:
+		return smp, txr.err
+	case merr != nil:
+		return smp, merr
+	case errors.Is(res.err, os.ErrDeadlineExceeded):
+		return smp, fmt.Errorf("the end marker did not arrive within %v of the socket running empty", drainDeadline)
+	case res.err != nil:
+		return smp, res.err
+	}
+	smp.Sent = txr.sent
+	smp.Lost = txr.sent - min(txr.sent, total.Load())
+	return smp, checkBytes(&smp, size)
+}
+
+// timedReads makes one unmeasured warm-up call (one-time set-up on a fresh
+// socket, and in a live run the wait for the first datagram), then measures
+// read calls until a read fails or next says to stop. next is told each
+// call's datagrams and bytes, the warm-up's included, and says whether to
+// count the call and whether to go on.
+func timedReads(r reader, smp *recvSample, next func(n, b int) (count, more bool)) error {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	setup0 := ms.Mallocs
+	n, b, err := r.read()
+	if err != nil {
+		return err
+	}
+	runtime.ReadMemStats(&ms)
+	smp.SetupMallocs = ms.Mallocs - setup0
+	if _, more := next(n, b); !more {
+		return errors.New("the warm-up call read every datagram: nothing left to time (raise the fill)")
+	}
+	mallocs0 := ms.Mallocs
+	var ru0, ru1 unix.Rusage
+	_ = unix.Getrusage(unix.RUSAGE_THREAD, &ru0)
+	start := time.Now()
+	last := start
+	for {
+		n, b, err = r.read()
+		if err != nil {
+			break
+		}
+		count, more := next(n, b)
+		if count {
+			last = time.Now()
+			smp.Calls++
+			smp.Read += uint64(n)
+			smp.Bytes += uint64(b)
+		}
+		if !more {
+			break
+		}
+	}
+	_ = unix.Getrusage(unix.RUSAGE_THREAD, &ru1)
+	runtime.ReadMemStats(&ms)
+	smp.Elapsed = last.Sub(start)
+	smp.CPU = cpuTime(&ru1) - cpuTime(&ru0)
+	smp.Mallocs = ms.Mallocs - mallocs0
+	return err
+}
+
+// checkBytes catches a mode that returns other than whole datagrams (a GRO
+// buffer not split, a truncated read): every datagram has size bytes.
+func checkBytes(smp *recvSample, size int) error {
+	if want := smp.Read * uint64(size); smp.Bytes != want {
+		return fmt.Errorf("read %d bytes in %d datagrams, want %d (%d each)", smp.Bytes, smp.Read, want, size)
+	}
+	return nil
+}
+
+func onLockedThread(f func() (recvSample, error)) (recvSample, error) {
+	type result struct {
+		smp recvSample
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		smp, err := f()
+		done <- result{smp, err}
+	}()
+	r := <-done
+	return r.smp, r.err
+}
+
+// calibrate finds how many datagrams of this traffic a reader socket holds:
+// it fills a plain (no GRO) socket until the kernel drops, and fills later
+// sockets to three quarters of that, so no drain starts with a drop.
+func (rb *recvBench) calibrate() (int, error) {
+	fd, err := rawSocket(rb.local)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(fd)
+	setRcvBuf(fd)
+	rb.rcvbuf, _ = unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF)
+	rb.tx.setDest(sockAddrPort(fd, rb.local))
+	unit := rb.tx.unit()
+	held := 0
+	for held < maxFill*4/3 {
+		if err := rb.tx.send(unit); err != nil {
+			return 0, err
+		}
+		if _, drops, err := memInfo(fd); err != nil {
+			return 0, err
+		} else if drops > 0 {
+			break
+		}
+		held += unit
+	}
+	fill := min(maxFill, held*3/4) / unit * unit
+	if fill < 4*rb.cfg.batch {
+		return 0, fmt.Errorf("the receive buffer (SO_RCVBUF %d bytes) holds only %d datagrams, too few to time a drain; "+
+			"run as root (SO_RCVBUFFORCE) or raise net.core.rmem_max", rb.rcvbuf, held)
+	}
+	return fill, nil
+}
+
+// waitQueued waits until the socket's receive queue stops growing (loopback
+// delivers in softirq, usually but not always before sendmmsg returns) and
+// returns how many datagrams it dropped.
+func waitQueued(fd int) uint32 {
+	last, _, _ := memInfo(fd)
+	for range 200 {
+		time.Sleep(time.Millisecond)
+		now, _, err := memInfo(fd)
+		if err != nil || now == last {
+			break
+		}
+		last = now
+	}
+	_, drops, _ := memInfo(fd)
+	return drops
+}
+
+// memInfo reads SO_MEMINFO: the bytes queued for reading (truesize) and the
+// datagrams the socket dropped since it was opened.
+func memInfo(fd int) (rmem, drops uint32, err error) {
+	var mi [unix.SK_MEMINFO_VARS]uint32
+	l := uint32(unsafe.Sizeof(mi))
+	_, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_SOCKET, unix.SO_MEMINFO,
+		uintptr(unsafe.Pointer(&mi[0])), uintptr(unsafe.Pointer(&l)), 0)
+	if e != 0 {
+		return 0, 0, os.NewSyscallError("getsockopt", e)
+	}
+	return mi[unix.SK_MEMINFO_RMEM_ALLOC], mi[unix.SK_MEMINFO_DROPS], nil
+}
+
+// setRcvBuf asks for rcvBufBytes of receive buffer: SO_RCVBUFFORCE as root,
+// else SO_RCVBUF, which net.core.rmem_max caps.
+func setRcvBuf(fd int) {
+	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, rcvBufBytes) != nil {
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, rcvBufBytes)
+	}
+}
+
+// sockAddrPort is fd's bound address: local and the port the kernel chose.
+func sockAddrPort(fd int, local netip.Addr) netip.AddrPort {
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		return netip.AddrPort{}
+	}
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(local, uint16(sa.Port))
+	case *unix.SockaddrInet6:
+		return netip.AddrPortFrom(local, uint16(sa.Port))
+	}
+	return netip.AddrPort{}
+}
+
+// listenUDP opens the *net.UDPConn a Go-level reader reads from, with the
+// same receive buffer as every other reader, and returns its descriptor.
+func (rb *recvBench) listenUDP() (*net.UDPConn, int, error) {
+	c, err := net.ListenUDP(rb.network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(rb.local, 0)))
+	if err != nil {
+		return nil, -1, err
+	}
+	sc, err := c.SyscallConn()
+	if err != nil {
+		c.Close()
+		return nil, -1, err
+	}
+	fd := -1
+	if err := sc.Control(func(s uintptr) { fd = int(s); setRcvBuf(fd) }); err != nil {
+		c.Close()
+		return nil, -1, err
+	}
+	return c, fd, nil
+}
+
+// udpReader holds what the readers over a *net.UDPConn share.
+type udpReader struct {
+	c     *net.UDPConn
+	sock  int
+	local netip.AddrPort
+}
+
+func (u *udpReader) setReadDeadline(t time.Time) error { return u.c.SetReadDeadline(t) }
+func (u *udpReader) addr() netip.AddrPort              { return u.local }
+func (u *udpReader) fd() int                           { return u.sock }
+func (u *udpReader) close() error                      { return u.c.Close() }
+
+func (rb *recvBench) newUDPReader() (udpReader, error) {
+	c, fd, err := rb.listenUDP()
+	if err != nil {
+		return udpReader{}, err
+	}
+	return udpReader{c: c, sock: fd, local: sockAddrPort(fd, rb.local)}, nil
+}
+
+// readFromReader: a loop of (*net.UDPConn).ReadFrom, one datagram per call,
+// as most Go code reads (it allocates the *net.UDPAddr it returns).
+type readFromReader struct {
+	udpReader
+	buf []byte
+}
+
+func newReadFromReader(rb *recvBench) (reader, error) {
+	u, err := rb.newUDPReader()
+	if err != nil {
+		return nil, err
+	}
+	return &readFromReader{udpReader: u, buf: make([]byte, rb.cfg.size)}, nil
+}
+
+func (r *readFromReader) read() (int, int, error) {
+	n, _, err := r.c.ReadFrom(r.buf)
+	if err != nil {
+		return 0, 0, err
+	}
+	return 1, n, nil
+}
+
+// batchconnReader: batchconn's ReadMessages, GRO on or off, or (single)
+// one ReadFrom call per datagram on the Conn.
+type batchconnReader struct {
+	udpReader
+	bc     *batchconn.Conn
+	ctx    context.Context
+	msgs   []batchconn.Message
+	single bool
+	buf    []byte
+}
+
+func newBatchconnReader(rb *recvBench, gro, single bool) (reader, error) {
+	u, err := rb.newUDPReader()
+	if err != nil {
+		return nil, err
+	}
+	bc, err := batchconn.New(u.c, batchconn.WithGRO(gro))
+	if err != nil {
+		u.close()
+		return nil, err
+	}
+	if gro && !bc.GROEnabled() {
+		bc.Close()
+		return nil, &unavailableError{"UDP GRO is not available here (batchconn's GROEnabled is false; BATCHCONN_DISABLE_GRO set, or no UDP_GRO)"}
+	}
+	r := &batchconnReader{udpReader: u, bc: bc, ctx: context.Background(), single: single, buf: make([]byte, rb.cfg.size)}
+	bufs := make([]byte, rb.cfg.batch*rb.cfg.size)
+	for i := range rb.cfg.batch {
+		r.msgs = append(r.msgs, batchconn.Message{Buffers: [][]byte{bufs[i*rb.cfg.size : (i+1)*rb.cfg.size]}})
+	}
+	return r, nil
+}
+
+func (r *batchconnReader) read() (int, int, error) {
+	if r.single {
+		n, _, err := r.bc.ReadFrom(r.buf)
+		if err != nil {
+			return 0, 0, err
+		}
+		return 1, n, nil
+	}
+	n, err := r.bc.ReadMessages(r.ctx, r.msgs, 0)
+	if err != nil {
+		return 0, 0, err
+	}
+	b := 0
+	for i := range n {
+		b += r.msgs[i].N
+	}
+	return n, b, nil
+}
+
+func (r *batchconnReader) setReadDeadline(t time.Time) error { return r.bc.SetReadDeadline(t) }
+func (r *batchconnReader) close() error                      { return r.bc.Close() }
+
+// xnetReader: golang.org/x/net's PacketConn.ReadBatch, what Go code batches
+// reads with today.
+type xnetReader struct {
+	udpReader
+	r interface {
+		ReadBatch([]ipv4.Message, int) (int, error)
+	}
+	msgs []ipv4.Message
+}
+
+func newXNetReader(rb *recvBench) (reader, error) {
+	u, err := rb.newUDPReader()
+	if err != nil {
+		return nil, err
+	}
+	x := &xnetReader{udpReader: u}
+	if rb.cfg.ipv6 {
+		x.r = ipv6.NewPacketConn(u.c)
+	} else {
+		x.r = ipv4.NewPacketConn(u.c)
+	}
+	bufs := make([]byte, rb.cfg.batch*rb.cfg.size)
+	for i := range rb.cfg.batch {
+		x.msgs = append(x.msgs, ipv4.Message{Buffers: [][]byte{bufs[i*rb.cfg.size : (i+1)*rb.cfg.size]}})
+	}
+	return x, nil
+}
+
+func (x *xnetReader) read() (int, int, error) {
+	n, err := x.r.ReadBatch(x.msgs, 0)
+	if err != nil {
+		return 0, 0, err
+	}
+	b := 0
+	for i := range n {
+		b += x.msgs[i].N
+	}
+	return n, b, nil
+}
+
+// rawReader is the ceiling: recvmmsg(2) through unix.Syscall6 on a socket the
+// Go runtime's poller does not know, every header (with room for the source
+// address, as every other mode gets it) built once. On EAGAIN it waits in
+// poll(2). No GRO.
+type rawReader struct {
+	sock     int
+	local    netip.AddrPort
+	hdrs     []unix.Mmsghdr
+	iovs     []unix.Iovec
+	names    []unix.RawSockaddrInet6
+	pfd      [1]unix.PollFd
+	deadline atomic.Int64 // unix nanoseconds; 0: none
+}
+
+func newRawReader(rb *recvBench) (reader, error) {
+	fd, err := rawSocket(rb.local)
+	if err != nil {
+		return nil, err
+	}
+	setRcvBuf(fd)
+	r := &rawReader{sock: fd, local: sockAddrPort(fd, rb.local)}
+	r.pfd[0] = unix.PollFd{Fd: int32(fd), Events: unix.POLLIN}
+	n, size := rb.cfg.batch, rb.cfg.size
+	bufs := make([]byte, n*size)
+	r.hdrs, r.iovs, r.names = make([]unix.Mmsghdr, n), make([]unix.Iovec, n), make([]unix.RawSockaddrInet6, n)
+	for i := range n {
+		r.iovs[i].Base = &bufs[i*size]
+		r.iovs[i].SetLen(size)
+		h := &r.hdrs[i].Hdr
+		h.Name, h.Namelen = (*byte)(unsafe.Pointer(&r.names[i])), unix.SizeofSockaddrInet6
+		h.Iov = &r.iovs[i]
+		h.SetIovlen(1)
+	}
+	return r, nil
+}
+
+func (r *rawReader) read() (int, int, error) {
+	for {
+		n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(r.sock),
+			uintptr(unsafe.Pointer(&r.hdrs[0])), uintptr(len(r.hdrs)), 0, 0, 0)
+		switch e {
+		case 0:
+			b := 0
+			for i := range int(n) {
+				b += int(r.hdrs[i].Len)
+			}
+			return int(n), b, nil
+		case unix.EAGAIN:
+			if err := r.wait(); err != nil {
+				return 0, 0, err
+			}
+		case unix.EINTR:
+		default:
+			return 0, 0, os.NewSyscallError("recvmmsg", e)
+		}
+	}
+}
+
+// wait polls for data in slices of at most 10ms, so a deadline set while it
+// waits is seen.
+func (r *rawReader) wait() error {
+	timeout := 10 * time.Millisecond
+	if d := r.deadline.Load(); d != 0 {
+		left := time.Until(time.Unix(0, d))
+		if left <= 0 {
+			return os.ErrDeadlineExceeded
+		}
+		timeout = min(timeout, left)
+	}
+	_, err := unix.Poll(r.pfd[:], int(timeout.Milliseconds())+1)
+	if err != nil && err != unix.EINTR {
+		return os.NewSyscallError("poll", err)
+	}
+	return nil
+}
+
+func (r *rawReader) setReadDeadline(t time.Time) error {
+	r.deadline.Store(t.UnixNano())
+	return nil
+}
+func (r *rawReader) addr() netip.AddrPort { return r.local }
+func (r *rawReader) fd() int              { return r.sock }
+func (r *rawReader) close() error         { return unix.Close(r.sock) }
+
+// trafficSender sends the receive modes' traffic with sendmmsg on a raw
+// socket: plain datagrams, or gsoSegs datagrams per UDP GSO send.
+type trafficSender struct {
+	sock  int
+	gso   bool
+	hdrs  []unix.Mmsghdr
+	iovs  []unix.Iovec
+	name  unix.RawSockaddrInet6
+	oob   []byte
+	segs  int // datagrams per message: 1, or gsoSegs
+	pfd   [1]unix.PollFd
+	local netip.Addr
+}
+
+func newTrafficSender(rb *recvBench) (*trafficSender, error) {
+	fd, err := rawSocket(rb.local)
+	if err != nil {
+		return nil, err
+	}
+	s := &trafficSender{sock: fd, gso: rb.cfg.traffic == trafficGSO, segs: 1, local: rb.local}
+	s.pfd[0] = unix.PollFd{Fd: int32(fd), Events: unix.POLLOUT}
+	size := rb.cfg.size
+	const msgs = 64 // messages per sendmmsg
+	if s.gso {
+		s.segs = gsoSegs
+		s.oob = make([]byte, unix.CmsgSpace(2))
+		putSegmentCmsg(s.oob, size)
+	}
+	payload := make([]byte, s.segs*size)
+	for i := range payload {
+		payload[i] = byte(i)
+	}
+	s.hdrs, s.iovs = make([]unix.Mmsghdr, msgs), make([]unix.Iovec, msgs)
+	for i := range msgs {
+		s.iovs[i].Base = &payload[0]
+		s.iovs[i].SetLen(len(payload))
+		h := &s.hdrs[i].Hdr
+		h.Name = (*byte)(unsafe.Pointer(&s.name))
+		h.Iov = &s.iovs[i]
+		h.SetIovlen(1)
+		if s.gso {
+			h.Control = &s.oob[0]
+			h.SetControllen(len(s.oob))
+		}
+	}
+	return s, nil
+}
+
+// unit is the smallest number of datagrams send sends: one message.
+func (s *trafficSender) unit() int { return s.segs }
+
+func (s *trafficSender) setDest(a netip.AddrPort) {
+	namelen := putSockaddr(&s.name, a)
+	for i := range s.hdrs {
+		s.hdrs[i].Hdr.Namelen = namelen
+	}
+}
+
+// send sends n datagrams, rounded down to whole messages.
+func (s *trafficSender) send(n int) error {
+	for left := n / s.segs; left > 0; {
+		k, err := s.sendmmsg(min(left, len(s.hdrs)))
+		if err != nil {
+			return err
+		}
+		left -= k
+	}
+	return nil
+}
+
+// sendFor sends as fast as it can for d and returns the datagrams sent.
+func (s *trafficSender) sendFor(d time.Duration) (uint64, error) {
+	var sent uint64
+	start := time.Now()
+	for time.Since(start) < d {
+		k, err := s.sendmmsg(len(s.hdrs))
+		if err != nil {
+			return sent, err
+		}
+		sent += uint64(k * s.segs)
+	}
+	return sent, nil
+}
+
+// sendmmsg sends up to n messages, waiting while the socket is full.
+func (s *trafficSender) sendmmsg(n int) (int, error) {
+	for {
+		r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(s.sock),
+			uintptr(unsafe.Pointer(&s.hdrs[0])), uintptr(n), 0, 0, 0)
+		switch e {
+		case 0:
+			return int(r), nil
+		case unix.EAGAIN:
+			if _, err := unix.Poll(s.pfd[:], -1); err != nil && err != unix.EINTR {
+				return 0, os.NewSyscallError("poll", err)
+			}
+		case unix.EINTR:
+		case unix.EINVAL, unix.EIO, unix.EMSGSIZE:
+			if s.gso {
+				return 0, fmt.Errorf("-traffic gso needs UDP GSO sends, and this kernel refused one: %w (use -traffic plain)",
+					os.NewSyscallError("sendmmsg", e))
+			}
+			return 0, os.NewSyscallError("sendmmsg", e)
+		default:
+			return 0, os.NewSyscallError("sendmmsg", e)
+		}
+	}
+}
+
+// sendMarker sends the 1-byte datagram that ends a live round.
+func (s *trafficSender) sendMarker() error {
+	var h unix.Msghdr
+	b := [1]byte{0xff}
+	iov := unix.Iovec{Base: &b[0]}
+	iov.SetLen(1)
+	h.Name, h.Namelen = (*byte)(unsafe.Pointer(&s.name)), s.hdrs[0].Hdr.Namelen
+	h.Iov = &iov
+	h.SetIovlen(1)
+	for {
+		_, _, e := unix.Syscall(unix.SYS_SENDMSG, uintptr(s.sock), uintptr(unsafe.Pointer(&h)), 0)
+		switch e {
+		case 0:
+			return nil
+		case unix.EINTR, unix.EAGAIN:
+			continue
+		}
+		return os.NewSyscallError("sendmsg", e)
+	}
+}
+
+func (s *trafficSender) close() error { return unix.Close(s.sock) }
+
+func fillRecvEnv(rep *recvReport) {
+	var sr report
+	fillEnv(&sr)
+	e, s := &rep.Env, &sr.Env
+	e.GoVersion, e.GOOS, e.GOARCH, e.Kernel, e.CPU, e.NumCPU, e.GOMAXPROCS =
+		s.GoVersion, s.GOOS, s.GOARCH, s.Kernel, s.CPU, s.NumCPU, s.GOMAXPROCS
+}
