@@ -434,3 +434,32 @@ func TestContractR6GROTransparencyOverVeth(t *testing.T) {
 		t.Errorf("no coalesced buffer met over veth: the test did not exercise GRO (Stats %+v)", s)
 	}
 }
+
+// TestGROReadIntoMessagesOf1024Buffers reads plain datagrams with GRO on into
+// messages of 1024 buffers, the kernel's iovec limit (UIO_MAXIOV), as GRO
+// off reads them: reading straight into the messages must not put a slot's
+// iovec behind them (EMSGSIZE).
+func TestGROReadIntoMessagesOf1024Buffers(t *testing.T) {
+	on, off := reader(t, "udp4", true), reader(t, "udp4", false)
+	tx := listen(t, "udp4")
+	const count = 40
+	for _, dst := range []*batchconn.Conn{on, off} {
+		for i := range count {
+			sendFrom(t, tx, messages(addrOf(dst), 1, 100+i)) // one per send: nothing to coalesce
+		}
+	}
+	mk := func(n int) []batchconn.Message {
+		msgs := make([]batchconn.Message, n)
+		for i := range msgs {
+			for range 1024 {
+				msgs[i].Buffers = append(msgs[i].Buffers, make([]byte, 1))
+			}
+		}
+		return msgs
+	}
+	gotOn := readN(t, on, count, mk, 64, 0)
+	gotOff := readN(t, off, count, mk, 64, 0)
+	if !reflect.DeepEqual(gotOn, gotOff) {
+		t.Errorf("GRO on read\n%v\nGRO off read\n%v", gotOn, gotOff)
+	}
+}

@@ -182,7 +182,9 @@ func (c *Conn) recvGRO(ctx context.Context, msgs []Message, flags int, wait bool
 		var k int
 		if direct {
 			k = s.buildDirect(msgs[n:])
-		} else {
+			direct = k > 0
+		}
+		if !direct {
 			k = s.buildSlots()
 		}
 		if err := c.recvBatch(ctx, k, flags, wait && n == 0); err != nil {
@@ -324,14 +326,19 @@ func (s *recvState) queueBuf(i, seg int, oob []byte) (coalesced bool) {
 // the buffers of msgs[i] (at most groSlot bytes of them) in front of slot
 // i: the kernel still has 64 KiB of room for a coalesced buffer, and a
 // plain datagram lands where a read with GRO off would have put it. It
-// needs a message for every slot, and returns how many headers it built.
+// needs a message for every slot, and returns how many headers it built: 0
+// when a message has so many buffers that the slot's would pass the
+// kernel's iovec limit.
 func (s *recvState) buildDirect(msgs []Message) int {
 	k := s.slotCount()
-	s.grow(k)
 	nbuf := k
 	for i := range k {
+		if len(msgs[i].Buffers) >= maxIovecs {
+			return 0
+		}
 		nbuf += len(msgs[i].Buffers)
 	}
+	s.grow(k)
 	if cap(s.iovs) < nbuf {
 		s.iovs = make([]unix.Iovec, 0, nbuf)
 	}
