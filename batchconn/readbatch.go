@@ -355,7 +355,12 @@ func (q *groQueue) next(m *Message, flags int) int {
 		q.head++
 		q.off = 0
 	}
-	stored := scatter(m.Buffers, d)
+	var stored int
+	if len(m.Buffers) == 1 { // the common shape, without scatter's loop
+		stored = copy(m.Buffers[0], d)
+	} else {
+		stored = scatter(m.Buffers, d)
+	}
 	f := b.flags &^ (msgTrunc | msgCtrunc)
 	m.N = stored
 	// The kernel truncates only when its slot is too small; then the last
@@ -366,9 +371,14 @@ func (q *groQueue) next(m *Message, flags int) int {
 			m.N = size
 		}
 	}
-	var ctrunc bool
-	m.NN, ctrunc = putCmsgs(m.OOB, b.oob)
-	if ctrunc || b.flags&msgCtrunc != 0 {
+	m.NN = 0
+	if len(b.oob) > 0 {
+		var ctrunc bool
+		if m.NN, ctrunc = putCmsgs(m.OOB, b.oob); ctrunc {
+			f |= msgCtrunc
+		}
+	}
+	if b.flags&msgCtrunc != 0 {
 		f |= msgCtrunc
 	}
 	m.Flags = f
