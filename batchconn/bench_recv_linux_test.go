@@ -4,6 +4,7 @@ package batchconn_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"runtime"
 	"testing"
@@ -22,79 +23,97 @@ import (
 // plain datagrams or as GSO sends of 14 (what quic-go sends), then reads them
 // all with the clock running. They report wall time, the reading thread's
 // CPU time and the process's CPU time per datagram (ns/dgram, cpu-ns/dgram,
-// proc-cpu-ns/dgram: the last includes the garbage collector's work); compare modes with benchstat, or by the
-// ratios of alternating runs on a shared machine:
+// proc-cpu-ns/dgram: the last includes the garbage collector's work); compare
+// modes with benchstat, or by the ratios of alternating runs on a shared
+// machine:
 //
 //	go test -run '^$' -bench 'Recv' -count 5 ./batchconn
+//
+// Batched modes read recvBenchBatches messages per call (batch=8 is what
+// quic-go reads per ReadBatch), every mode into buffers of
+// recvBenchBufSize bytes (quic-go's).
 const (
 	recvBenchSize      = 1400
 	recvBenchRun       = 14 // datagrams per GSO send
 	recvBenchDatagrams = 32 * recvBenchRun
-	recvBenchBatch     = 64 // messages per batched read
+	recvBenchBufSize   = 1452
 )
 
-var recvBenchTraffic = []string{"plain", "gso"}
+var (
+	recvBenchTraffic = []string{"plain", "gso"}
+	recvBenchBatches = []int{8, 64}
+)
 
-// recvBench runs drain for both traffic shapes. open returns the socket to
-// fill (its local address) and a drain function for count datagrams.
-func recvBench(b *testing.B, gro bool, open func(b *testing.B, c *batchconn.Conn) func(count int)) {
+// recvBench runs drain for both traffic shapes and, for batched modes
+// (batches not nil), each batch size. open returns a drain function for
+// count datagrams that reads batch messages per call.
+func recvBench(b *testing.B, gro bool, batches []int, open func(b *testing.B, c *batchconn.Conn, batch int) func(count int)) {
 	for _, traffic := range recvBenchTraffic {
-		b.Run(traffic, func(b *testing.B) {
-			rx, err := batchconn.New(testnet.ListenUDP(b, "udp4"), batchconn.WithGRO(gro))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer rx.Close()
-			if gro && !rx.GROEnabled() {
-				b.Skip("no UDP GRO")
-			}
-			tx, err := batchconn.New(testnet.ListenUDP(b, "udp4"), batchconn.WithGSO(traffic == "gso"))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer tx.Close()
-			if traffic == "gso" && !tx.GSOEnabled() {
-				b.Skip("no UDP GSO")
-			}
-			dst := rx.LocalAddr().(*net.UDPAddr).AddrPort()
-			msgs := make([]batchconn.Message, recvBenchRun)
-			for i := range msgs {
-				msgs[i] = batchconn.Message{Addr: dst, Buffers: [][]byte{make([]byte, recvBenchSize)}}
-			}
-			fill := func() {
-				for range recvBenchDatagrams / recvBenchRun {
-					if n, err := tx.WriteMessages(context.Background(), msgs, 0); n != len(msgs) || err != nil {
-						b.Fatalf("WriteMessages = %d, %v", n, err)
-					}
-				}
-			}
-			drain := open(b, rx)
-			runtime.LockOSThread()
-			defer runtime.UnlockOSThread()
-			fill()
-			drain(recvBenchDatagrams) // warm up
-			var wall time.Duration
-			var cpu, proc int64
-			b.ReportAllocs()
-			b.ResetTimer()
-			for range b.N {
-				b.StopTimer()
-				fill()
-				b.StartTimer()
-				p0, c0, t0 := cpuTime(unix.CLOCK_PROCESS_CPUTIME_ID), cpuTime(unix.CLOCK_THREAD_CPUTIME_ID), time.Now()
-				drain(recvBenchDatagrams)
-				wall += time.Since(t0)
-				cpu += cpuTime(unix.CLOCK_THREAD_CPUTIME_ID) - c0
-				proc += cpuTime(unix.CLOCK_PROCESS_CPUTIME_ID) - p0
-			}
-			b.StopTimer()
-			d := float64(b.N * recvBenchDatagrams)
-			b.ReportMetric(float64(wall.Nanoseconds())/d, "ns/dgram")
-			b.ReportMetric(float64(cpu)/d, "cpu-ns/dgram")
-			b.ReportMetric(float64(proc)/d, "proc-cpu-ns/dgram")
-			b.ReportMetric(0, "ns/op")
-		})
+		if batches == nil {
+			b.Run(traffic, func(b *testing.B) { recvBenchRun1(b, gro, traffic, 0, open) })
+			continue
+		}
+		for _, batch := range batches {
+			b.Run(fmt.Sprintf("%s/batch=%d", traffic, batch), func(b *testing.B) { recvBenchRun1(b, gro, traffic, batch, open) })
+		}
 	}
+}
+
+// recvBenchRun1 measures one mode on one traffic shape.
+func recvBenchRun1(b *testing.B, gro bool, traffic string, batch int, open func(b *testing.B, c *batchconn.Conn, batch int) func(count int)) {
+	rx, err := batchconn.New(testnet.ListenUDP(b, "udp4"), batchconn.WithGRO(gro))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rx.Close()
+	if gro && !rx.GROEnabled() {
+		b.Skip("no UDP GRO")
+	}
+	tx, err := batchconn.New(testnet.ListenUDP(b, "udp4"), batchconn.WithGSO(traffic == "gso"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tx.Close()
+	if traffic == "gso" && !tx.GSOEnabled() {
+		b.Skip("no UDP GSO")
+	}
+	dst := rx.LocalAddr().(*net.UDPAddr).AddrPort()
+	msgs := make([]batchconn.Message, recvBenchRun)
+	for i := range msgs {
+		msgs[i] = batchconn.Message{Addr: dst, Buffers: [][]byte{make([]byte, recvBenchSize)}}
+	}
+	fill := func() {
+		for range recvBenchDatagrams / recvBenchRun {
+			if n, err := tx.WriteMessages(context.Background(), msgs, 0); n != len(msgs) || err != nil {
+				b.Fatalf("WriteMessages = %d, %v", n, err)
+			}
+		}
+	}
+	drain := open(b, rx, batch)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	fill()
+	drain(recvBenchDatagrams) // warm up
+	var wall time.Duration
+	var cpu, proc int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		fill()
+		b.StartTimer()
+		p0, c0, t0 := cpuTime(unix.CLOCK_PROCESS_CPUTIME_ID), cpuTime(unix.CLOCK_THREAD_CPUTIME_ID), time.Now()
+		drain(recvBenchDatagrams)
+		wall += time.Since(t0)
+		cpu += cpuTime(unix.CLOCK_THREAD_CPUTIME_ID) - c0
+		proc += cpuTime(unix.CLOCK_PROCESS_CPUTIME_ID) - p0
+	}
+	b.StopTimer()
+	d := float64(b.N * recvBenchDatagrams)
+	b.ReportMetric(float64(wall.Nanoseconds())/d, "ns/dgram")
+	b.ReportMetric(float64(cpu)/d, "cpu-ns/dgram")
+	b.ReportMetric(float64(proc)/d, "proc-cpu-ns/dgram")
+	b.ReportMetric(0, "ns/op")
 }
 
 // cpuTime reads a CPU-time clock in nanoseconds: the reading thread's
@@ -109,9 +128,9 @@ func cpuTime(clock int32) int64 {
 
 // BenchmarkRecvReadFromLoop is the baseline: a *net.UDPConn ReadFrom loop.
 func BenchmarkRecvReadFromLoop(b *testing.B) {
-	recvBench(b, false, func(b *testing.B, c *batchconn.Conn) func(int) {
+	recvBench(b, false, nil, func(b *testing.B, c *batchconn.Conn, _ int) func(int) {
 		uc := c.UDPConn()
-		buf := make([]byte, 1500)
+		buf := make([]byte, recvBenchBufSize)
 		return func(count int) {
 			for range count {
 				if _, _, err := uc.ReadFrom(buf); err != nil {
@@ -124,11 +143,11 @@ func BenchmarkRecvReadFromLoop(b *testing.B) {
 
 // BenchmarkRecvXNetReadBatch is what Go code batches reads with today.
 func BenchmarkRecvXNetReadBatch(b *testing.B) {
-	recvBench(b, false, func(b *testing.B, c *batchconn.Conn) func(int) {
+	recvBench(b, false, recvBenchBatches, func(b *testing.B, c *batchconn.Conn, batch int) func(int) {
 		p := ipv4.NewPacketConn(c.UDPConn())
-		msgs := make([]ipv4.Message, recvBenchBatch)
+		msgs := make([]ipv4.Message, batch)
 		for i := range msgs {
-			msgs[i].Buffers = [][]byte{make([]byte, 1500)}
+			msgs[i].Buffers = [][]byte{make([]byte, recvBenchBufSize)}
 		}
 		return func(count int) {
 			for got := 0; got < count; {
@@ -143,10 +162,10 @@ func BenchmarkRecvXNetReadBatch(b *testing.B) {
 }
 
 func benchReadMessages(b *testing.B, gro bool) {
-	recvBench(b, gro, func(b *testing.B, c *batchconn.Conn) func(int) {
-		msgs := make([]batchconn.Message, recvBenchBatch)
+	recvBench(b, gro, recvBenchBatches, func(b *testing.B, c *batchconn.Conn, batch int) func(int) {
+		msgs := make([]batchconn.Message, batch)
 		for i := range msgs {
-			msgs[i].Buffers = [][]byte{make([]byte, 1500)}
+			msgs[i].Buffers = [][]byte{make([]byte, recvBenchBufSize)}
 		}
 		ctx := context.Background()
 		return func(count int) {
@@ -166,8 +185,8 @@ func BenchmarkRecvReadMessagesGROOn(b *testing.B)  { benchReadMessages(b, true) 
 
 // BenchmarkRecvReadFromGRO is an unchanged ReadFrom loop on a GRO Conn.
 func BenchmarkRecvReadFromGRO(b *testing.B) {
-	recvBench(b, true, func(b *testing.B, c *batchconn.Conn) func(int) {
-		buf := make([]byte, 1500)
+	recvBench(b, true, nil, func(b *testing.B, c *batchconn.Conn, _ int) func(int) {
+		buf := make([]byte, recvBenchBufSize)
 		return func(count int) {
 			for range count {
 				if _, _, err := c.ReadFrom(buf); err != nil {
@@ -181,18 +200,18 @@ func BenchmarkRecvReadFromGRO(b *testing.B) {
 // BenchmarkRecvRawRecvmmsg is the ceiling without GRO: recvmmsg on the file
 // descriptor with prebuilt headers, no poller and no library.
 func BenchmarkRecvRawRecvmmsg(b *testing.B) {
-	recvBench(b, false, func(b *testing.B, c *batchconn.Conn) func(int) {
+	recvBench(b, false, recvBenchBatches, func(b *testing.B, c *batchconn.Conn, batch int) func(int) {
 		rc, err := c.SyscallConn()
 		if err != nil {
 			b.Fatal(err)
 		}
 		var fd uintptr
 		rc.Control(func(f uintptr) { fd = f })
-		hdrs := make([]benchMmsghdr, recvBenchBatch)
-		iovs := make([]unix.Iovec, recvBenchBatch)
-		names := make([]unix.RawSockaddrInet6, recvBenchBatch)
+		hdrs := make([]benchMmsghdr, batch)
+		iovs := make([]unix.Iovec, batch)
+		names := make([]unix.RawSockaddrInet6, batch)
 		for i := range hdrs {
-			buf := make([]byte, 1500)
+			buf := make([]byte, recvBenchBufSize)
 			iovs[i] = unix.Iovec{Base: &buf[0]}
 			iovs[i].SetLen(len(buf))
 			hdrs[i].hdr.Iov = &iovs[i]

@@ -574,18 +574,22 @@ func TestContractR5NoAllocation(t *testing.T) {
 		count, len int
 		msgs       []batchconn.Message
 		ctx        context.Context
+		plain      bool // sent without GSO: nothing to coalesce
 	}{
-		{"64 × 1400 bytes into 64 messages", 64, 1400, recvMsgs(64, 1500, 0), context.Background()},
-		{"64 × 1400 bytes with a cancellable context", 64, 1400, recvMsgs(64, 1500, 0), ctx},
-		{"64 × 1400 bytes into 8 messages with OOB", 64, 1400, recvMsgs(8, 1500, 64), context.Background()},
-		{"1024 × 40 bytes into 1024 messages", 1024, 40, recvMsgs(1024, 64, 0), context.Background()},
+		{"64 × 1400 bytes into 64 messages", 64, 1400, recvMsgs(64, 1500, 0), context.Background(), false},
+		{"64 × 1400 bytes with a cancellable context", 64, 1400, recvMsgs(64, 1500, 0), ctx, false},
+		{"64 × 1400 bytes into 8 messages with OOB", 64, 1400, recvMsgs(8, 1500, 64), context.Background(), false},
+		{"1024 × 40 bytes into 1024 messages", 1024, 40, recvMsgs(1024, 64, 0), context.Background(), false},
+		// With GRO on, plain datagrams go straight into the messages.
+		{"64 × 1400 plain datagrams into 64 messages with OOB", 64, 1400, recvMsgs(64, 1500, 64), context.Background(), true},
+		{"64 × 1400 plain datagrams into 8 messages", 64, 1400, recvMsgs(8, 1500, 0), context.Background(), true},
 	}
 	for _, gro := range []bool{false, true} {
 		for _, tc := range cases {
 			t.Run(groName(gro)+"/"+tc.name, func(t *testing.T) {
 				c := reader(t, "udp4", gro)
 				setRecvTOS(t, c)
-				tx := listen(t, "udp4")
+				tx := listen(t, "udp4", batchconn.WithGSO(!tc.plain))
 				out := messages(addrOf(c), tc.count, tc.len)
 				c.SetReadDeadline(time.Now().Add(time.Minute))
 				run := func() {

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -120,6 +121,16 @@ func TestContractR6GROTransparency(t *testing.T) {
 			{0, 10, 1000, 0, tclass(0x28)}, {0, 10, 1000, 0, tclass(0x01)}, {1, 10, 1000, 500, tclass(0x02)}}},
 		{"IPv4 senders to a dual-stack socket", "udp", []groTurn{
 			{0, 10, 1400, 0, nil}, {1, 7, 900, 10, nil}}},
+		// A call that meets no coalesced buffer makes the next one read
+		// into the callers' buffers; a GSO run arriving then must still
+		// be split, in order with the plain datagrams around it.
+		{"plain datagrams before and between GSO runs", "udp4", slices.Concat(
+			repeatTurn(groTurn{0, 1, 1000, 0, nil}, 9),
+			[]groTurn{{0, 14, 1400, 0, nil}},
+			repeatTurn(groTurn{1, 1, 700, 0, nil}, 9),
+			[]groTurn{{0, 20, 1000, 333, nil}, {1, 1, 1400, 0, nil}, {0, 3, 500, 0, nil}},
+			repeatTurn(groTurn{0, 1, 1400, 0, nil}, 20),
+			[]groTurn{{1, 10, 100, 0, nil}})},
 	}
 	shapes := []struct {
 		name  string
@@ -134,6 +145,11 @@ func TestContractR6GROTransparency(t *testing.T) {
 		{"truncated, with MSG_TRUNC", readShape{bufs: []int{600}, oob: 128}, []readStep{{batch: 16, flags: unix.MSG_TRUNC}}, false},
 		{"no control room", readShape{bufs: []int{1500}}, []readStep{{batch: 16}}, false},
 		{"control room for a header only", readShape{bufs: []int{1500}, oob: unix.CmsgLen(0)}, []readStep{{batch: 16}}, true},
+		// Batches with a message for every slot read into the messages
+		// directly after a call that met no coalesced buffer.
+		{"truncated into 600-byte buffers, batches of 64", readShape{bufs: []int{600}, oob: 128}, []readStep{{batch: 64}}, false},
+		{"truncated, with MSG_TRUNC, batches of 64", readShape{bufs: []int{600}, oob: 128}, []readStep{{batch: 64, flags: unix.MSG_TRUNC}}, false},
+		{"control room for a header only, batches of 64", readShape{bufs: []int{1500}, oob: unix.CmsgLen(0)}, []readStep{{batch: 64}}, true},
 		{"single reads between batch reads", readShape{bufs: []int{1500}, oob: 128}, []readStep{{batch: 5}, {batch: 0}, {batch: 0}, {batch: 2}}, false},
 		{"single reads only", readShape{bufs: []int{1500}, oob: 128}, []readStep{{batch: 0}}, false},
 	}
@@ -191,6 +207,15 @@ func TestContractR6GROTransparency(t *testing.T) {
 			})
 		}
 	}
+}
+
+// repeatTurn returns n copies of t: n sends of its datagrams.
+func repeatTurn(t groTurn, n int) []groTurn {
+	ts := make([]groTurn, n)
+	for i := range ts {
+		ts[i] = t
+	}
+	return ts
 }
 
 func describe(g got) string {
@@ -407,5 +432,34 @@ func TestContractR6GROTransparencyOverVeth(t *testing.T) {
 	}
 	if s := on.Stats(); tx.GSOEnabled() && s.GROBuffers == 0 {
 		t.Errorf("no coalesced buffer met over veth: the test did not exercise GRO (Stats %+v)", s)
+	}
+}
+
+// TestGROReadIntoMessagesOf1024Buffers reads plain datagrams with GRO on into
+// messages of 1024 buffers, the kernel's iovec limit (UIO_MAXIOV), as GRO
+// off reads them: reading straight into the messages must not put a slot's
+// iovec behind them (EMSGSIZE).
+func TestGROReadIntoMessagesOf1024Buffers(t *testing.T) {
+	on, off := reader(t, "udp4", true), reader(t, "udp4", false)
+	tx := listen(t, "udp4")
+	const count = 40
+	for _, dst := range []*batchconn.Conn{on, off} {
+		for i := range count {
+			sendFrom(t, tx, messages(addrOf(dst), 1, 100+i)) // one per send: nothing to coalesce
+		}
+	}
+	mk := func(n int) []batchconn.Message {
+		msgs := make([]batchconn.Message, n)
+		for i := range msgs {
+			for range 1024 {
+				msgs[i].Buffers = append(msgs[i].Buffers, make([]byte, 1))
+			}
+		}
+		return msgs
+	}
+	gotOn := readN(t, on, count, mk, 64, 0)
+	gotOff := readN(t, off, count, mk, 64, 0)
+	if !reflect.DeepEqual(gotOn, gotOff) {
+		t.Errorf("GRO on read\n%v\nGRO off read\n%v", gotOn, gotOff)
 	}
 }

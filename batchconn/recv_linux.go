@@ -27,6 +27,13 @@ type recvState struct {
 	ctrl  []byte
 	slotv []unix.Iovec // one per slot
 
+	// direct says the last call met no coalesced buffer: the next one lets
+	// the kernel write into the callers' buffers first, with the rest of
+	// a slot behind them (room[i] bytes of the caller's, then the slot
+	// from offset room[i]), so plain datagrams need no copy.
+	direct bool
+	room   []int
+
 	// The system call in progress: hdrs[:nh] with flags; its outcome.
 	nh, flags int
 	wait      bool
@@ -167,8 +174,19 @@ func (c *Conn) recvGRO(ctx context.Context, msgs []Message, flags int, wait bool
 		r.q.reset() // everything queued was handed out: the slots are free
 		// Every slot, even for one message: what does not fit stays
 		// queued, and a single-datagram read loop needs one system call
-		// per slots' worth instead of one per datagram.
-		k := s.buildSlots()
+		// per slots' worth instead of one per datagram. After a call
+		// that met no coalesced buffer, a call with a message for every
+		// slot reads straight into the messages (readDirect).
+		room := len(msgs) - n
+		direct := s.direct && flags&unix.MSG_PEEK == 0 && room >= s.slotCount()
+		var k int
+		if direct {
+			k = s.buildDirect(msgs[n:])
+			direct = k > 0
+		}
+		if !direct {
+			k = s.buildSlots()
+		}
 		if err := c.recvBatch(ctx, k, flags, wait && n == 0); err != nil {
 			if n == 0 {
 				return 0, err
@@ -178,9 +196,20 @@ func (c *Conn) recvGRO(ctx context.Context, msgs []Message, flags int, wait bool
 			}
 			break
 		}
-		coalesced := s.queue()
-		if s.got == k && !coalesced && len(msgs)-n > k {
-			s.growSlots() // plain datagrams filled every slot with room to spare
+		var coalesced bool
+		if direct {
+			var d int
+			d, coalesced = s.readDirect(msgs[n:], flags)
+			n += d
+		} else {
+			coalesced = s.queue(0)
+		}
+		s.direct = !coalesced
+		if s.got == k && !coalesced {
+			// Plain datagrams filled every slot: more slots mean fewer
+			// system calls, even for a caller of fewer messages, who is
+			// then served from the queue.
+			s.growSlots()
 		}
 		n += c.serve(msgs[n:], flags)
 		if flags&unix.MSG_PEEK != 0 {
@@ -207,12 +236,18 @@ func (c *Conn) serve(msgs []Message, flags int) int {
 	return n
 }
 
-// buildSlots points a header at each GRO slot and returns how many.
-func (s *recvState) buildSlots() int {
+// slotCount returns how many GRO slots the Conn has, allocating the first
+// ones.
+func (s *recvState) slotCount() int {
 	if s.slots == nil {
 		s.allocSlots(groSlots)
 	}
-	k := len(s.slotv)
+	return len(s.slotv)
+}
+
+// buildSlots points a header at each GRO slot and returns how many.
+func (s *recvState) buildSlots() int {
+	k := s.slotCount()
 	s.grow(k)
 	for i := range k {
 		h := &s.hdrs[i]
@@ -248,32 +283,145 @@ func (s *recvState) growSlots() {
 	}
 }
 
-// queue adds the s.got buffers the kernel filled to the Conn's queue, and
-// reports whether any was coalesced.
-func (s *recvState) queue() (coalesced bool) {
+// queue adds the buffers the kernel filled in slots from to s.got to the
+// Conn's queue, and reports whether any was coalesced.
+func (s *recvState) queue(from int) (coalesced bool) {
+	for i := from; i < s.got; i++ {
+		h := &s.hdrs[i]
+		seg, oob := cutGRO(s.ctrl[i*groCtrl : i*groCtrl+int(h.hdr.Controllen)])
+		if s.queueBuf(i, seg, oob) {
+			coalesced = true
+		}
+	}
+	return coalesced
+}
+
+// queueBuf adds the buffer in slot i, its UDP_GRO control message already
+// cut (cutGRO works in place, so only once), to the Conn's queue, and
+// reports whether it was coalesced.
+func (s *recvState) queueBuf(i, seg int, oob []byte) (coalesced bool) {
 	c := s.c
 	q := &c.rd.q
 	if cap(q.bufs) < len(s.slotv) {
 		q.bufs = append(make([]groBuf, 0, len(s.slotv)), q.bufs...)
 	}
+	h := &s.hdrs[i]
+	size := min(int(h.len), groSlot)
+	if seg > 0 && size > seg {
+		coalesced = true
+		c.rstats.groBuffers.Add(1)
+		c.rstats.groMessages.Add(uint64((size + seg - 1) / seg))
+	}
+	q.bufs = append(q.bufs, groBuf{
+		data:  s.slots[i*groSlot : i*groSlot+size],
+		seg:   seg,
+		addr:  sourceOf(&s.names[i], h.hdr.Namelen, &s.zones),
+		oob:   oob,
+		flags: int(h.hdr.Flags),
+	})
+	return coalesced
+}
+
+// buildDirect points one header at each slot, as buildSlots does, but with
+// the buffers of msgs[i] (at most groSlot bytes of them) in front of slot
+// i: the kernel still has 64 KiB of room for a coalesced buffer, and a
+// plain datagram lands where a read with GRO off would have put it. It
+// needs a message for every slot, and returns how many headers it built: 0
+// when a message has so many buffers that the slot's would pass the
+// kernel's iovec limit.
+func (s *recvState) buildDirect(msgs []Message) int {
+	k := s.slotCount()
+	nbuf := k
+	for i := range k {
+		if len(msgs[i].Buffers) >= maxIovecs {
+			return 0
+		}
+		nbuf += len(msgs[i].Buffers)
+	}
+	s.grow(k)
+	if cap(s.iovs) < nbuf {
+		s.iovs = make([]unix.Iovec, 0, nbuf)
+	}
+	if cap(s.room) < k {
+		s.room = make([]int, k)
+	}
+	s.iovs, s.room = s.iovs[:0], s.room[:k]
+	for i := range k {
+		h := &s.hdrs[i]
+		h.hdr = unix.Msghdr{
+			Name:    (*byte)(unsafe.Pointer(&s.names[i])),
+			Namelen: unix.SizeofSockaddrInet6,
+			Control: &s.ctrl[i*groCtrl],
+		}
+		h.hdr.SetControllen(groCtrl)
+		h.len = 0
+		iov0, room := len(s.iovs), 0
+		for _, b := range msgs[i].Buffers {
+			if b = b[:min(len(b), groSlot-room)]; len(b) > 0 {
+				v := unix.Iovec{Base: &b[0]}
+				v.SetLen(len(b))
+				s.iovs = append(s.iovs, v)
+				room += len(b)
+			}
+		}
+		if room < groSlot {
+			v := unix.Iovec{Base: &s.slots[i*groSlot+room]}
+			v.SetLen(groSlot - room)
+			s.iovs = append(s.iovs, v)
+		}
+		h.hdr.Iov = &s.iovs[iov0]
+		h.hdr.SetIovlen(len(s.iovs) - iov0)
+		s.room[i] = room
+	}
+	return k
+}
+
+// readDirect completes the messages a call built by buildDirect filled, and
+// returns how many, and whether it met a coalesced buffer. Plain datagrams
+// are in place already. A coalesced buffer, and every buffer after it, is
+// made whole in its slot (the part in the caller's buffers copied in front
+// of the rest) and queued, so it is split as buildSlots' buffers are: no
+// caller ever sees it unsplit, and the order holds.
+func (s *recvState) readDirect(msgs []Message, flags int) (int, bool) {
+	c := s.c
+	bytes := 0
 	for i := range s.got {
 		h := &s.hdrs[i]
 		size := min(int(h.len), groSlot)
 		seg, oob := cutGRO(s.ctrl[i*groCtrl : i*groCtrl+int(h.hdr.Controllen)])
 		if seg > 0 && size > seg {
-			coalesced = true
-			c.rstats.groBuffers.Add(1)
-			c.rstats.groMessages.Add(uint64((size + seg - 1) / seg))
+			for j := i; j < s.got; j++ {
+				got := min(int(s.hdrs[j].len), groSlot, s.room[j])
+				refill(s.slots[j*groSlot:j*groSlot+got], msgs[j].Buffers)
+			}
+			c.rstats.messages.Add(uint64(i))
+			c.rstats.bytes.Add(uint64(bytes))
+			s.queueBuf(i, seg, oob)
+			s.queue(i + 1)
+			return i, true
 		}
-		q.bufs = append(q.bufs, groBuf{
-			data:  s.slots[i*groSlot : i*groSlot+size],
-			seg:   seg,
-			addr:  sourceOf(&s.names[i], h.hdr.Namelen, &s.zones),
-			oob:   oob,
-			flags: int(h.hdr.Flags),
-		})
+		m := &msgs[i]
+		stored := min(size, s.room[i])
+		m.N = stored
+		f := int(h.hdr.Flags) &^ (msgTrunc | msgCtrunc)
+		if stored < size || h.hdr.Flags&msgTrunc != 0 {
+			f |= msgTrunc
+			if flags&msgTrunc != 0 {
+				m.N = size
+			}
+		}
+		var ctrunc bool
+		m.NN, ctrunc = putCmsgs(m.OOB, oob)
+		if ctrunc || h.hdr.Flags&msgCtrunc != 0 {
+			f |= msgCtrunc
+		}
+		m.Flags = f
+		m.Addr = sourceOf(&s.names[i], h.hdr.Namelen, &s.zones)
+		bytes += size
 	}
-	return coalesced
+	c.rstats.messages.Add(uint64(s.got))
+	c.rstats.bytes.Add(uint64(bytes))
+	return s.got, false
 }
 
 // recvmmsgFunc is the signature of the recvmmsg seam.
