@@ -611,6 +611,32 @@ func TestContractR5NoAllocation(t *testing.T) {
 	}
 }
 
+// TestContractR5LeftoversThenAnEmptySocket checks the steady state of a
+// reader that asks for more than is left: a GRO read serves the leftovers of
+// a coalesced buffer, finds the socket empty (EAGAIN), and returns what it
+// served. The would-block it met and dropped must cost no allocation.
+func TestContractR5LeftoversThenAnEmptySocket(t *testing.T) {
+	c := reader(t, "udp4", true)
+	tx := listen(t, "udp4")
+	out := messages(addrOf(c), 14, 1400) // one GSO send of 14
+	msgs := recvMsgs(8, 1500, 0)
+	c.SetReadDeadline(time.Now().Add(time.Minute))
+	run := func() {
+		sendFrom(t, tx, out)
+		for got := 0; got < len(out); {
+			n, err := c.ReadMessages(context.Background(), msgs, 0)
+			if err != nil {
+				t.Fatalf("ReadMessages: %v", err)
+			}
+			got += n
+		}
+	}
+	run()
+	if a := testing.AllocsPerRun(20, run); a != 0 {
+		t.Errorf("reading 14 datagrams 8 at a time allocates %.2f times, want 0", a)
+	}
+}
+
 // TestContractR5SingleReadsOnAGROConn checks that the single-datagram read
 // methods of a Conn with GRO on allocate nothing in steady state: ReadFrom's
 // *net.UDPAddr is made once per source, not per datagram.

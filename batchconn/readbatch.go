@@ -22,7 +22,9 @@ import (
 // [MaxMessages] messages. A datagram larger than its message's Buffers is
 // truncated and flagged MSG_TRUNC in Flags (with MSG_TRUNC in flags, N is the
 // datagram's real length, as on Linux); control messages that do not fit in
-// OOB set MSG_CTRUNC. A 0-byte datagram is a message with N == 0.
+// OOB set MSG_CTRUNC. A 0-byte datagram is a message with N == 0. The
+// messages' Buffers and OOB must not share memory: each is the room for one
+// datagram, and the bytes a call stores there (also past N) belong to it.
 //
 // In blocking mode (the default) the call waits in the Go runtime's network
 // poller until at least one datagram is there, or until ctx is done, the
@@ -35,8 +37,7 @@ import (
 //
 // flags are passed to the kernel as given (MSG_TRUNC, MSG_PEEK, ...); with
 // MSG_PEEK the call returns the first datagram only, and leaves it queued.
-// Errors
-// are *net.OpError values with Op "read"; kernel errors keep their
+// Errors are *net.OpError values with Op "read"; kernel errors keep their
 // *os.SyscallError and errno, so errors.Is(err, syscall.ECONNREFUSED) works on
 // a connected socket whose peer refused an earlier datagram.
 //

@@ -61,7 +61,7 @@ func (c *Conn) recv(ctx context.Context, msgs []Message, flags int, wait bool) (
 	s := &c.rx
 	s.build(msgs)
 	if err := c.recvBatch(ctx, len(msgs), flags, wait); err != nil {
-		return 0, err
+		return 0, c.readError(err)
 	}
 	bytes := 0
 	for i := range s.got {
@@ -79,7 +79,8 @@ func (c *Conn) recv(ctx context.Context, msgs []Message, flags int, wait bool) (
 
 // recvBatch makes one recvmmsg(2) of hdrs[:nh], waiting in the poller first
 // if asked and nothing is queued, and returns the error for a call that
-// received nothing.
+// received nothing, not yet wrapped: a GRO read that already served
+// datagrams drops it, and must not pay an allocation for that.
 func (c *Conn) recvBatch(ctx context.Context, nh, flags int, wait bool) error {
 	s := &c.rx
 	s.got, s.errno = 0, 0
@@ -87,15 +88,15 @@ func (c *Conn) recvBatch(ctx context.Context, nh, flags int, wait bool) error {
 	// made blocking behind the Conn's back from blocking the thread.
 	s.nh, s.flags, s.wait = nh, flags|unix.MSG_DONTWAIT, wait
 	if err := c.rc.Read(s.readFn); err != nil {
-		return c.readError(c.waitErr(ctx, err))
+		return c.waitErr(ctx, err)
 	}
 	switch s.errno {
 	case 0:
 		return nil
 	case unix.EAGAIN:
-		return c.readError(ErrWouldBlock)
+		return ErrWouldBlock
 	}
-	return c.readError(os.NewSyscallError("recvmmsg", s.errno))
+	return os.NewSyscallError("recvmmsg", s.errno)
 }
 
 // build points one header at each message's buffers, control room and a
@@ -189,10 +190,10 @@ func (c *Conn) recvGRO(ctx context.Context, msgs []Message, flags int, wait bool
 		}
 		if err := c.recvBatch(ctx, k, flags, wait && n == 0); err != nil {
 			if n == 0 {
-				return 0, err
+				return 0, c.readError(err)
 			}
 			if s.errno != 0 && s.errno != unix.EAGAIN {
-				r.pending = err // the kernel's error is the next call's (R9)
+				r.pending = c.readError(err) // the kernel's error is the next call's (R9)
 			}
 			break
 		}
