@@ -22,8 +22,8 @@ import (
 )
 
 // Tests named TestContractCn check rule Cn of the WriteMessages contract
-// (shared/contract.md) on the real kernel: loopback here, the veth test hosts
-// in contract_wait_test.go.
+// (CONTRACT.md at the repository's root) on the real kernel: loopback here,
+// the veth test hosts in contract_wait_test.go.
 
 // listen returns a Conn on a loopback socket of the given network.
 func listen(t *testing.T, network string, opts ...batchconn.Option) *batchconn.Conn {

@@ -12,6 +12,10 @@
 // *net.UDPConn and is a [net.PacketConn]), so it can replace the socket it
 // wraps.
 //
+// The behaviour is specified rule by rule in CONTRACT.md at the root of the
+// repository, whose rule numbers (C1, C2, ...) the tests are named after;
+// what follows is its summary.
+//
 // # Usage
 //
 // WriteMessages considers at most [MaxMessages] messages and stops at the

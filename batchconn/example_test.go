@@ -93,7 +93,7 @@ func ExampleConn_WriteMessages() {
 
 // Turn UDP GSO off for one Conn, and see why it is off.
 func ExampleWithGSO() {
-	c, err := batchconn.Listen("udp", "[::1]:0", batchconn.WithGSO(false))
+	c, err := batchconn.Listen("udp4", "127.0.0.1:0", batchconn.WithGSO(false))
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -4,6 +4,7 @@ package testnet
 
 import (
 	"net"
+	"os"
 
 	"golang.org/x/sys/unix"
 )
@@ -27,4 +28,26 @@ func setReadBuffer(c *net.UDPConn, size int) error {
 		return nil
 	}
 	return c.SetReadBuffer(size)
+}
+
+// receiveBuffer returns the receive buffer c actually has: SO_RCVBUF as the
+// kernel reports it, which is twice the size set (the kernel doubles it for
+// its bookkeeping) and, without CAP_NET_ADMIN, at most twice
+// net.core.rmem_max.
+func receiveBuffer(c *net.UDPConn) (int, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var size int
+	var sockErr error
+	if err := rc.Control(func(fd uintptr) {
+		size, sockErr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF)
+	}); err != nil {
+		return 0, err
+	}
+	if sockErr != nil {
+		return 0, os.NewSyscallError("getsockopt", sockErr)
+	}
+	return size, nil
 }

@@ -71,11 +71,60 @@ func TestReceiverGetsEveryDatagramInOrder(t *testing.T) {
 	}
 }
 
+// chargePerDatagram bounds what the kernel charges a socket's receive buffer
+// for one queued 1200-byte datagram on loopback (its skb's truesize): 2304
+// bytes on Linux 6.18, read from /proc/net/udp's rx_queue with 100 datagrams
+// queued. A page leaves room for kernels that charge more.
+const chargePerDatagram = 4096
+
+// burstFor returns how many datagrams of a burst of at most want a socket
+// with the receive buffer rc can queue whole while its reader has not yet
+// read any: the loss-free burst a test can send at a Receiver, whose reader
+// may fall far behind (under -race it is ten times slower than a batched
+// sender). rc < 0 means the size is unknown: one batch of 1024.
+func burstFor(rc, want int) int {
+	if rc < 0 {
+		return min(want, 1024)
+	}
+	return max(1, min(want, rc/chargePerDatagram))
+}
+
+func TestBurstForFitsTheReceiveBuffer(t *testing.T) {
+	tests := []struct {
+		name         string
+		rc, want, is int
+	}{
+		{"root: SO_RCVBUFFORCE got 128 MiB, so all 20 batches fit", 128 << 20, 20 * 1024, 20 * 1024},
+		{"non-root: rmem_max of 4 MiB caps it at 8 MiB", 8 << 20, 20 * 1024, 2048},
+		{"Linux's default rmem_max of 208 KiB", 2 * 212992, 20 * 1024, 104},
+		{"a buffer too small for one datagram still sends one", 100, 20 * 1024, 1},
+		{"unknown size: one batch", -1, 20 * 1024, 1024},
+		{"never more than asked for", 128 << 20, 10, 10},
+	}
+	for _, tt := range tests {
+		if got := burstFor(tt.rc, tt.want); got != tt.is {
+			t.Errorf("%s: burstFor(%d, %d) = %d, want %d", tt.name, tt.rc, tt.want, got, tt.is)
+		}
+	}
+}
+
 func TestReceiverKeepsUpWithABatchedSender(t *testing.T) {
-	// 20 full sendmmsg(2) batches of 1024 (UIO_MAXIOV) datagrams, sent as
-	// fast as the kernel takes them.
-	const n, batch, size = 20 * 1024, 1024, 1200
-	rx := NewReceiver(t, ListenUDP(t, "udp4"))
+	// Up to 20 full sendmmsg(2) batches of 1024 (UIO_MAXIOV) datagrams,
+	// sent as fast as the kernel takes them: as many as the receive buffer
+	// the socket actually got can hold. Without CAP_NET_ADMIN the kernel
+	// refuses SO_RCVBUFFORCE and caps SO_RCVBUF at net.core.rmem_max, and a
+	// burst larger than the buffer loses datagrams whenever the reader falls
+	// behind, which is a fact about the buffer, not about Receiver.
+	const want, batch, size = 20 * 1024, 1024, 1200
+	c := ListenUDP(t, "udp4")
+	rc, err := receiveBuffer(c)
+	if err != nil {
+		t.Logf("cannot read back SO_RCVBUF (%v): sending one batch", err)
+		rc = -1
+	}
+	n := burstFor(rc, want)
+	t.Logf("SO_RCVBUF is %d bytes: sending %d datagrams of %d bytes", rc, n, size)
+	rx := NewReceiver(t, c)
 	tx := ListenUDP(t, "udp4")
 	pc := ipv4.NewPacketConn(tx)
 	dst := net.UDPAddrFromAddrPort(rx.Addr())
