@@ -3,10 +3,7 @@
 package batchconn_test
 
 import (
-	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"testing"
 )
 
@@ -18,9 +15,9 @@ func TestContractR8RecvmsgPathPassesTheContract(t *testing.T) {
 	if testing.Short() {
 		t.Skip("rebuilds and reruns the package; skipped in -short mode")
 	}
-	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goTool); err != nil {
-		t.Skipf("no go command at %s: %v", goTool, err)
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skipf("no go command in PATH: %v", err)
 	}
 	cmd := exec.Command(goTool, "test", "-count=1", "-tags", "batchconn_sendmsg", "-run", "ContractR", ".")
 	if out, err := cmd.CombinedOutput(); err != nil {

@@ -556,14 +556,6 @@ func TestContractR9ConnectionRefused(t *testing.T) {
 	}
 }
 
-// tosOf returns the TOS byte of a received IP_TOS control message.
-func tosOf(oob string) byte {
-	if len(oob) <= unix.CmsgLen(0) {
-		return 0
-	}
-	return oob[unix.CmsgLen(0)]
-}
-
 var _ = binary.BigEndian
 
 func TestContractR5NoAllocation(t *testing.T) {
