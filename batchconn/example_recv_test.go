@@ -41,26 +41,28 @@ func ExampleConn_ReadMessages() {
 	}
 
 	// The relay reads what is queued, up to 8 at a time, and forwards each
-	// datagram as it came: the bytes received, to the backend.
+	// datagram as it came: the bytes received, to the backend. room holds
+	// each message's buffer at full size; view is what the message's
+	// Buffers point at: the full room for reading, the datagram for writing.
 	msgs := make([]batchconn.Message, 8)
-	bufs := make([][]byte, len(msgs))
+	room := make([][]byte, len(msgs))
+	view := make([][]byte, len(msgs))
 	for i := range msgs {
-		bufs[i] = make([]byte, 1500)
+		room[i] = make([]byte, 1500)
+		msgs[i].Buffers = view[i : i+1]
 	}
 	backendAddr := backend.LocalAddr().(*net.UDPAddr).AddrPort()
 	for relayed := 0; relayed < 3; {
-		for i := range msgs {
-			msgs[i].Buffers = bufs[i : i+1] // full size again for reading
-		}
+		copy(view, room) // full size again for reading
 		n, err := relay.ReadMessages(ctx, msgs, 0)
 		if err != nil {
 			log.Fatal(err)
 		}
 		batch := msgs[:n]
 		for i := range batch {
-			fmt.Printf("from client: %q\n", bufs[i][:batch[i].N])
+			fmt.Printf("from client: %q\n", room[i][:batch[i].N])
 			batch[i].Addr = backendAddr
-			batch[i].Buffers[0] = bufs[i][:batch[i].N]
+			view[i] = room[i][:batch[i].N]
 		}
 		for len(batch) > 0 {
 			k, err := relay.WriteMessages(ctx, batch, 0)
