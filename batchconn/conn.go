@@ -61,6 +61,14 @@ type Conn struct {
 	kickFn   func()
 
 	tx sendState // send state: headers, iovecs, sockaddrs
+
+	// The receive side: rd is the portable part (read gate, read deadline,
+	// GRO queue), rx the platform's (headers, iovecs, sockaddrs, GRO slots).
+	gro    bool   // UDP GRO is on for the socket
+	groOff string // why GRO is off
+	rstats struct{ syscalls, messages, bytes, groBuffers, groMessages atomic.Uint64 }
+	rd     readSide
+	rx     recvState
 }
 
 var (
@@ -79,6 +87,7 @@ type Option func(*config)
 
 type config struct {
 	gso bool
+	gro bool
 }
 
 // WithGSO turns the use of UDP generic segmentation offload (GSO) on or off.
@@ -88,6 +97,23 @@ type config struct {
 func WithGSO(enabled bool) Option {
 	return func(c *config) { c.gso = enabled }
 }
+
+// WithGRO turns UDP generic receive offload (GRO) on or off. It is off by
+// default. With it on, on Linux 5.0 and later, the kernel may hand up many
+// datagrams of one flow as one buffer, which the Conn splits again, so every
+// read still sees exactly one datagram per message; only code that reads
+// the socket behind the Conn's back (through [Conn.SyscallConn],
+// [Conn.UDPConn] or golang.org/x/net/ipv4 on the Conn) would see the
+// coalesced buffers, which is why it is off by default. Off Linux, where the
+// kernel cannot do it, or when the environment variable
+// BATCHCONN_DISABLE_GRO is set to a true value, it stays off whatever this
+// says.
+func WithGRO(enabled bool) Option {
+	return func(c *config) { c.gro = enabled }
+}
+
+// envDisableGRO is the environment variable that keeps GRO off everywhere.
+const envDisableGRO = "BATCHCONN_DISABLE_GRO"
 
 // envDisableGSO is the environment variable that turns GSO off everywhere: a
 // kill switch for kernels or drivers that mishandle it without an error.
@@ -138,6 +164,7 @@ func New(c *net.UDPConn, opts ...Option) (*Conn, error) {
 		}
 	}
 	bc.tx.init(bc)
+	bc.initRead(cfg.gro)
 	return bc, nil
 }
 
@@ -180,9 +207,14 @@ func (c *Conn) Blocking() bool { return c.blocking.Load() }
 // failed a GSO send with EIO (or with EINVAL or EMSGSIZE on every attempt).
 func (c *Conn) GSOEnabled() bool { return c.gso.Load() == nil }
 
+// GROEnabled reports whether the socket receives with UDP GRO: whether
+// [WithGRO](true) was given and the kernel accepted it. It is false off
+// Linux and under BATCHCONN_DISABLE_GRO; [Conn.Stats] says why it is off.
+func (c *Conn) GROEnabled() bool { return c.gro }
+
 func (c *Conn) disableGSO(reason string) { c.gso.CompareAndSwap(nil, &reason) }
 
-// Stats are counters of a Conn's WriteMessages calls since [New].
+// Stats are counters of a Conn's batched writes and reads since [New].
 type Stats struct {
 	Syscalls     uint64 // send system calls made
 	Messages     uint64 // datagrams the kernel accepted
@@ -190,10 +222,20 @@ type Stats struct {
 	GSOBatches   uint64 // runs the kernel accepted as one UDP GSO send
 	GSOFallbacks uint64 // GSO sends that failed and were resent without GSO
 	GSOOff       string // why GSO is off, or "" while it is in use
+
+	// The receive side: ReadMessages, and the single-datagram read methods
+	// of a Conn with GRO on (with GRO off they are the UDPConn's own and are
+	// not counted).
+	RecvSyscalls uint64 // receive system calls made
+	RecvMessages uint64 // datagrams handed to callers
+	RecvBytes    uint64 // payload bytes handed to callers
+	GROBuffers   uint64 // coalesced buffers the kernel returned and batchconn split
+	GROMessages  uint64 // datagrams that arrived in those coalesced buffers
+	GROOff       string // why GRO is off, or "" while it is in use
 }
 
-// Stats returns the Conn's counters. Writes through the delegating methods
-// (WriteTo, WriteMsgUDP) are not counted.
+// Stats returns the Conn's counters. Writes through the single-datagram
+// methods (WriteTo, WriteMsgUDP, ...) are not counted.
 func (c *Conn) Stats() Stats {
 	s := Stats{
 		Syscalls:     c.stats.syscalls.Load(),
@@ -205,6 +247,12 @@ func (c *Conn) Stats() Stats {
 	if r := c.gso.Load(); r != nil {
 		s.GSOOff = *r
 	}
+	s.RecvSyscalls = c.rstats.syscalls.Load()
+	s.RecvMessages = c.rstats.messages.Load()
+	s.RecvBytes = c.rstats.bytes.Load()
+	s.GROBuffers = c.rstats.groBuffers.Load()
+	s.GROMessages = c.rstats.groMessages.Load()
+	s.GROOff = c.groOff
 	return s
 }
 
@@ -330,7 +378,8 @@ func (c *Conn) opError(dst *netip.AddrPort, err error) error {
 func (c *Conn) UDPConn() *net.UDPConn { return c.udp }
 
 // Close closes the socket. A WriteMessages call waiting for space returns
-// what it sent so far, or net.ErrClosed.
+// what it sent so far, or net.ErrClosed; so does a waiting read. Datagrams
+// still queued in the Conn (GRO) are dropped.
 func (c *Conn) Close() error {
 	c.closed.Store(true)
 	c.closeMu.Do(func() { close(c.closing) })
@@ -343,13 +392,33 @@ func (c *Conn) LocalAddr() net.Addr { return c.udp.LocalAddr() }
 // RemoteAddr returns the connected peer's address, or nil.
 func (c *Conn) RemoteAddr() net.Addr { return c.udp.RemoteAddr() }
 
-// ReadFrom reads one datagram, as [net.UDPConn.ReadFrom].
-func (c *Conn) ReadFrom(p []byte) (int, net.Addr, error) { return c.udp.ReadFrom(p) }
+// ReadFrom reads one datagram, as [net.UDPConn.ReadFrom]. With GRO on it is
+// served from the Conn's receive batch (see [Conn.ReadMessages]), and the
+// *net.UDPAddr it returns is shared by consecutive datagrams from the same
+// source: callers must not modify it.
+func (c *Conn) ReadFrom(p []byte) (int, net.Addr, error) {
+	if !c.gro {
+		return c.udp.ReadFrom(p)
+	}
+	n, _, _, _, addr, err := c.readOne(p, nil, true)
+	if err != nil {
+		return n, nil, err
+	}
+	return n, addr, nil
+}
 
 // ReadMsgUDP reads one datagram and its control messages, as
-// [net.UDPConn.ReadMsgUDP].
+// [net.UDPConn.ReadMsgUDP]. With GRO on it is served from the Conn's receive
+// batch, and the *net.UDPAddr it returns is shared as ReadFrom's is.
 func (c *Conn) ReadMsgUDP(b, oob []byte) (n, oobn, flags int, addr *net.UDPAddr, err error) {
-	return c.udp.ReadMsgUDP(b, oob)
+	if !c.gro {
+		return c.udp.ReadMsgUDP(b, oob)
+	}
+	n, oobn, flags, _, addr, err = c.readOne(b, oob, true)
+	if err != nil {
+		addr = net.UDPAddrFromAddrPort(c.noSource()) // as the UDPConn reports a failed read's source
+	}
+	return n, oobn, flags, addr, err
 }
 
 // WriteTo writes one datagram, as [net.UDPConn.WriteTo], in turn with the
@@ -378,14 +447,25 @@ func (c *Conn) WriteMsgUDP(b, oob []byte, addr *net.UDPAddr) (n, oobn int, err e
 
 // SetDeadline sets the read and write deadlines, as [net.UDPConn.SetDeadline].
 func (c *Conn) SetDeadline(t time.Time) error {
-	if err := c.udp.SetReadDeadline(t); err != nil {
+	if err := c.SetReadDeadline(t); err != nil {
 		return err
 	}
 	return c.SetWriteDeadline(t)
 }
 
 // SetReadDeadline sets the read deadline, as [net.UDPConn.SetReadDeadline].
-func (c *Conn) SetReadDeadline(t time.Time) error { return c.udp.SetReadDeadline(t) }
+// It bounds ReadMessages' waits too; a deadline that has passed makes every
+// read fail at once, even with datagrams queued.
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	r := &c.rd
+	r.dlMu.Lock()
+	defer r.dlMu.Unlock()
+	r.deadline = t
+	if r.kicked {
+		return nil // disarm applies it
+	}
+	return c.udp.SetReadDeadline(t)
+}
 
 // SetWriteDeadline sets the write deadline, as
 // [net.UDPConn.SetWriteDeadline]. It bounds WriteMessages' waits too; a

@@ -72,3 +72,35 @@ func TestUDPSegmentCmsgLayout(t *testing.T) {
 		t.Errorf("findCmsg(built control) = %v, %v; want true, true", found, ok)
 	}
 }
+
+// TestGROCmsgLayout checks that the splitter reads the UDP_GRO control
+// message as the kernel writes it: a C int in native byte order. Reading 2
+// bytes works on little-endian machines only; .ci/run runs this test on
+// big-endian s390x under qemu.
+func TestGROCmsgLayout(t *testing.T) {
+	for _, seg := range []int32{1, 1400, 1452, 65535} {
+		b := make([]byte, unix.CmsgSpace(4))
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
+		h.Level, h.Type = unix.SOL_UDP, unix.UDP_GRO
+		h.SetLen(unix.CmsgLen(4))
+		*(*int32)(unsafe.Pointer(&b[unix.CmsgLen(0)])) = seg // as the kernel's put_cmsg stores an int
+		got, rest := cutGRO(b)
+		if got != int(seg) || len(rest) != 0 {
+			t.Errorf("cutGRO(UDP_GRO %d) = %d, %x", seg, got, rest)
+		}
+	}
+	consts := []struct {
+		name      string
+		got, want int
+	}{
+		{"SOL_UDP", solUDP, unix.SOL_UDP},
+		{"UDP_GRO", udpGRO, unix.UDP_GRO},
+		{"MSG_TRUNC", msgTrunc, unix.MSG_TRUNC},
+		{"MSG_CTRUNC", msgCtrunc, unix.MSG_CTRUNC},
+	}
+	for _, c := range consts {
+		if c.got != c.want {
+			t.Errorf("%s = %d, want %d", c.name, c.got, c.want)
+		}
+	}
+}

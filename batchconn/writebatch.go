@@ -33,25 +33,44 @@ const maxGSOSegments = 64
 // more buffers fails with EMSGSIZE, so a GSO run never grows past it.
 const maxIovecs = 1024
 
-// A Message is one datagram for WriteMessages.
+// A Message is one datagram, for [Conn.WriteMessages] to send or for
+// [Conn.ReadMessages] to receive into. One type serves both directions, so a
+// relay can read a batch and write it back out.
 type Message struct {
-	// Addr is the destination. The zero AddrPort means the connected peer;
-	// on an unconnected socket such a message fails with EDESTADDRREQ.
+	// Addr is, when sending, the destination: the zero AddrPort means the
+	// connected peer, and on an unconnected socket such a message fails with
+	// EDESTADDRREQ. When receiving it is set to the datagram's source, as
+	// [net.UDPConn.ReadMsgUDPAddrPort] reports it (IPv4 sources on an IPv6
+	// socket are IPv4-mapped).
 	Addr netip.AddrPort
 
-	// Buffers are gathered, in order, into one datagram. No buffers, or only
-	// empty ones, make a valid 0-byte datagram. They are only read, and not
-	// retained after WriteMessages returns.
+	// Buffers are, when sending, gathered in order into one datagram: no
+	// buffers, or only empty ones, make a valid 0-byte datagram; they are only
+	// read. When receiving, the datagram is scattered into them in order, and
+	// their lengths are the room. They are not retained after the call.
 	Buffers [][]byte
 
-	// OOB holds control messages (cmsgs, as built by golang.org/x/sys/unix or
-	// golang.org/x/net/ipv4) for this datagram only; nil means none. It is
-	// passed to the kernel as given and not retained.
+	// OOB holds control messages (cmsgs, as built or parsed by
+	// golang.org/x/sys/unix or golang.org/x/net/ipv4). When sending they
+	// apply to this datagram only (nil means none) and are passed to the
+	// kernel as given; when receiving, OOB's length is the room for them. It
+	// is not retained.
 	OOB []byte
 
-	// N is set by WriteMessages, for the messages it reports as sent, to the
-	// bytes the kernel accepted: the datagram's length.
+	// N is set, for the messages a call reports, to the bytes sent (the
+	// datagram's length) or the bytes stored in Buffers when receiving
+	// (with MSG_TRUNC in ReadMessages' flags, a truncated datagram's real
+	// length, as Linux reports it).
 	N int
+
+	// NN is set by ReadMessages to the bytes of control messages stored in
+	// OOB.
+	NN int
+
+	// Flags is set by ReadMessages to the kernel's msg_flags for the
+	// datagram: MSG_TRUNC if it did not fit in Buffers, MSG_CTRUNC if its
+	// control messages did not fit in OOB.
+	Flags int
 }
 
 // ErrWouldBlock is returned, wrapped in a *net.OpError, by a non-blocking

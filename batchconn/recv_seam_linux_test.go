@@ -1,0 +1,152 @@
+//go:build linux && !batchconn_sendmsg
+
+package batchconn
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/batchconn/batchconn/internal/testnet"
+)
+
+// fakeRecvmmsg replaces the recvmmsg seam for one test.
+func fakeRecvmmsg(t *testing.T, fake func(real recvmmsgFunc, fd uintptr, hdrs []mmsghdr, flags int) (int, syscall.Errno)) {
+	real := recvmmsg
+	recvmmsg = func(fd uintptr, hdrs []mmsghdr, flags int) (int, syscall.Errno) {
+		return fake(real, fd, hdrs, flags)
+	}
+	t.Cleanup(func() { recvmmsg = real })
+}
+
+// seamPair returns a Conn (GRO as asked) and a GSO sender to it.
+func seamPair(t *testing.T, gro bool) (*Conn, *Conn) {
+	t.Helper()
+	c, err := New(testnet.ListenUDP(t, "udp4"), WithGRO(gro))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if gro && !c.GROEnabled() {
+		t.Skip("no UDP GRO")
+	}
+	tx, err := New(testnet.ListenUDP(t, "udp4"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tx.Close() })
+	return c, tx
+}
+
+func recvSeamSend(t *testing.T, tx, to *Conn, n int) {
+	t.Helper()
+	msgs := make([]Message, n)
+	for i := range msgs {
+		msgs[i] = Message{Addr: to.LocalAddr().(*net.UDPAddr).AddrPort(), Buffers: [][]byte{make([]byte, 1000)}}
+		msgs[i].Buffers[0][0] = byte(i)
+	}
+	if k, err := tx.WriteMessages(context.Background(), msgs, 0); k != n || err != nil {
+		t.Fatalf("WriteMessages = %d, %v", k, err)
+	}
+}
+
+func seamMsgs(n int) []Message {
+	msgs := make([]Message, n)
+	for i := range msgs {
+		msgs[i].Buffers = [][]byte{make([]byte, 1500)}
+	}
+	return msgs
+}
+
+// TestContractR9InjectedErrors checks the shape of a kernel error, and that
+// EINTR is retried.
+func TestContractR9InjectedErrors(t *testing.T) {
+	for _, gro := range []bool{false, true} {
+		t.Run(map[bool]string{false: "GRO off", true: "GRO on"}[gro], func(t *testing.T) {
+			c, tx := seamPair(t, gro)
+			orig := recvmmsg
+			fakeRecvmmsg(t, func(recvmmsgFunc, uintptr, []mmsghdr, int) (int, syscall.Errno) { return 0, unix.ENOMEM })
+			n, err := c.ReadMessages(context.Background(), seamMsgs(4), 0)
+			var oe *net.OpError
+			var se *os.SyscallError
+			if n != 0 || !errors.Is(err, unix.ENOMEM) || !errors.As(err, &oe) || oe.Op != "read" ||
+				!errors.As(err, &se) || se.Syscall != "recvmmsg" {
+				t.Fatalf("ReadMessages = %d, %v; want ENOMEM in *net.OpError read / *os.SyscallError recvmmsg", n, err)
+			}
+			eintr := 1
+			recvmmsg = func(fd uintptr, hdrs []mmsghdr, flags int) (int, syscall.Errno) {
+				if eintr > 0 {
+					eintr--
+					return 0, unix.EINTR
+				}
+				return orig(fd, hdrs, flags)
+			}
+			recvSeamSend(t, tx, c, 5)
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			got := 0
+			for got < 5 {
+				n, err := c.ReadMessages(context.Background(), seamMsgs(8), 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got += n
+			}
+			if eintr != 0 {
+				t.Error("the fake never returned EINTR")
+			}
+		})
+	}
+}
+
+// TestContractR9ErrorAfterLeftovers: a call that served datagrams queued in
+// the Conn and then met a kernel error returns the datagrams; the next call
+// reports the error, once.
+func TestContractR9ErrorAfterLeftovers(t *testing.T) {
+	c, tx := seamPair(t, true)
+	if !tx.GSOEnabled() {
+		t.Skip("no GSO: nothing coalesces")
+	}
+	recvSeamSend(t, tx, c, 14)
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, err := c.ReadMessages(context.Background(), seamMsgs(3), 0)
+	if n != 3 || err != nil || c.rd.q.empty() {
+		t.Fatalf("ReadMessages = %d, %v; want 3 and leftovers", n, err)
+	}
+	fakeRecvmmsg(t, func(recvmmsgFunc, uintptr, []mmsghdr, int) (int, syscall.Errno) { return 0, unix.ECONNREFUSED })
+	if n, err := c.ReadMessages(context.Background(), seamMsgs(64), 0); n != 11 || err != nil {
+		t.Fatalf("ReadMessages = %d, %v; want the 11 left over", n, err)
+	}
+	recvmmsg = func(uintptr, []mmsghdr, int) (int, syscall.Errno) { return 0, unix.EAGAIN }
+	if n, err := c.ReadMessages(context.Background(), seamMsgs(64), 0); n != 0 || !errors.Is(err, unix.ECONNREFUSED) {
+		t.Fatalf("next ReadMessages = %d, %v; want ECONNREFUSED", n, err)
+	}
+	if n, err := c.ReadMessages(context.Background(), seamMsgs(64), unix.MSG_DONTWAIT); n != 0 || !errors.Is(err, ErrWouldBlock) {
+		t.Fatalf("then ReadMessages = %d, %v; want ErrWouldBlock", n, err)
+	}
+}
+
+// TestRecvmmsgGetsAtMostMaxMessages checks what the kernel is handed.
+func TestRecvmmsgGetsAtMostMaxMessages(t *testing.T) {
+	for _, gro := range []bool{false, true} {
+		c, _ := seamPair(t, gro)
+		var most int
+		fakeRecvmmsg(t, func(_ recvmmsgFunc, _ uintptr, hdrs []mmsghdr, _ int) (int, syscall.Errno) {
+			most = max(most, len(hdrs))
+			return 0, unix.EAGAIN
+		})
+		c.ReadMessages(context.Background(), seamMsgs(1500), unix.MSG_DONTWAIT)
+		want := MaxMessages
+		if gro {
+			want = groSlots
+		}
+		if most != want {
+			t.Errorf("%v: recvmmsg got %d headers, want %d", gro, most, want)
+		}
+	}
+}
