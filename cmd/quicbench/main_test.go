@@ -50,8 +50,8 @@ func TestParseFlags(t *testing.T) {
 				t.Errorf("conns = %v", c.conns)
 			}
 		}},
-		{name: "gso maybe is refused", args: []string{"-gso", "maybe"}, wantErr: `"maybe" is neither on nor off`},
-		{name: "an empty gso list is refused", args: []string{"-gso", ""}, wantErr: `"" is neither on nor off`},
+		{name: "gso maybe is refused", args: []string{"-gso", "maybe"}, wantErr: `"maybe" is not one of on, off`},
+		{name: "an empty gso list is refused", args: []string{"-gso", ""}, wantErr: `"" is not one of on, off`},
 		{name: "gso listed twice is refused", args: []string{"-gso", "off,off"}, wantErr: "off listed twice"},
 		{name: "gso off alone is accepted", args: []string{"-gso", " off"}, check: func(t *testing.T, c config) {
 			if !slices.Equal(c.gsos, []string{"off"}) {
