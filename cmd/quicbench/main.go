@@ -44,6 +44,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -257,9 +258,9 @@ func quicbench(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		switch cfg.role {
 		case "server":
-			err = runServer(cfg, stdout)
+			err = profiled("server", cfg, func() error { return runServer(cfg, stdout) })
 		case "client":
-			err = runClient(cfg, stdout)
+			err = profiled("client", cfg, func() error { return runClient(cfg, stdout) })
 		default:
 			err = runMatrix(cfg, stdout)
 		}
@@ -273,6 +274,27 @@ func quicbench(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	return 1
+}
+
+// envProfile names a directory: each child process writes its CPU profile
+// there (role-wrap-pid.pprof), for finding where a cell's time goes.
+const envProfile = "QUICBENCH_CPUPROFILE"
+
+func profiled(role string, cfg config, run func() error) error {
+	dir := os.Getenv(envProfile)
+	if dir == "" {
+		return run()
+	}
+	f, err := os.Create(fmt.Sprintf("%s/%s-%s-%d.pprof", dir, role, modeName(cfg.wrap), os.Getpid()))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := pprof.StartCPUProfile(f); err != nil {
+		return err
+	}
+	defer pprof.StopCPUProfile()
+	return run()
 }
 
 func main() {
