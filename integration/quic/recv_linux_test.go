@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -648,3 +649,38 @@ func netip4(b byte, port uint16) netip.AddrPort {
 }
 
 func netipMust(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
+
+// Stats.GRO and GROOff say whether GRO is on and, if not, which switch
+// turned it off.
+func TestStatsGROOffNamesTheSwitch(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		env     string // BATCHCONN_DISABLE_GRO
+		opts    []Option
+		wantOff string // in GROOff; "" = on wherever the kernel has GRO
+	}{
+		{"the default", "", nil, ""},
+		{"WithGRO(false)", "", []Option{WithGRO(false)}, "WithGRO(false)"},
+		{"BATCHCONN_DISABLE_GRO=1", "1", nil, "BATCHCONN_DISABLE_GRO"},
+		{"BATCHCONN_DISABLE_GRO=1 beats WithGRO(true)", "1", []Option{WithGRO(true)}, "BATCHCONN_DISABLE_GRO"},
+		{"WithGRO(true) after WithGRO(false)", "", []Option{WithGRO(false), WithGRO(true)}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("BATCHCONN_DISABLE_GRO", tc.env)
+			c := wrapListen(t, "udp4", "127.0.0.1:0", tc.opts...)
+			st := c.Stats()
+			if tc.wantOff != "" {
+				if st.GRO || !strings.Contains(st.GROOff, tc.wantOff) {
+					t.Errorf("GRO = %v, GROOff = %q; want off, naming %q", st.GRO, st.GROOff, tc.wantOff)
+				}
+				return
+			}
+			if st.GRO == (st.GROOff != "") {
+				t.Errorf("GRO = %v with GROOff %q", st.GRO, st.GROOff)
+			}
+			if !st.GRO && !strings.HasPrefix(st.GROOff, "not supported") {
+				t.Errorf("GRO off by default for a reason other than the kernel: %q", st.GROOff)
+			}
+		})
+	}
+}
