@@ -21,6 +21,9 @@
 // off means quicbatch.WithGRO(false) on the wrapped sides; plain quic-go
 // never uses GRO.
 //
+// With QUICBENCH_CPUPROFILE=dir in the environment, every server and client
+// process writes its CPU profile into dir, for go tool pprof.
+//
 // Exit status: 0 on success, 2 for bad flags, 1 when the measurement fails.
 package main
 
