@@ -13,14 +13,15 @@ import (
 	"time"
 )
 
-// A Conn is a *net.UDPConn with [Conn.WriteMessages]: many datagrams per
-// system call. It satisfies net.PacketConn and has the methods of
-// *net.UDPConn that batched-I/O users such as quic-go look for, so it can
-// stand in for the UDPConn it wraps.
+// A Conn is a *net.UDPConn with [Conn.WriteMessages] and
+// [Conn.ReadMessages]: many datagrams per system call. It has the whole
+// method set of *net.UDPConn and satisfies net.PacketConn, so it can stand
+// in for the UDPConn it wraps.
 //
 // A Conn is safe for concurrent use by multiple goroutines. Writes made
 // through the Conn are serialised (the kernel serialises writes on one socket
-// anyway); reads are not affected.
+// anyway); so are reads, among themselves, and a read never holds up a
+// write.
 type Conn struct {
 	udp   *net.UDPConn
 	rc    syscall.RawConn
@@ -374,7 +375,9 @@ func (c *Conn) opError(dst *netip.AddrPort, err error) error {
 
 // UDPConn returns the wrapped socket. Writing to it directly bypasses the
 // Conn's serialisation; a write that waits on it while a WriteMessages call is
-// being cancelled may see os.ErrDeadlineExceeded.
+// being cancelled may see os.ErrDeadlineExceeded, and so may a read while a
+// ReadMessages call is. Reading from it with GRO on bypasses the Conn's
+// split and queue: see [WithGRO].
 func (c *Conn) UDPConn() *net.UDPConn { return c.udp }
 
 // Close closes the socket. A WriteMessages call waiting for space returns
@@ -480,7 +483,8 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 	return c.udp.SetWriteDeadline(t)
 }
 
-// SyscallConn returns the socket's raw connection.
+// SyscallConn returns the socket's raw connection. Reading through it with
+// GRO on sees coalesced buffers: see [WithGRO].
 func (c *Conn) SyscallConn() (syscall.RawConn, error) { return c.udp.SyscallConn() }
 
 // SetReadBuffer sets the socket's receive buffer size (SO_RCVBUF).

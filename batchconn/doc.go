@@ -1,12 +1,16 @@
-// Package batchconn sends many UDP datagrams per system call.
+// Package batchconn sends and receives many UDP datagrams per system call.
 //
 // A [Conn] wraps a *net.UDPConn and adds [Conn.WriteMessages], which sends a
 // batch of datagrams, each with its own destination, scatter/gather buffers
 // and control messages, with the semantics of GLib's
-// g_socket_send_messages(): it returns how many messages were sent, fails
-// only when none could be, blocks or not as asked, and can be cancelled
-// through a context. Everything else a *net.UDPConn does, a Conn does too
-// (it is a [net.PacketConn]), so it can replace the socket it wraps.
+// g_socket_send_messages(), and [Conn.ReadMessages], which receives a batch,
+// after g_socket_receive_messages(). Both return how many messages they
+// handled, fail only when there were none, block or not as asked, and can
+// be cancelled through a context. One [Message] type serves both
+// directions, so a relay reads a batch and writes it back out. Everything
+// else a *net.UDPConn does, a Conn does too (it has the whole method set of
+// *net.UDPConn and is a [net.PacketConn]), so it can replace the socket it
+// wraps.
 //
 // # Usage
 //
@@ -27,6 +31,31 @@
 // Each sent message's N holds the bytes the kernel accepted. Messages that
 // were not sent are left exactly as they were.
 //
+// # Receiving
+//
+// ReadMessages fills msgs[0], msgs[1], ... with one datagram each and
+// returns how many; each message's Addr is the source, N the bytes stored,
+// NN the bytes of control messages, and Flags says MSG_TRUNC or MSG_CTRUNC
+// when the datagram or its control messages did not fit. A blocking call
+// waits for the first datagram only, then returns everything already
+// queued, so a read loop is:
+//
+//	msgs := make([]batchconn.Message, 64)
+//	for i := range msgs {
+//		msgs[i].Buffers = [][]byte{make([]byte, 1500)}
+//	}
+//	for {
+//		n, err := c.ReadMessages(ctx, msgs, 0)
+//		if err != nil {
+//			return err
+//		}
+//		for _, m := range msgs[:n] {
+//			handle(m.Addr, m.Buffers[0][:m.N])
+//		}
+//	}
+//
+// Reads take turns among themselves and never hold up writes.
+//
 // # Waiting
 //
 // A Conn is blocking by default: a full send buffer makes WriteMessages wait
@@ -34,7 +63,8 @@
 // own, until the batch is sent or the context, the write deadline or Close
 // ends the wait. [Conn.SetBlocking](false), or unix.MSG_DONTWAIT in flags,
 // makes it send what fits and return [ErrWouldBlock] if nothing did;
-// [Conn.WaitWritable] waits for room.
+// [Conn.WaitWritable] waits for room. Reads wait the same way, for a
+// datagram, bounded by the context, the read deadline and Close.
 //
 // # Linux
 //
@@ -53,21 +83,47 @@
 // mangle GSO traffic without reporting an error. [Conn.GSOEnabled] and
 // [Conn.Stats] say what happened.
 //
+// Batches come in through recvmmsg(2), up to 1024 messages per system call,
+// straight into the callers' buffers. With [WithGRO](true) (off by default)
+// the socket also uses UDP generic receive offload (Linux 5.0 and later): the
+// kernel may hand up many datagrams of one flow as one buffer, into the
+// Conn's own 64 KiB slots, and the Conn splits it again by copying each
+// datagram into a caller's message, with the control messages repeated for
+// each (whole ones only; MSG_CTRUNC when they do not fit) and the UDP_GRO one
+// removed. Datagrams that do not fit in one call stay queued, in order, for
+// the next read, and come before anything read later. Every read method of
+// the Conn (ReadMessages, ReadFrom, ReadMsgUDP, Read, ...) goes through the
+// same split, so nothing reading through the Conn ever sees a coalesced
+// buffer, and an unchanged ReadFrom loop gets recvmmsg and GRO. A Conn with
+// GRO holds 8 slots (512 KiB) from its first read; when plain datagrams fill
+// every slot of a call, the slots double, up to 64 (4 MiB). Code that reads
+// the socket behind the Conn's back (through [Conn.SyscallConn],
+// [Conn.UDPConn], [Conn.File], or golang.org/x/net/ipv4's ReadBatch on the
+// Conn) bypasses both the split and the queue: it sees coalesced buffers,
+// and datagrams the Conn already took are not there for it. That is why GRO
+// is off by default. The environment variable BATCHCONN_DISABLE_GRO=1 keeps
+// it off whatever the code says; [Conn.GROEnabled] and [Conn.Stats] report
+// it.
+//
 // # Other platforms
 //
-// On other Unix systems each message is one sendmsg(2), with the same
-// results, errors and waiting rules. On Windows and the remaining ports each
-// message is one WriteMsgUDPAddrPort; there a non-blocking Conn cannot
-// promise not to wait (Windows rarely makes a UDP sender wait at all), flags
-// are not passed on, and WaitWritable returns at once. GSOEnabled is false
-// off Linux.
+// On other Unix systems each message is one sendmsg(2) or recvmsg(2), with
+// the same results, errors and waiting rules. On Windows and the remaining
+// ports each message is one WriteMsgUDPAddrPort, and each ReadMessages call
+// one ReadMsgUDPAddrPort (one datagram per call); there a non-blocking Conn
+// cannot promise not to wait (Windows rarely makes a UDP sender wait at
+// all), flags are not passed on, and WaitWritable returns at once.
+// GSOEnabled and GROEnabled are false off Linux.
 //
 // # Errors
 //
-// Errors are *net.OpError values with Op "write". Kernel errors keep their
+// Errors are *net.OpError values with Op "write" (Op "read" for reads, as
+// *net.UDPConn reports them). Kernel errors keep their
 // *os.SyscallError and errno, so errors.Is(err, syscall.EMSGSIZE) works; the
 // other errors are [ErrWouldBlock], net.ErrClosed, os.ErrDeadlineExceeded and
 // the context's error. A destination the socket cannot use (an IPv6 address
 // on an IPv4 socket, port 0) is reported with the errno the kernel would
-// give, EAFNOSUPPORT or EINVAL, and an explanation.
+// give, EAFNOSUPPORT or EINVAL, and an explanation. A kernel error queued
+// on the socket, such as ECONNREFUSED on a connected socket whose peer
+// refused an earlier datagram, is reported by the read that meets it.
 package batchconn

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/batchconn/batchconn/batchconn"
+	"github.com/batchconn/batchconn/internal/testnet"
 )
 
 // A readStep is one read of a plan: a ReadMessages call of batch messages,
@@ -293,3 +294,118 @@ func TestGROEnvironmentSwitchInAChild(t *testing.T) {
 }
 
 var _ = net.ErrClosed
+
+// TestContractR3LeftoversThenTheSocket: a call that serves datagrams left
+// over from an earlier one goes on to read what the socket holds, in order.
+func TestContractR3LeftoversThenTheSocket(t *testing.T) {
+	c := reader(t, "udp4", true)
+	tx := listen(t, "udp4")
+	if !tx.GSOEnabled() {
+		t.Skip("no GSO: nothing coalesces, so nothing is left over")
+	}
+	sendFrom(t, tx, messages(addrOf(c), 14, 1000))
+	first := readN(t, c, 3, func(n int) []batchconn.Message { return recvMsgs(n, 1500, 0) }, 3, 0)
+	later := messages(addrOf(c), 19, 1000)[14:]
+	for i := range later {
+		later[i].Buffers[0] = payload(14+i, 1000)
+	}
+	sendFrom(t, listen(t, "udp4", batchconn.WithGSO(false)), later)
+	msgs := recvMsgs(64, 1500, 0)
+	n, err := c.ReadMessages(context.Background(), msgs, unix.MSG_DONTWAIT)
+	if n != 16 || err != nil {
+		t.Fatalf("ReadMessages = %d, %v; want the 11 left over and the 5 queued since", n, err)
+	}
+	all := first
+	for _, m := range msgs[:n] {
+		all = append(all, gotOf(m))
+	}
+	for i, g := range all {
+		if g.Data != string(payload(i, 1000)) {
+			t.Fatalf("datagram %d out of order", i)
+		}
+	}
+}
+
+// TestPeekLeavesDatagramsQueued checks MSG_PEEK with GRO on and off: the
+// peeked datagrams are read again by the next call.
+func TestPeekLeavesDatagramsQueued(t *testing.T) {
+	for _, gro := range []bool{false, true} {
+		for _, leftovers := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/leftovers %v", groName(gro), leftovers), func(t *testing.T) {
+				c := reader(t, "udp4", gro)
+				tx := listen(t, "udp4")
+				sendFrom(t, tx, messages(addrOf(c), 14, 1000))
+				skip := 0
+				if leftovers {
+					readN(t, c, 2, func(n int) []batchconn.Message { return recvMsgs(n, 1500, 0) }, 2, 0)
+					skip = 2
+				}
+				c.SetReadDeadline(time.Now().Add(recvWait))
+				peek := recvMsgs(4, 1500, 0)
+				n, err := c.ReadMessages(context.Background(), peek, unix.MSG_PEEK)
+				if n != 1 || err != nil || peek[1].N != 0 {
+					t.Fatalf("peek = %d, %v; want the first datagram only", n, err)
+				}
+				rest := readN(t, c, 14-skip, func(n int) []batchconn.Message { return recvMsgs(n, 1500, 0) }, 64, 0)
+				for i, m := range peek[:n] {
+					if g := gotOf(m); g != rest[i] || g.Data != string(payload(skip+i, 1000)) {
+						t.Fatalf("peeked datagram %d: %s; read afterwards: %s", i, describe(g), describe(rest[i]))
+					}
+				}
+				for i, g := range rest {
+					if g.Data != string(payload(skip+i, 1000)) {
+						t.Fatalf("datagram %d out of order after a peek", skip+i)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestContractR6GROTransparencyOverVeth repeats the transparency check across
+// a veth link between two network namespaces, where the datagrams really
+// cross a device, with TOS changing between GSO sends.
+func TestContractR6GROTransparencyOverVeth(t *testing.T) {
+	p := testnet.NewPair(t, testnet.LinkConfig{})
+	wrap := func(uc *net.UDPConn, gro bool) *batchconn.Conn {
+		c, err := batchconn.New(uc, batchconn.WithGRO(gro))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	on, off := wrap(p.B.ListenUDP(t, "udp4", 0), true), wrap(p.B.ListenUDP(t, "udp4", 0), false)
+	if !on.GROEnabled() {
+		t.Skipf("no UDP GRO: %s", on.Stats().GROOff)
+	}
+	setRecvTOS(t, on)
+	setRecvTOS(t, off)
+	tx := wrap(p.A.ListenUDP(t, "udp4", 0), false)
+	total := 0
+	for _, turn := range []struct {
+		count, size int
+		tos         byte
+	}{{14, 1400, 0}, {14, 1400, 0x28}, {20, 1000, 0x01}, {1, 50, 0}, {30, 1200, 0x02}} {
+		for _, dst := range []*batchconn.Conn{on, off} {
+			msgs := withTOS(messages(addrOf(dst), turn.count, turn.size), turn.tos)
+			for i := range msgs {
+				msgs[i].Buffers[0] = payload(total+i, turn.size)
+			}
+			sendFrom(t, tx, msgs)
+		}
+		total += turn.count
+	}
+	shape := readShape{bufs: []int{1500}, oob: 64}
+	steps := []readStep{{batch: 5}, {batch: 0}, {batch: 64}}
+	gotOn := readPlan(t, on, total, shape, steps)
+	gotOff := readPlan(t, off, total, shape, steps)
+	for i := range gotOff {
+		if !reflect.DeepEqual(gotOn[i], gotOff[i]) {
+			t.Fatalf("datagram %d of %d differs:\nGRO on:  %s\nGRO off: %s", i, total, describe(gotOn[i]), describe(gotOff[i]))
+		}
+	}
+	if s := on.Stats(); tx.GSOEnabled() && s.GROBuffers == 0 {
+		t.Errorf("no coalesced buffer met over veth: the test did not exercise GRO (Stats %+v)", s)
+	}
+}

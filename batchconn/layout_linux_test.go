@@ -97,6 +97,7 @@ func TestGROCmsgLayout(t *testing.T) {
 		{"UDP_GRO", udpGRO, unix.UDP_GRO},
 		{"MSG_TRUNC", msgTrunc, unix.MSG_TRUNC},
 		{"MSG_CTRUNC", msgCtrunc, unix.MSG_CTRUNC},
+		{"MSG_PEEK", msgPeek, unix.MSG_PEEK},
 	}
 	for _, c := range consts {
 		if c.got != c.want {

@@ -33,7 +33,9 @@ import (
 // [ErrWouldBlock] if nothing was queued. Reads are served one at a time;
 // they never delay writes.
 //
-// flags are passed to the kernel as given (MSG_TRUNC, MSG_PEEK, ...). Errors
+// flags are passed to the kernel as given (MSG_TRUNC, MSG_PEEK, ...); with
+// MSG_PEEK the call returns the first datagram only, and leaves it queued.
+// Errors
 // are *net.OpError values with Op "read"; kernel errors keep their
 // *os.SyscallError and errno, so errors.Is(err, syscall.ECONNREFUSED) works on
 // a connected socket whose peer refused an earlier datagram.
@@ -56,6 +58,11 @@ func (c *Conn) ReadMessages(ctx context.Context, msgs []Message, flags int) (int
 	}
 	if len(msgs) > MaxMessages {
 		msgs = msgs[:MaxMessages]
+	}
+	if flags&msgPeek != 0 {
+		// recvmmsg would peek at the same first datagram for every
+		// message; one is all a peek can see.
+		msgs = msgs[:1]
 	}
 	wait := c.blocking.Load() && flags&msgDontwait == 0
 	if err := c.rlock(ctx, wait); err != nil {
@@ -286,17 +293,23 @@ const (
 	groIntLen = 4    // sizeof(int)
 	msgTrunc  = 0x20 // MSG_TRUNC
 	msgCtrunc = 0x8  // MSG_CTRUNC
+	msgPeek   = 0x2  // MSG_PEEK (the same on the BSDs, macOS and Windows)
 )
 
 // GRO's receive buffers. A slot must hold the largest buffer the kernel may
 // coalesce (64 KiB, at most UDP_GRO_CNT_MAX = 64 datagrams), or the kernel
-// truncates it. 8 slots (512 KiB per Conn, allocated at the first read with
-// GRO on) hold up to 512 datagrams of GSO-sent traffic per system call, and
-// 8 plain ones: benchmarks show plain traffic gains little from more.
+// truncates it. A Conn starts with 8 slots (512 KiB, allocated at its first
+// read with GRO on): enough for up to 512 datagrams of GSO-sent traffic per
+// system call. Plain datagrams take a slot each, so when they fill every
+// slot of a call that had messages to spare, the slots double, up to 64
+// (4 MiB, the most a Conn ever holds): then plain traffic costs about as
+// many system calls as with GRO off. Slots are written only as far as
+// datagrams fill them.
 const (
-	groSlot  = 64 << 10
-	groCtrl  = 256 // control room per slot: UDP_GRO, TOS/TCLASS, PKTINFO, timestamps
-	groSlots = 8
+	groSlot     = 64 << 10
+	groCtrl     = 256 // control room per slot: UDP_GRO, TOS/TCLASS, PKTINFO, timestamps
+	groSlots    = 8
+	groMaxSlots = 64
 )
 
 // A groBuf is one buffer the kernel filled: one datagram, or with seg > 0 a

@@ -25,7 +25,7 @@ type recvState struct {
 	// read, and the splitter copies datagrams out of them.
 	slots []byte
 	ctrl  []byte
-	slotv [groSlots]unix.Iovec
+	slotv []unix.Iovec // one per slot
 
 	// The system call in progress: hdrs[:nh] with flags; its outcome.
 	nh, flags int
@@ -165,8 +165,10 @@ func (c *Conn) recvGRO(ctx context.Context, msgs []Message, flags int, wait bool
 	}
 	for n < len(msgs) {
 		r.q.reset() // everything queued was handed out: the slots are free
-		k := min(groSlots, len(msgs)-n)
-		s.buildSlots(k)
+		// Every slot, even for one message: what does not fit stays
+		// queued, and a single-datagram read loop needs one system call
+		// per slots' worth instead of one per datagram.
+		k := s.buildSlots()
 		if err := c.recvBatch(ctx, k, flags, wait && n == 0); err != nil {
 			if n == 0 {
 				return 0, err
@@ -176,7 +178,10 @@ func (c *Conn) recvGRO(ctx context.Context, msgs []Message, flags int, wait bool
 			}
 			break
 		}
-		s.queue(k)
+		coalesced := s.queue()
+		if s.got == k && !coalesced && len(msgs)-n > k {
+			s.growSlots() // plain datagrams filled every slot with room to spare
+		}
 		n += c.serve(msgs[n:], flags)
 		if flags&unix.MSG_PEEK != 0 {
 			r.q.reset() // the datagrams stay in the socket
@@ -202,16 +207,12 @@ func (c *Conn) serve(msgs []Message, flags int) int {
 	return n
 }
 
-// buildSlots points k headers at the GRO slots.
-func (s *recvState) buildSlots(k int) {
+// buildSlots points a header at each GRO slot and returns how many.
+func (s *recvState) buildSlots() int {
 	if s.slots == nil {
-		s.slots = make([]byte, groSlots*groSlot)
-		s.ctrl = make([]byte, groSlots*groCtrl)
-		for i := range s.slotv {
-			s.slotv[i] = unix.Iovec{Base: &s.slots[i*groSlot]}
-			s.slotv[i].SetLen(groSlot)
-		}
+		s.allocSlots(groSlots)
 	}
+	k := len(s.slotv)
 	s.grow(k)
 	for i := range k {
 		h := &s.hdrs[i]
@@ -225,20 +226,42 @@ func (s *recvState) buildSlots(k int) {
 		h.hdr.SetControllen(groCtrl)
 		h.len = 0
 	}
+	return k
 }
 
-// queue adds the s.got buffers the kernel filled to the Conn's queue.
-func (s *recvState) queue(k int) {
+// allocSlots gives the Conn k fresh slots. Datagrams still queued keep the
+// old ones alive until they are handed out.
+func (s *recvState) allocSlots(k int) {
+	s.slots = make([]byte, k*groSlot)
+	s.ctrl = make([]byte, k*groCtrl)
+	s.slotv = make([]unix.Iovec, k)
+	for i := range s.slotv {
+		s.slotv[i] = unix.Iovec{Base: &s.slots[i*groSlot]}
+		s.slotv[i].SetLen(groSlot)
+	}
+}
+
+// growSlots doubles the slots, up to groMaxSlots.
+func (s *recvState) growSlots() {
+	if k := len(s.slotv); k < groMaxSlots {
+		s.allocSlots(min(2*k, groMaxSlots))
+	}
+}
+
+// queue adds the s.got buffers the kernel filled to the Conn's queue, and
+// reports whether any was coalesced.
+func (s *recvState) queue() (coalesced bool) {
 	c := s.c
 	q := &c.rd.q
-	if cap(q.bufs) < groSlots {
-		q.bufs = make([]groBuf, 0, groSlots)
+	if cap(q.bufs) < len(s.slotv) {
+		q.bufs = append(make([]groBuf, 0, len(s.slotv)), q.bufs...)
 	}
 	for i := range s.got {
 		h := &s.hdrs[i]
 		size := min(int(h.len), groSlot)
 		seg, oob := cutGRO(s.ctrl[i*groCtrl : i*groCtrl+int(h.hdr.Controllen)])
 		if seg > 0 && size > seg {
+			coalesced = true
 			c.rstats.groBuffers.Add(1)
 			c.rstats.groMessages.Add(uint64((size + seg - 1) / seg))
 		}
@@ -250,6 +273,7 @@ func (s *recvState) queue(k int) {
 			flags: int(h.hdr.Flags),
 		})
 	}
+	return coalesced
 }
 
 // recvmmsgFunc is the signature of the recvmmsg seam.

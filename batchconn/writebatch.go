@@ -12,9 +12,10 @@ import (
 	"unsafe"
 )
 
-// MaxMessages is the most messages one WriteMessages call considers: Linux's
-// UIO_MAXIOV (1024), the limit sendmmsg(2) applies to its vector. Messages past
-// it are not looked at; the caller loops with msgs = msgs[n:].
+// MaxMessages is the most messages one WriteMessages or ReadMessages call
+// considers: Linux's UIO_MAXIOV (1024), the limit sendmmsg(2) and recvmmsg(2)
+// apply to their vectors. Messages past it are not looked at; the caller
+// loops with msgs = msgs[n:].
 const MaxMessages = 1024
 
 // Datagram payload ceilings: 65535 minus the IPv4 (20) and UDP (8) headers, and
@@ -75,7 +76,8 @@ type Message struct {
 
 // ErrWouldBlock is returned, wrapped in a *net.OpError, by a non-blocking
 // WriteMessages that could send nothing because the socket's send buffer is
-// full. errors.Is(err, syscall.EAGAIN) holds for it too.
+// full, and by a non-blocking ReadMessages that found nothing to receive.
+// errors.Is(err, syscall.EAGAIN) holds for it too.
 var ErrWouldBlock error = wouldBlockError{}
 
 type wouldBlockError struct{}
