@@ -15,13 +15,15 @@ import (
 )
 
 // Conn is a net.PacketConn, to pass as quic.Transport.Conn, whose sends are
-// batched. It is not a *net.UDPConn but has the methods quic-go looks for in
+// batched and whose reads take many packets per system call, with UDP GRO
+// where the kernel has it. It is not a *net.UDPConn but has the methods quic-go looks for in
 // one (see the package documentation), so quic-go treats it as one. All
 // methods are safe for concurrent use.
 //
 // Conn does not embed *net.UDPConn on purpose: every method quic-go uses is
 // implemented here, so no write can bypass the batcher and quic-go reads
-// through [Conn.ReadBatch] rather than from the file descriptor directly.
+// through [Conn.ReadBatch] rather than from the file descriptor directly
+// (where, with GRO on, it would meet coalesced buffers it cannot parse).
 type Conn struct {
 	udp   *net.UDPConn
 	s     *sender
@@ -121,7 +123,7 @@ func WithGRO(enabled bool) Option {
 	return func(c *config) { c.gro = enabled }
 }
 
-// Wrap returns a Conn that sends through batchconn on udp. The Conn owns udp
+// Wrap returns a Conn that sends and receives through batchconn on udp. The Conn owns udp
 // from then on: use only the Conn, and close the Conn rather than udp. Nil
 // options are ignored, as batchconn.New ignores them.
 func Wrap(udp *net.UDPConn, opts ...Option) (*Conn, error) {
@@ -143,8 +145,7 @@ func Wrap(udp *net.UDPConn, opts ...Option) (*Conn, error) {
 	}
 	bc, err := readConn(udp, s, cfg)
 	if err != nil {
-		s.close()
-		return nil, err
+		return nil, err // only off Linux, where the sender holds no goroutine
 	}
 	return &Conn{udp: udp, s: s, r: reader{bc: bc, groAsked: cfg.gro}, laddr: udp.LocalAddr()}, nil
 }
