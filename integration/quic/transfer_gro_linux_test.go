@@ -223,8 +223,8 @@ func (r *readShape) ReadBatch(ms []ipv4.Message, flags int) (int, error) {
 // If this fails after a quic-go upgrade, quic-go changed how it reads:
 // the batch size, buffer size or OOB room quicbatch's receive path and its
 // measurements assume (sys_conn_oob.go in v0.65: 8 messages of one
-// 1452-byte buffer and 128 bytes of OOB on Linux, flags 0, and fresh
-// buffers for the ones it consumed).
+// 1452-byte buffer and 128 bytes of OOB on Linux, flags 0, and buffers from
+// its pool in place of the ones it consumed).
 func TestGuardQuicGoReadShape(t *testing.T) {
 	srv, cli := newSide(t, true), newSide(t, true)
 	rec := &readShape{Conn: cli.qb, sizes: map[int]int{}, bufLens: map[int]int{}, oobLens: map[int]int{}, nbufs: map[int]int{}, flags: map[int]int{}}
@@ -243,8 +243,11 @@ func TestGuardQuicGoReadShape(t *testing.T) {
 	one("len(Buffers[0])", rec.bufLens, quicGoBufSize)
 	one("len(OOB)", rec.oobLens, quicGoOOBSize)
 	one("flags", rec.flags, 0)
-	if rec.swapped == 0 || rec.reused != 0 {
-		t.Errorf("quic-go replaced %d consumed buffers and handed %d in again; want all replaced", rec.swapped, rec.reused)
+	// quic-go takes fresh buffers from a pool for the consumed ones, so a
+	// buffer it has released may come back at once: replaced buffers show
+	// that it swaps, a few repeats are the pool's.
+	if rec.swapped == 0 || rec.reused > rec.swapped/10 {
+		t.Errorf("quic-go replaced %d consumed buffers and handed %d in again; want them replaced", rec.swapped, rec.reused)
 	}
 	t.Logf("%d ReadBatch calls", rec.calls)
 }
