@@ -431,6 +431,7 @@ func printTable(stdout io.Writer, cells []*cell) {
 			m(c.qb, func(r runResult) float64 { return r.CliRecvPerSys }), m(c.qb, func(r runResult) float64 { return r.CliPerGRO }),
 			strings.Join(notes, " "))
 	}
+	fmt.Fprintf(stdout, "\nratios are medians of per-round ratios (plain and quicbatch run back to back in each round),\nnot quotients of the medians beside them; CPU is each process's user+system time\n")
 	fmt.Fprintf(stdout, "\ntargets met: %d, missed: %d\n", met, len(missed))
 	for _, s := range missed {
 		fmt.Fprintln(stdout, "  missed:", s)
