@@ -23,6 +23,9 @@ func TestParseFlags(t *testing.T) {
 			if c.total != 256<<20 || c.count != 5 || !slices.Equal(c.conns, []int{1, 8, 32}) || !slices.Equal(c.gsos, []string{"on", "off"}) {
 				t.Errorf("defaults = bytes %d count %d conns %v gso %v", c.total, c.count, c.conns, c.gsos)
 			}
+			if !slices.Equal(c.gros, []string{"on", "off"}) || !slices.Equal(c.wraps, []string{"both"}) || c.corrupt != -1 {
+				t.Errorf("defaults = gro %v wrap %v corrupt %d", c.gros, c.wraps, c.corrupt)
+			}
 			if c.depth != quicbatch.DefaultQueueDepth || c.qbytes != quicbatch.DefaultQueueBytes || !c.async || c.verbose || c.role != "" {
 				t.Errorf("defaults = depth %d qbytes %d async %v v %v role %q", c.depth, c.qbytes, c.async, c.verbose, c.role)
 			}
@@ -50,14 +53,39 @@ func TestParseFlags(t *testing.T) {
 				t.Errorf("conns = %v", c.conns)
 			}
 		}},
-		{name: "gso maybe is refused", args: []string{"-gso", "maybe"}, wantErr: `"maybe" is neither on nor off`},
-		{name: "an empty gso list is refused", args: []string{"-gso", ""}, wantErr: `"" is neither on nor off`},
+		{name: "gso maybe is refused", args: []string{"-gso", "maybe"}, wantErr: `"maybe" is not one of on, off`},
+		{name: "an empty gso list is refused", args: []string{"-gso", ""}, wantErr: `"" is not one of on, off`},
 		{name: "gso listed twice is refused", args: []string{"-gso", "off,off"}, wantErr: "off listed twice"},
 		{name: "gso off alone is accepted", args: []string{"-gso", " off"}, check: func(t *testing.T, c config) {
 			if !slices.Equal(c.gsos, []string{"off"}) {
 				t.Errorf("gso = %v", c.gsos)
 			}
 		}},
+		{name: "gro maybe is refused", args: []string{"-gro", "maybe"}, wantErr: `-gro "maybe": "maybe" is not one of on, off`},
+		{name: "an empty gro list is refused", args: []string{"-gro", ""}, wantErr: `-gro "": "" is not one of on, off`},
+		{name: "an empty gro entry is refused", args: []string{"-gro", "on,"}, wantErr: `"" is not one of on, off`},
+		{name: "gro listed twice is refused", args: []string{"-gro", "on,on"}, wantErr: "on listed twice"},
+		{name: "gro in capitals is refused", args: []string{"-gro", "ON"}, wantErr: `"ON" is not one of on, off`},
+		{name: "gro off alone is accepted", args: []string{"-gro", "off"}, check: func(t *testing.T, c config) {
+			if !slices.Equal(c.gros, []string{"off"}) {
+				t.Errorf("gro = %v", c.gros)
+			}
+		}},
+		{name: "gro keeps its order", args: []string{"-gro", "off, on"}, check: func(t *testing.T, c config) {
+			if !slices.Equal(c.gros, []string{"off", "on"}) {
+				t.Errorf("gro = %v", c.gros)
+			}
+		}},
+		{name: "wrap left is refused", args: []string{"-wrap", "left"}, wantErr: `"left" is not one of both, client, server`},
+		{name: "wrap listed twice is refused", args: []string{"-wrap", "client,client"}, wantErr: "client listed twice"},
+		{name: "wrap client and both are accepted", args: []string{"-wrap", "client,both"}, check: func(t *testing.T, c config) {
+			if !slices.Equal(c.wraps, []string{"client", "both"}) {
+				t.Errorf("wrap = %v", c.wraps)
+			}
+		}},
+		{name: "a corrupt offset below -1 is refused", args: []string{"-internal-corrupt", "-2"}, wantErr: "-internal-corrupt -2"},
+		{name: "a corrupt offset past the bytes is refused", args: []string{"-bytes", "1KiB", "-conns", "1", "-internal-corrupt", "1024"}, wantErr: "-internal-corrupt 1024"},
+		{name: "a corrupt offset that is no number is refused", args: []string{"-internal-corrupt", "x"}, wantErr: "internal-corrupt"},
 		{name: "negative depth is refused", args: []string{"-depth", "-1"}, wantErr: "-depth -1"},
 		{name: "depth over 512 is refused", args: []string{"-depth", "513"}, wantErr: "-depth 513"},
 		{name: "depth 0 (no queue) is accepted", args: []string{"-depth", "0"}},
@@ -114,6 +142,7 @@ func TestBadFlagsExitWithStatus2AndAMessage(t *testing.T) {
 	for _, args := range [][]string{
 		{"-count", "0"}, {"-gso", "maybe"}, {"stray"}, {"-depth", "-1"}, {"-qbytes", "-1"},
 		{"-bytes", "lots"}, {"-conns", "0"}, {"-nope"}, {"-async=perhaps"}, {"-internal-role", "x"},
+		{"-gro", "maybe"}, {"-gro", ""}, {"-wrap", "nobody"}, {"-internal-corrupt", "-5"},
 	} {
 		var stdout, stderr bytes.Buffer
 		if code := quicbench(args, &stdout, &stderr); code != 2 {

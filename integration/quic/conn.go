@@ -15,17 +15,19 @@ import (
 )
 
 // Conn is a net.PacketConn, to pass as quic.Transport.Conn, whose sends are
-// batched. It is not a *net.UDPConn but has the methods quic-go looks for in
+// batched and whose reads take many packets per system call, with UDP GRO
+// where the kernel has it. It is not a *net.UDPConn but has the methods quic-go looks for in
 // one (see the package documentation), so quic-go treats it as one. All
 // methods are safe for concurrent use.
 //
 // Conn does not embed *net.UDPConn on purpose: every method quic-go uses is
 // implemented here, so no write can bypass the batcher and quic-go reads
-// through [Conn.ReadBatch] rather than from the file descriptor directly.
+// through [Conn.ReadBatch] rather than from the file descriptor directly
+// (where, with GRO on, it would meet coalesced buffers it cannot parse).
 type Conn struct {
 	udp   *net.UDPConn
-	rx    *ipv4.PacketConn // batched reads on udp
 	s     *sender
+	r     reader // quic-go's reads, through batchconn
 	laddr net.Addr
 	reads atomic.Uint64 // ReadBatch calls
 }
@@ -48,6 +50,7 @@ type config struct {
 	gso        bool
 	gsoOff     string // why gso is false, for Stats.GSOOff
 	async      bool
+	gro        bool
 }
 
 // DefaultQueueDepth is the number of packets [Wrap] lets wait, copied, for
@@ -109,14 +112,25 @@ func WithAsync(enabled bool) Option {
 	return func(c *config) { c.async = enabled }
 }
 
-// Wrap returns a Conn that sends through batchconn on udp. The Conn owns udp
+// WithGRO sets whether the socket receives with UDP generic receive offload
+// (Linux 5.0 and later): the kernel then hands up runs of datagrams of one
+// flow, such as the segments of a peer's GSO send, as one buffer, and
+// [Conn.ReadBatch] splits them back into packets for quic-go, which cannot
+// parse GRO itself. It is on by default; the environment variable
+// BATCHCONN_DISABLE_GRO=1 turns it off whatever this says. Where the kernel
+// lacks it, reads go on without it ([Stats].GROOff says why).
+func WithGRO(enabled bool) Option {
+	return func(c *config) { c.gro = enabled }
+}
+
+// Wrap returns a Conn that sends and receives through batchconn on udp. The Conn owns udp
 // from then on: use only the Conn, and close the Conn rather than udp. Nil
 // options are ignored, as batchconn.New ignores them.
 func Wrap(udp *net.UDPConn, opts ...Option) (*Conn, error) {
 	if udp == nil {
 		return nil, errors.New("quicbatch: nil *net.UDPConn")
 	}
-	cfg := config{queueDepth: DefaultQueueDepth, queueBytes: DefaultQueueBytes, gso: true, async: true}
+	cfg := config{queueDepth: DefaultQueueDepth, queueBytes: DefaultQueueBytes, gso: true, async: true, gro: true}
 	if v, err := strconv.ParseBool(os.Getenv(envQuicGoDisableGSO)); err == nil && v {
 		cfg.gso, cfg.gsoOff = false, "disabled by "+envQuicGoDisableGSO
 	}
@@ -129,7 +143,11 @@ func Wrap(udp *net.UDPConn, opts ...Option) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Conn{udp: udp, rx: ipv4.NewPacketConn(udp), s: s, laddr: udp.LocalAddr()}, nil
+	bc, err := readConn(udp, s, cfg)
+	if err != nil {
+		return nil, err // only off Linux, where the sender holds no goroutine
+	}
+	return &Conn{udp: udp, s: s, r: reader{bc: bc, groAsked: cfg.gro}, laddr: udp.LocalAddr()}, nil
 }
 
 // WriteMsgUDP sends b as one datagram (or, when oob carries UDP_SEGMENT, as
@@ -178,22 +196,6 @@ func (c *Conn) opError(addr net.Addr, err error) error {
 	return &net.OpError{Op: "write", Net: "udp", Source: c.laddr, Addr: addr, Err: err}
 }
 
-// ReadBatch reads up to len(ms) datagrams with their control messages in one
-// recvmmsg, as golang.org/x/net/ipv4.PacketConn.ReadBatch does on the wrapped
-// socket. quic-go uses it for all reads. A read deadline interrupts it.
-func (c *Conn) ReadBatch(ms []ipv4.Message, flags int) (int, error) {
-	c.reads.Add(1)
-	return c.rx.ReadBatch(ms, flags)
-}
-
-// ReadMsgUDP reads one datagram from the wrapped socket.
-func (c *Conn) ReadMsgUDP(b, oob []byte) (n, oobn, flags int, addr *net.UDPAddr, err error) {
-	return c.udp.ReadMsgUDP(b, oob)
-}
-
-// ReadFrom reads one datagram from the wrapped socket.
-func (c *Conn) ReadFrom(p []byte) (int, net.Addr, error) { return c.udp.ReadFrom(p) }
-
 // LocalAddr returns the wrapped socket's local address, a *net.UDPAddr.
 func (c *Conn) LocalAddr() net.Addr { return c.laddr }
 
@@ -206,9 +208,11 @@ func (c *Conn) SetDeadline(t time.Time) error {
 	return c.SetWriteDeadline(t)
 }
 
-// SetReadDeadline sets the wrapped socket's read deadline; it interrupts a
-// ReadBatch in progress, which quic.Transport.Close relies on.
-func (c *Conn) SetReadDeadline(t time.Time) error { return c.udp.SetReadDeadline(t) }
+// SetReadDeadline sets the read deadline. It interrupts a ReadBatch in
+// progress with a timeout error, which quic.Transport.Close relies on, and
+// a deadline that has passed fails reads at once, even with split packets
+// still waiting in the Conn.
+func (c *Conn) SetReadDeadline(t time.Time) error { return c.r.bc.SetReadDeadline(t) }
 
 // SetWriteDeadline bounds both the wait for socket space and the wait for
 // room in the queue. A write that runs out of time fails with
@@ -264,7 +268,16 @@ type Stats struct {
 	GSO    bool   // batchconn's own GSO coalescing is on (Linux)
 	GSOOff string // why it is off: WithGSO(false), QUIC_GO_DISABLE_GSO, or batchconn's reason
 
-	ReadBatches uint64 // ReadBatch calls (quic-go reads only through these)
+	// The receive side. quic-go reads only through ReadBatch; ReadMsgUDP
+	// and ReadFrom are counted too while GRO is on.
+	ReadBatches  uint64 // ReadBatch calls
+	RecvSyscalls uint64 // receive system calls (recvmmsg on Linux), including those that found nothing
+	RecvPackets  uint64 // packets handed to the caller
+	RecvBytes    uint64 // payload bytes handed to the caller
+	GROBuffers   uint64 // coalesced buffers the kernel returned, split into packets
+	GROPackets   uint64 // packets that arrived in those buffers
+	GRO          bool   // the socket receives with UDP GRO
+	GROOff       string // why GRO is off: WithGRO(false), BATCHCONN_DISABLE_GRO or the kernel's error
 }
 
 // MessagesPerSyscall returns Messages / Syscalls, or 0 before the first send.
@@ -275,10 +288,35 @@ func (s Stats) MessagesPerSyscall() float64 {
 	return float64(s.Messages) / float64(s.Syscalls)
 }
 
+// PacketsPerRecvSyscall returns RecvPackets / RecvSyscalls, or 0 before the
+// first read.
+func (s Stats) PacketsPerRecvSyscall() float64 {
+	if s.RecvSyscalls == 0 {
+		return 0
+	}
+	return float64(s.RecvPackets) / float64(s.RecvSyscalls)
+}
+
+// PacketsPerGROBuffer returns GROPackets / GROBuffers, or 0 before the first
+// coalesced buffer.
+func (s Stats) PacketsPerGROBuffer() float64 {
+	if s.GROBuffers == 0 {
+		return 0
+	}
+	return float64(s.GROPackets) / float64(s.GROBuffers)
+}
+
 // Stats returns the Conn's counters.
 func (c *Conn) Stats() Stats {
 	st := c.s.stats()
 	st.ReadBatches = c.reads.Load()
+	rs := c.r.bc.Stats()
+	st.RecvSyscalls, st.RecvPackets, st.RecvBytes = rs.RecvSyscalls, rs.RecvMessages, rs.RecvBytes
+	st.GROBuffers, st.GROPackets = rs.GROBuffers, rs.GROMessages
+	st.GRO, st.GROOff = c.r.bc.GROEnabled(), rs.GROOff
+	if !c.r.groAsked {
+		st.GROOff = "disabled by WithGRO(false)"
+	}
 	return st
 }
 

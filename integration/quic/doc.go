@@ -1,6 +1,8 @@
-// Package quicbatch makes quic-go send through batchconn: packets that several
-// QUIC connections write to one UDP socket at about the same time leave in one
-// sendmmsg system call instead of one sendmsg each.
+// Package quicbatch makes quic-go send and receive through batchconn: packets
+// that several QUIC connections write to one UDP socket at about the same
+// time leave in one sendmmsg system call instead of one sendmsg each, and
+// packets arrive through recvmmsg with UDP GRO, which quic-go lacks, split
+// back into the packets quic-go expects.
 //
 // Exactly one line differs from plain quic-go:
 //
@@ -38,12 +40,40 @@
 // Version Negotiation) are never copied: their writer waits until they are
 // sent and gets their exact error, which quic-go needs during the handshake.
 //
-// The gains are largest where quic-go cannot use GSO (QUIC_GO_DISABLE_GSO,
-// kernels before 5.0, or a connection that got EIO), where each packet would
-// otherwise be a system call. A connection with GSO already sends about
-// eleven packets per system call and gains little. Receiving is not changed:
-// ReadBatch delegates to golang.org/x/net/ipv4 on the wrapped socket. UDP GRO
-// is never turned on, because quic-go does not parse it.
+// The gains of batched sending are largest where quic-go cannot use GSO
+// (QUIC_GO_DISABLE_GSO, kernels before 5.0, or a connection that got EIO),
+// where each packet would otherwise be a system call. A connection with GSO
+// already sends about eleven packets per system call; there the gain is on
+// the receiving side.
+//
+// # Receiving
+//
+// quic-go reads through [Conn.ReadBatch] (8 packets per call, into its own
+// 1452-byte buffers), which reads through batchconn: recvmmsg on Linux,
+// with UDP generic receive offload (GRO) on by default. With GRO the kernel
+// hands up the segments of a peer's GSO send (or a run of datagrams of one
+// flow) as one buffer of up to 64 datagrams, and saves most of its
+// per-datagram work; quic-go has no GRO of its own and cannot parse such a
+// buffer, so the Conn splits each one back into datagrams, copying each
+// into the buffer quic-go handed in, with the buffer's control messages (ECN
+// marks, packet info) repeated on every datagram: the kernel coalesces only
+// datagrams with the same TOS or traffic class, so the ECN mark of each is
+// exact. Datagrams that do not fit in one call wait, in order, for the next.
+// quic-go sees exactly the datagrams it would have read from the socket;
+// [Conn.ReadMsgUDP] and [Conn.ReadFrom] go through the same split. Plain
+// datagrams are not coalesced, and cost no more than without GRO.
+//
+// ReadBatch allocates nothing per packet: the *net.UDPAddr quic-go needs
+// with each packet is shared by the packets of one source (quicbatch
+// remembers the last 16), where golang.org/x/net/ipv4 allocates two objects
+// per packet. Errors keep x/net's shape, and a read deadline ends a
+// ReadBatch in progress with a timeout, as quic.Transport.Close needs.
+//
+// [WithGRO](false), or the environment variable BATCHCONN_DISABLE_GRO=1,
+// turns GRO off; on kernels before 5.0 it stays off by itself. [Stats]
+// counts the receive side: system calls, packets, and buffers the kernel
+// coalesced. Only code that reads the socket behind the Conn's back (through
+// [Conn.SyscallConn]) would see coalesced buffers: read through the Conn.
 //
 // # Errors
 //
@@ -89,5 +119,6 @@
 // # Other platforms
 //
 // Off Linux, [Wrap] returns a pass-through Conn with the same API that sends
-// each packet with the socket's own WriteMsgUDP.
+// each packet with the socket's own WriteMsgUDP and reads one datagram per
+// system call through batchconn, without GRO.
 package quicbatch

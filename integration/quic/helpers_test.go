@@ -84,18 +84,29 @@ func quicConfig() *quic.Config {
 
 // A side is one endpoint: a UDP socket, plain or wrapped, and its Transport.
 type side struct {
-	udp *net.UDPConn
-	qb  *Conn // nil when plain
-	tr  *quic.Transport
+	udp  *net.UDPConn
+	qb   *Conn // nil when plain
+	tr   *quic.Transport
+	addr net.Addr // where clients dial it
 }
 
 func newSide(t testing.TB, wrap bool, opts ...Option) *side {
 	t.Helper()
-	udp, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	return newSideOn(t, "udp4", "127.0.0.1:0", wrap, opts...)
+}
+
+// newSideOn is newSide on a socket bound to address on network.
+func newSideOn(t testing.TB, network, address string, wrap bool, opts ...Option) *side {
+	t.Helper()
+	la, err := net.ResolveUDPAddr(network, address)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &side{udp: udp}
+	udp, err := net.ListenUDP(network, la)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &side{udp: udp, addr: udp.LocalAddr()}
 	var pc net.PacketConn = udp
 	if wrap {
 		if s.qb, err = Wrap(udp, opts...); err != nil {
@@ -160,7 +171,7 @@ func transfer(t testing.TB, srv, cli *side, conns int, size int64, download bool
 	})
 	for i := range conns {
 		wg.Go(func() {
-			st, err := fetch(ctx, cli.tr, srv.udp.LocalAddr(), cliTLS, size, uint64(i), download)
+			st, err := fetch(ctx, cli.tr, srv.addr, cliTLS, size, uint64(i), download)
 			if err != nil {
 				errc <- fmt.Errorf("client %d: %w", i, err)
 				cancel()

@@ -108,7 +108,7 @@ type sender struct {
 }
 
 func newSender(udp *net.UDPConn, cfg config) (*sender, error) {
-	bc, err := batchconn.New(udp, batchconn.WithGSO(cfg.gso))
+	bc, err := batchconn.New(udp, batchconn.WithGSO(cfg.gso), batchconn.WithGRO(cfg.gro))
 	if err != nil {
 		return nil, err
 	}
