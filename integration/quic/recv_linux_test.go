@@ -528,7 +528,6 @@ func compareReadErrors(t *testing.T, got, want error, laddr net.Addr, is error) 
 	if !errors.Is(got, is) || !errors.Is(want, is) {
 		t.Errorf("errors.Is(%v): quicbatch %v, x/net %v", is, errors.Is(got, is), errors.Is(want, is))
 	}
-	//lint:ignore SA1019 quic-go's read loop decides on Temporary
 	if gop.Timeout() != wop.Timeout() || gop.Temporary() != wop.Temporary() {
 		t.Errorf("Timeout/Temporary: quicbatch %v/%v, x/net %v/%v", gop.Timeout(), gop.Temporary(), wop.Timeout(), wop.Temporary())
 	}
