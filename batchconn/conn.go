@@ -435,7 +435,7 @@ func (c *Conn) ReadMsgUDP(b, oob []byte) (n, oobn, flags int, addr *net.UDPAddr,
 // during a send wait and leave together in the next sendmmsg. See
 // [Conn.Write] for the rules.
 func (c *Conn) WriteTo(p []byte, addr net.Addr) (int, error) {
-	if c.tryLock() {
+	if c.sendAlone() {
 		n, err := c.udp.WriteTo(p, addr)
 		c.unlock()
 		return n, err
@@ -460,7 +460,7 @@ func (c *Conn) WriteMsgUDP(b, oob []byte, addr *net.UDPAddr) (n, oobn int, err e
 	if addr != nil {
 		ap, ok = c.udpAddrPort(addr)
 	}
-	if c.tryLock() {
+	if c.sendAlone() {
 		if ok && addr != nil {
 			// The UDPConn's WriteMsgUDP allocates a sockaddr for addr;
 			// its WriteMsgUDPAddrPort does not, and differs only in the

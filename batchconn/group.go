@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -48,6 +49,10 @@ import (
 // to the next queued writer: enough to amortise the hand-off, few enough
 // that no writer is kept sending for others for long.
 const leaderRounds = 4
+
+// idleYields is how many times a leader yields to an empty queue before
+// it releases the gate (see lead).
+const idleYields = 2
 
 // A writeKind names the UDPConn method a queued write stands for.
 type writeKind uint8
@@ -101,11 +106,22 @@ type group struct {
 	free       *queued      // recycled entries: no allocation per write
 	n          atomic.Int64 // queued writers, read without mu on release
 
+	// hot is set while writers meet: the last batch carried more than one
+	// datagram. A writer that finds the gate free then queues and leads
+	// rather than sending alone, so that writers runnable at the same
+	// time (on one CPU, they cannot overlap a system call) leave together.
+	// A batch of one clears it, so a lone writer never pays for it.
+	hot atomic.Bool
+
 	// The leader's scratch (the gate holder's only).
 	batch []*queued
 	msgs  []Message
 	bufs  [][]byte
 }
+
+// sendAlone takes the write gate for a writer that should send its own
+// datagram at once: the gate is free and writers have not been meeting.
+func (c *Conn) sendAlone() bool { return !c.grp.hot.Load() && c.tryLock() }
 
 // tryLock takes the write gate if it is free.
 func (c *Conn) tryLock() bool {
@@ -183,9 +199,17 @@ func (c *Conn) writeQueued(q *queued) {
 
 // lead sends the queued writes, up to leaderRounds batches, and releases
 // the gate, which it holds.
+//
+// Before each batch it yields (runtime.Gosched) so that runnable writers,
+// such as those the last batch released, queue first: the batch would be
+// smaller by each one that has not run yet. It finds the queue empty at
+// most idleYields times before it gives up the gate. A yield is not a
+// timer: with nothing else runnable it returns at once, and a writer that
+// finds the gate free never yields.
 func (c *Conn) lead() {
 	g := &c.grp
-	for range leaderRounds {
+	for rounds, idle := 0, 0; rounds < leaderRounds; {
+		runtime.Gosched()
 		g.mu.Lock()
 		batch := g.batch[:0]
 		for q := g.head; q != nil && len(batch) < MaxMessages; q = q.next {
@@ -193,7 +217,10 @@ func (c *Conn) lead() {
 		}
 		if len(batch) == 0 {
 			g.mu.Unlock()
-			break
+			if idle++; idle > idleYields {
+				break
+			}
+			continue
 		}
 		g.head = batch[len(batch)-1].next
 		if g.head == nil {
@@ -201,6 +228,9 @@ func (c *Conn) lead() {
 		}
 		g.n.Add(-int64(len(batch)))
 		g.mu.Unlock()
+		if hot := len(batch) > 1; hot != g.hot.Load() {
+			g.hot.Store(hot)
+		}
 
 		c.sendQueued(batch)
 		for i, q := range batch {
@@ -208,6 +238,7 @@ func (c *Conn) lead() {
 			q.wake <- false
 		}
 		g.batch = batch[:0]
+		rounds++
 	}
 	c.unlock()
 }
