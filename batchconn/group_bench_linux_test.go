@@ -24,7 +24,9 @@ func BenchmarkWriteToParallel(b *testing.B) {
 			b.Run(name, func(b *testing.B) {
 				dst := testnet.ListenUDP(b, "udp4").LocalAddr()
 				u := testnet.ListenUDP(b, "udp4")
-				var w interface{ WriteTo([]byte, net.Addr) (int, error) } = u
+				var w interface {
+					WriteTo([]byte, net.Addr) (int, error)
+				} = u
 				var c *batchconn.Conn
 				if impl == "Conn" {
 					var err error
