@@ -186,8 +186,14 @@ func TestTwoSessionsOverOneBatchconnMux(t *testing.T) {
 	errs := make(chan error, 2*len(sessions))
 	for i, s := range sessions {
 		wg.Add(2)
-		go func() { defer wg.Done(); errs <- exchange(t, s.server, s.client, fmt.Sprintf("session %d server->client", i), n) }()
-		go func() { defer wg.Done(); errs <- exchange(t, s.client, s.server, fmt.Sprintf("session %d client->server", i), n) }()
+		go func() {
+			defer wg.Done()
+			errs <- exchange(t, s.server, s.client, fmt.Sprintf("session %d server->client", i), n)
+		}()
+		go func() {
+			defer wg.Done()
+			errs <- exchange(t, s.client, s.server, fmt.Sprintf("session %d client->server", i), n)
+		}()
 	}
 	wg.Wait()
 	close(errs)
