@@ -60,7 +60,8 @@ type Conn struct {
 	kickWG   sync.WaitGroup
 	kickFn   func()
 
-	tx sendState // send state: headers, iovecs, sockaddrs
+	tx  sendState // send state: headers, iovecs, sockaddrs
+	grp group     // single-datagram writers waiting for the gate (group.go)
 
 	// The receive side: rd is the portable part (read gate, read deadline,
 	// GRO queue), rx the platform's (headers, iovecs, sockaddrs, GRO slots).
@@ -236,7 +237,9 @@ type Stats struct {
 }
 
 // Stats returns the Conn's counters. Writes through the single-datagram
-// methods (WriteTo, WriteMsgUDP, ...) are not counted.
+// methods (WriteTo, WriteMsgUDP, ...) are counted only when they were
+// combined into a batch with others (see [Conn.Write]); a writer that sends
+// alone makes the UDPConn's own system call, uncounted.
 func (c *Conn) Stats() Stats {
 	s := Stats{
 		Syscalls:     c.stats.syscalls.Load(),
@@ -301,9 +304,14 @@ func (c *Conn) lock(ctx context.Context) error {
 	}
 }
 
+// unlock releases the write gate, or hands it to the first queued
+// single-datagram writer (group.go).
 func (c *Conn) unlock() {
 	c.ctx = nil
 	<-c.gate
+	if c.grp.n.Load() != 0 {
+		c.handoff()
+	}
 }
 
 // aLongTimeAgo is a deadline that has passed: setting it wakes a waiting write.
@@ -424,28 +432,59 @@ func (c *Conn) ReadMsgUDP(b, oob []byte) (n, oobn, flags int, addr *net.UDPAddr,
 	return n, oobn, flags, addr, err
 }
 
-// WriteTo writes one datagram, as [net.UDPConn.WriteTo], in turn with the
-// Conn's other writers.
+// WriteTo writes one datagram, as [net.UDPConn.WriteTo], with the same
+// result and errors. Concurrent writers are combined (group commit): a
+// writer that finds no send in flight sends at once; writers that arrive
+// during a send wait and leave together in the next sendmmsg. See
+// [Conn.Write] for the rules.
 func (c *Conn) WriteTo(p []byte, addr net.Addr) (int, error) {
-	if err := c.lock(context.Background()); err != nil {
-		return 0, &net.OpError{Op: "write", Net: c.laddr.Network(), Source: c.laddr, Addr: addr, Err: err}
+	if c.sendAlone() {
+		n, err := c.udp.WriteTo(p, addr)
+		c.unlock()
+		return n, err
 	}
-	defer c.unlock()
-	return c.udp.WriteTo(p, addr)
+	q := c.grp.getQueued()
+	q.kind, q.b, q.addr, q.direct = kindWriteTo, p, addr, true
+	if a, ok := addr.(*net.UDPAddr); ok {
+		q.dst, ok = c.udpAddrPort(a)
+		q.direct = !ok
+	}
+	c.writeQueued(q)
+	n, err := q.n, q.err
+	c.grp.putQueued(q)
+	return n, err
 }
 
 // WriteMsgUDP writes one datagram with control messages, as
-// [net.UDPConn.WriteMsgUDP], in turn with the Conn's other writers.
+// [net.UDPConn.WriteMsgUDP], with the same result and errors, combined with
+// concurrent writers as [Conn.WriteTo] is.
 func (c *Conn) WriteMsgUDP(b, oob []byte, addr *net.UDPAddr) (n, oobn int, err error) {
-	if err := c.lock(context.Background()); err != nil {
-		var a net.Addr
-		if addr != nil {
-			a = addr
-		}
-		return 0, 0, &net.OpError{Op: "write", Net: c.laddr.Network(), Source: c.laddr, Addr: a, Err: err}
+	ap, ok := netip.AddrPort{}, addr == nil && c.udp.RemoteAddr() != nil // to the peer
+	if addr != nil {
+		ap, ok = c.udpAddrPort(addr)
 	}
-	defer c.unlock()
-	return c.udp.WriteMsgUDP(b, oob, addr)
+	if c.sendAlone() {
+		if ok && addr != nil {
+			// The UDPConn's WriteMsgUDP allocates a sockaddr for addr;
+			// its WriteMsgUDPAddrPort does not, and differs only in the
+			// Addr its errors carry.
+			n, oobn, err = c.udp.WriteMsgUDPAddrPort(b, oob, ap)
+			if oe, isOp := err.(*net.OpError); isOp {
+				oe.Addr = addr
+			}
+		} else {
+			n, oobn, err = c.udp.WriteMsgUDP(b, oob, addr)
+		}
+		c.unlock()
+		return n, oobn, err
+	}
+	q := c.grp.getQueued()
+	q.kind, q.b, q.oob, q.uaddr, q.dst = kindWriteMsgUDP, b, oob, addr, ap
+	q.direct = !ok || !plainOOB(oob)
+	c.writeQueued(q)
+	n, oobn, err = q.n, q.oobn, q.err
+	c.grp.putQueued(q)
+	return n, oobn, err
 }
 
 // SetDeadline sets the read and write deadlines, as [net.UDPConn.SetDeadline].

@@ -1,7 +1,6 @@
 package batchconn
 
 import (
-	"context"
 	"net"
 	"net/netip"
 	"os"
@@ -11,8 +10,8 @@ import (
 // socket it wraps wherever a *net.UDPConn's methods are looked for (x/net's
 // ipv4.NewPacketConn, quic-go, pion). Reads on a Conn with GRO on are served
 // from the Conn's receive batch, so they see one datagram per call; with GRO
-// off they are the UDPConn's own. Writes take turns with the Conn's other
-// writers, as WriteTo does.
+// off they are the UDPConn's own. Writes are combined with the Conn's other
+// writers (group commit, see [Conn.Write]).
 
 var _ interface {
 	Read(b []byte) (int, error)
@@ -69,64 +68,90 @@ func (c *Conn) ReadMsgUDPAddrPort(b, oob []byte) (n, oobn, flags int, addr netip
 	return n, oobn, flags, addr, err
 }
 
-// writeLocked runs a single-datagram write in turn with the Conn's other
-// writers; addr is for the error if the turn never comes.
-func (c *Conn) writeLocked(addr net.Addr) error {
-	if err := c.lock(context.Background()); err != nil {
-		if addr == nil {
-			addr = c.udp.RemoteAddr()
-		}
-		return &net.OpError{Op: "write", Net: c.laddr.Network(), Source: c.laddr, Addr: addr, Err: err}
-	}
-	return nil
-}
-
-// Write writes one datagram to the connected peer, as [net.UDPConn.Write].
+// Write writes one datagram to the connected peer, as [net.UDPConn.Write],
+// with the same result and errors.
+//
+// The single-datagram write methods (Write, WriteTo, WriteToUDP,
+// WriteToUDPAddrPort, WriteMsgUDP, WriteMsgUDPAddrPort) use group commit: a
+// writer that finds no send in flight sends its own datagram at once, with
+// the UDPConn's own method (one system call, nothing added); writers that
+// arrive while a send is in flight wait, uncopied, and the next of them
+// sends all of them in one sendmmsg (on Linux, with UDP GSO runs where
+// destinations and sizes allow). Each writer gets its own n and error,
+// shaped as the UDPConn's. A datagram that fails fails alone: the others of
+// its batch are still sent. A waiting datagram is sent only by a send that
+// starts before the write deadline and before Close; when the deadline
+// passes or the Conn is closed first, it fails with os.ErrDeadlineExceeded
+// or net.ErrClosed and is never sent later. No copies, timers or goroutines
+// are involved, and nothing is allocated per write.
 func (c *Conn) Write(b []byte) (int, error) {
-	if err := c.writeLocked(nil); err != nil {
-		return 0, err
+	if c.sendAlone() {
+		n, err := c.udp.Write(b)
+		c.unlock()
+		return n, err
 	}
-	defer c.unlock()
-	return c.udp.Write(b)
+	q := c.grp.getQueued()
+	q.kind, q.b = kindWrite, b
+	q.direct = c.udp.RemoteAddr() == nil // EDESTADDRREQ, as the UDPConn says it
+	c.writeQueued(q)
+	n, err := q.n, q.err
+	c.grp.putQueued(q)
+	return n, err
 }
 
-// WriteToUDP writes one datagram, as [net.UDPConn.WriteToUDP].
+// WriteToUDP writes one datagram, as [net.UDPConn.WriteToUDP], combined with
+// concurrent writers as [Conn.Write] is.
 func (c *Conn) WriteToUDP(b []byte, addr *net.UDPAddr) (int, error) {
-	var a net.Addr
-	if addr != nil {
-		a = addr
+	if c.sendAlone() {
+		n, err := c.udp.WriteToUDP(b, addr)
+		c.unlock()
+		return n, err
 	}
-	if err := c.writeLocked(a); err != nil {
-		return 0, err
-	}
-	defer c.unlock()
-	return c.udp.WriteToUDP(b, addr)
+	q := c.grp.getQueued()
+	q.kind, q.b, q.uaddr = kindWriteToUDP, b, addr
+	var ok bool
+	q.dst, ok = c.udpAddrPort(addr)
+	q.direct = !ok
+	c.writeQueued(q)
+	n, err := q.n, q.err
+	c.grp.putQueued(q)
+	return n, err
 }
 
-// WriteToUDPAddrPort writes one datagram, as [net.UDPConn.WriteToUDPAddrPort].
+// WriteToUDPAddrPort writes one datagram, as [net.UDPConn.WriteToUDPAddrPort],
+// combined with concurrent writers as [Conn.Write] is.
 func (c *Conn) WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error) {
-	if err := c.writeLocked(addrPortAddr(addr)); err != nil {
-		return 0, err
+	if c.sendAlone() {
+		n, err := c.udp.WriteToUDPAddrPort(b, addr)
+		c.unlock()
+		return n, err
 	}
-	defer c.unlock()
-	return c.udp.WriteToUDPAddrPort(b, addr)
+	q := c.grp.getQueued()
+	q.kind, q.b, q.ap, q.dst = kindWriteToUDPAddrPort, b, addr, addr
+	q.direct = !c.batchDest(addr, false)
+	c.writeQueued(q)
+	n, err := q.n, q.err
+	c.grp.putQueued(q)
+	return n, err
 }
 
 // WriteMsgUDPAddrPort writes one datagram with control messages, as
-// [net.UDPConn.WriteMsgUDPAddrPort].
+// [net.UDPConn.WriteMsgUDPAddrPort], combined with concurrent writers as
+// [Conn.Write] is.
 func (c *Conn) WriteMsgUDPAddrPort(b, oob []byte, addr netip.AddrPort) (n, oobn int, err error) {
-	if err := c.writeLocked(addrPortAddr(addr)); err != nil {
-		return 0, 0, err
+	if c.sendAlone() {
+		n, oobn, err = c.udp.WriteMsgUDPAddrPort(b, oob, addr)
+		c.unlock()
+		return n, oobn, err
 	}
-	defer c.unlock()
-	return c.udp.WriteMsgUDPAddrPort(b, oob, addr)
-}
-
-func addrPortAddr(ap netip.AddrPort) net.Addr {
-	if !ap.IsValid() {
-		return nil
-	}
-	return net.UDPAddrFromAddrPort(ap)
+	q := c.grp.getQueued()
+	q.kind, q.b, q.oob, q.ap, q.dst = kindWriteMsgUDPAddrPort, b, oob, addr, addr
+	toPeer := !addr.IsValid() && c.udp.RemoteAddr() != nil
+	q.direct = !(toPeer || c.batchDest(addr, false)) || !plainOOB(oob)
+	c.writeQueued(q)
+	n, oobn, err = q.n, q.oobn, q.err
+	c.grp.putQueued(q)
+	return n, oobn, err
 }
 
 // File returns a copy of the socket's file descriptor, as

@@ -365,6 +365,9 @@ func parseModes(s string, all, other []string, hint string) ([]string, error) {
 
 // batchbench runs the command and returns its exit status.
 func batchbench(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "writers" {
+		return writersMain(args[1:], stdout, stderr) // writers.go
+	}
 	cfg, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0

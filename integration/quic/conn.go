@@ -104,10 +104,11 @@ const envQuicGoDisableGSO = "QUIC_GO_DISABLE_GSO"
 // default): WriteMsgUDP copies it and returns, and a goroutine of the Conn
 // sends the queue in batches, so a single connection gets batched too, at
 // the cost of a copy per packet and a goroutine hand-off. WithAsync(false)
-// selects combining: a writer that finds no send in flight sends its own
-// packet, uncopied, with whatever is queued, and only writers that arrive
-// during a send are copied and queued. Long-header packets are sent by their
-// writer either way.
+// selects combining: nothing is copied; every packet goes to batchconn's
+// group commit, which sends a writer's packet at once when no send is in
+// flight and combines the writers that arrive during one (the queue depth
+// and bytes do not apply). Long-header packets are sent by their writer
+// either way.
 func WithAsync(enabled bool) Option {
 	return func(c *config) { c.async = enabled }
 }

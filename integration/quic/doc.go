@@ -29,16 +29,18 @@
 // backpressure signal quic-go understands. There are no timers: a packet
 // waits at most for the system call in flight.
 //
-// [WithAsync](false) selects combining instead: a WriteMsgUDP that finds no
-// send in flight sends its own packet, uncopied, together with everything
-// queued, and returns the exact error of its own packet; only writers that
-// arrive during a send are copied and queued. It copies less but batches
-// only when connections collide.
+// [WithAsync](false) selects combining instead: nothing is copied, and
+// every packet goes to batchconn's group commit ([batchconn.Conn.Write]): a
+// WriteMsgUDP that finds no send in flight sends its own packet at once,
+// and writers that arrive during a send wait and leave together in the
+// next sendmmsg, each with the exact error of its own packet. It copies
+// nothing but batches only when connections collide.
 //
-// Either way the queue is FIFO, so the packets of one QUIC connection are
-// never reordered. Long-header packets (Initial, Handshake, 0-RTT, Retry,
-// Version Negotiation) are never copied: their writer waits until they are
-// sent and gets their exact error, which quic-go needs during the handshake.
+// Long-header packets (Initial, Handshake, 0-RTT, Retry, Version
+// Negotiation) are never copied: their writer waits until they are sent and
+// gets their exact error, which quic-go needs during the handshake. An
+// uncopied packet that finds copies queued waits behind them, and the queue
+// is FIFO, so the packets of one QUIC connection are never reordered.
 //
 // The gains of batched sending are largest where quic-go cannot use GSO
 // (QUIC_GO_DISABLE_GSO, kernels before 5.0, or a connection that got EIO),

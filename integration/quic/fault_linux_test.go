@@ -2,6 +2,7 @@ package quicbatch
 
 import (
 	"context"
+	"net/netip"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -9,9 +10,10 @@ import (
 	"github.com/batchconn/batchconn/batchconn"
 )
 
-// inject puts a fault in front of c's send path, batchconn-style: messages
-// before the first failing one are sent, and the failing one's error comes
-// back on the call that starts with it.
+// inject puts a fault in front of c's send paths, batchconn-style: for the
+// queue's batches, messages before the first failing one are sent, and the
+// failing one's error comes back on the call that starts with it; an
+// uncopied packet gets its error at once.
 func inject(c *Conn, fail func(m *batchconn.Message) error) {
 	real := c.s.send
 	c.s.send = func(ctx context.Context, msgs []batchconn.Message, flags int) (int, error) {
@@ -24,6 +26,13 @@ func inject(c *Conn, fail func(m *batchconn.Message) error) {
 			}
 		}
 		return real(ctx, msgs, flags)
+	}
+	realOne := c.s.sendOne
+	c.s.sendOne = func(b, oob []byte, addr netip.AddrPort) error {
+		if err := fail(&batchconn.Message{Addr: addr, Buffers: [][]byte{b}, OOB: oob}); err != nil {
+			return err
+		}
+		return realOne(b, oob, addr)
 	}
 }
 

@@ -28,11 +28,6 @@ const (
 	// copyOOBSize is quic-go's oobBufferSize; its send cmsgs (packet info,
 	// UDP_SEGMENT, ECN) stay well below it.
 	copyOOBSize = 128
-	// leaderRounds is how many WriteMessages rounds a writer that became the
-	// leader does before it hands the rest of the queue to the helper
-	// goroutine: enough to amortise the hand-off, short enough that no
-	// connection's send goroutine is kept sending for others.
-	leaderRounds = 4
 	// closeFlushTime bounds how long Close waits for the queue to drain.
 	closeFlushTime = 100 * time.Millisecond
 	// maxNoGSO bounds the set of addresses whose GSO buffers are split.
@@ -40,7 +35,8 @@ const (
 )
 
 // An entry is one packet in the queue: either a copy (the writer has
-// returned) or the writer's own buffers (the writer waits for it).
+// returned) or the writer's own buffers (a writer that found copies queued
+// and waits behind them, so that no connection's packets are reordered).
 type entry struct {
 	b, oob []byte
 	addr   netip.AddrPort
@@ -57,30 +53,38 @@ type entry struct {
 
 var syncEntries = sync.Pool{New: func() any { return &entry{done: make(chan struct{}, 1)} }}
 
-// A sender combines concurrent writes into batchconn WriteMessages calls.
+// A sender sends quic-go's packets through batchconn.
 //
-// At most one goroutine, the leader, sends at a time; busy says one is. A
-// writer that finds busy false becomes the leader. The invariant: pending is
-// non-empty only while busy is true, so queued packets always have a leader.
+// A packet that is not copied goes to batchconn's WriteMsgUDPAddrPort,
+// whose group commit combines concurrent writers into sendmmsg batches
+// without copying: the writer waits for its own packet and gets its own
+// error. In async mode short-header packets are copied into a FIFO queue
+// instead, and the helper goroutine sends it in WriteMessages batches under
+// the error policy of the package documentation; busy says the helper is
+// at it. The invariant: pending is non-empty only while busy is true, so
+// queued packets always have a sender. An uncopied packet that finds
+// copies queued joins the queue behind them and waits.
 type sender struct {
 	bc *batchconn.Conn
-	// send is batchconn's WriteMessages; tests replace it to inject the
-	// kernel's error shapes.
-	send   func(ctx context.Context, msgs []batchconn.Message, flags int) (int, error)
-	ctx    context.Context // cancelled when Close gives up flushing
-	cancel context.CancelFunc
-	async  bool         // short-header packets always go through the helper
-	gsoOff string       // why Wrap turned batchconn's GSO off, if it did
-	depth  int          // most copied entries
-	qbytes int          // most copied bytes
-	wdl    atomic.Int64 // write deadline, UnixNano; 0 = none
+	// send is batchconn's WriteMessages and sendOne its
+	// WriteMsgUDPAddrPort; tests replace them to inject the kernel's error
+	// shapes.
+	send    func(ctx context.Context, msgs []batchconn.Message, flags int) (int, error)
+	sendOne func(b, oob []byte, addr netip.AddrPort) error
+	ctx     context.Context // cancelled when Close gives up flushing
+	cancel  context.CancelFunc
+	async   bool         // short-header packets are copied and queued
+	gsoOff  string       // why Wrap turned batchconn's GSO off, if it did
+	depth   int          // most copied entries
+	qbytes  int          // most copied bytes
+	wdl     atomic.Int64 // write deadline, UnixNano; 0 = none
 
 	mu         sync.Mutex
 	busy       bool
 	closing    bool
 	sticky     error
 	pending    []*entry
-	spare      []*entry // the other pending array, owned by the leader while it sends
+	spare      []*entry // the other pending array, owned by the helper while it sends
 	free       []*entry // copied entries ready for reuse
 	nCopies    int      // copied entries allocated
 	copyBytes  int      // bytes in copied entries not yet sent
@@ -88,10 +92,10 @@ type sender struct {
 	doneSeq    uint64   // entries ever completed
 	spaceCh    chan struct{}
 	progressCh chan struct{}
-	kick       chan struct{} // hands leadership to the helper goroutine
+	kick       chan struct{} // wakes the helper goroutine
 	quit       chan struct{}
 
-	// leader-only scratch
+	// helper-only scratch
 	msgs    []batchconn.Message
 	owners  []*entry
 	bufs    [][]byte
@@ -103,6 +107,7 @@ type sender struct {
 	st struct {
 		writes, queued, queueWaits         atomic.Uint64
 		batches, messages, bytes, maxBatch atomic.Uint64
+		direct, queueMsgs                  atomic.Uint64 // packets sent by sendOne; by the helper
 		gsoSplits, dropMsgSize, dropped    atomic.Uint64
 	}
 }
@@ -126,6 +131,10 @@ func newSender(udp *net.UDPConn, cfg config) (*sender, error) {
 		quit:   make(chan struct{}),
 		noGSO:  make(map[netip.AddrPort]struct{}),
 	}
+	s.sendOne = func(b, oob []byte, addr netip.AddrPort) error {
+		_, _, err := bc.WriteMsgUDPAddrPort(b, oob, addr)
+		return err
+	}
 	go s.helper()
 	return s, nil
 }
@@ -142,7 +151,7 @@ func (s *sender) write(b, oob []byte, ua *net.UDPAddr) error {
 			s.mu.Unlock()
 			return err
 		}
-		if s.depth == 0 || isLongHeader(b) || (!s.busy && !s.async) {
+		if !s.async || s.depth == 0 || isLongHeader(b) {
 			break
 		}
 		if (len(s.free) > 0 || s.nCopies < s.depth) && (s.copyBytes == 0 || s.copyBytes+len(b) <= s.qbytes) {
@@ -155,20 +164,37 @@ func (s *sender) write(b, oob []byte, ua *net.UDPAddr) error {
 		}
 	}
 	s.st.writes.Add(1)
+	if !s.busy {
+		// Nothing queued: batchconn sends it now, combined with the
+		// other writers of the moment.
+		s.mu.Unlock()
+		return s.writeDirect(b, oob, addr)
+	}
 	e := syncEntries.Get().(*entry)
 	e.b, e.oob, e.addr, e.err, e.eperm = b, oob, addr, nil, false
 	s.pending = append(s.pending, e)
 	s.enqSeq++
-	if s.busy {
-		s.mu.Unlock()
-		<-e.done
-	} else {
-		s.busy = true
-		s.drain(e, leaderRounds)
-	}
+	s.mu.Unlock()
+	<-e.done
 	err := e.err
 	e.b, e.oob, e.err = nil, nil, nil
 	syncEntries.Put(e)
+	return err
+}
+
+// writeDirect sends one uncopied packet with batchconn's group commit. Its
+// error is the packet's own; a closed socket is kept for every later write.
+func (s *sender) writeDirect(b, oob []byte, addr netip.AddrPort) error {
+	err := s.sendOne(b, oob, addr)
+	if err == nil {
+		s.st.direct.Add(1)
+		s.st.messages.Add(1)
+		s.st.bytes.Add(uint64(len(b)))
+		return nil
+	}
+	if socketGone(err) {
+		s.setSticky(net.ErrClosed)
+	}
 	return err
 }
 
@@ -208,19 +234,11 @@ func (s *sender) enqueueCopyLocked(b, oob []byte, addr netip.AddrPort) error {
 	s.st.queued.Add(1)
 	s.pending = append(s.pending, e)
 	s.enqSeq++
-	if s.busy {
-		s.mu.Unlock()
-		return nil
+	if !s.busy {
+		s.busy = true
+		s.kick <- struct{}{} // the helper sends the queue
 	}
-	s.busy = true
-	if s.async {
-		// Hand the queue to the helper goroutine and return at once.
-		s.kick <- struct{}{}
-		s.mu.Unlock()
-		return nil
-	}
-	// The leader finished while we copied: send it ourselves.
-	s.drain(nil, leaderRounds)
+	s.mu.Unlock()
 	return nil
 }
 
@@ -237,19 +255,10 @@ func (s *sender) refuseLocked() error {
 	return s.sticky
 }
 
-// drain sends what is pending, round after round. It is called with s.mu
-// held and s.busy set by the caller, which is now the leader, and returns
-// with s.mu released. own is the leader's own entry (or nil). With rounds > 0
-// the leader hands the queue to the helper after that many rounds, once its
-// own entry is done.
-func (s *sender) drain(own *entry, rounds int) {
-	ownDone := own == nil
-	for r := 0; len(s.pending) > 0; r++ {
-		if rounds > 0 && r >= rounds && ownDone && !s.closing {
-			s.kick <- struct{}{} // the helper is the leader now; busy stays set
-			s.mu.Unlock()
-			return
-		}
+// drain sends what is pending, round after round. The helper calls it
+// with s.mu held and s.busy set, and it returns with s.mu released.
+func (s *sender) drain() {
+	for len(s.pending) > 0 {
 		batch := s.pending
 		if len(batch) > batchconn.MaxMessages {
 			s.pending = append(s.spare[:0], batch[batchconn.MaxMessages:]...)
@@ -264,12 +273,9 @@ func (s *sender) drain(own *entry, rounds int) {
 
 		s.mu.Lock()
 		for i, e := range batch {
-			switch {
-			case e == own:
-				ownDone = true
-			case e.copied:
+			if e.copied {
 				s.recycleLocked(e)
-			default:
+			} else {
 				e.done <- struct{}{}
 			}
 			batch[i] = nil
@@ -283,7 +289,7 @@ func (s *sender) drain(own *entry, rounds int) {
 	s.mu.Unlock()
 }
 
-// helper drains the queue when a leader hands it over.
+// helper drains the queue when writers have queued copies.
 func (s *sender) helper() {
 	for {
 		select {
@@ -297,7 +303,7 @@ func (s *sender) helper() {
 			}
 		}
 		s.mu.Lock()
-		s.drain(nil, 0)
+		s.drain()
 	}
 }
 
@@ -360,6 +366,7 @@ func (s *sender) sendMsgs(msgs []batchconn.Message, owners []*entry) {
 				bytes += uint64(m.N)
 			}
 			s.st.messages.Add(uint64(n))
+			s.st.queueMsgs.Add(uint64(n))
 			s.st.bytes.Add(bytes)
 			i += n
 			continue // a failing message shows up as n == 0 on the next call
@@ -561,7 +568,7 @@ func (s *sender) stats() Stats {
 		Queued:      s.st.queued.Load(),
 		QueueWaits:  s.st.queueWaits.Load(),
 		Batches:     s.st.batches.Load(),
-		Syscalls:    bs.Syscalls,
+		Syscalls:    bs.Syscalls + s.alone(bs),
 		Messages:    s.st.messages.Load(),
 		Bytes:       s.st.bytes.Load(),
 		MaxBatch:    s.st.maxBatch.Load(),
@@ -571,4 +578,14 @@ func (s *sender) stats() Stats {
 		GSO:         s.bc.GSOEnabled(),
 		GSOOff:      cmp.Or(s.gsoOff, bs.GSOOff),
 	}
+}
+
+// alone estimates the packets batchconn sent with a system call of their
+// own: its Stats count the system calls of its batches (the queue's
+// WriteMessages and group commit's combined writers), not a writer that
+// found nobody to combine with.
+func (s *sender) alone(bs batchconn.Stats) uint64 {
+	direct, queued := s.st.direct.Load(), s.st.queueMsgs.Load()
+	combined := bs.Messages - min(bs.Messages, queued)
+	return direct - min(direct, combined)
 }

@@ -1,0 +1,5 @@
+//go:build race
+
+package batchconn_test
+
+const raceEnabled = true

@@ -1,0 +1,5 @@
+//go:build !batchconn_sendmsg
+
+package batchconn_test
+
+const oneSyscallPerMessage = false
