@@ -13,15 +13,16 @@ import (
 	"time"
 )
 
-// A Conn is a *net.UDPConn with [Conn.WriteMessages] and
+// A Conn wraps a *net.UDPConn and adds [Conn.WriteMessages] and
 // [Conn.ReadMessages]: many datagrams per system call. It has the whole
 // method set of *net.UDPConn and satisfies net.PacketConn, so it can stand
 // in for the UDPConn it wraps.
 //
 // A Conn is safe for concurrent use by multiple goroutines. Writes made
-// through the Conn are serialised (the kernel serialises writes on one socket
-// anyway); so are reads, among themselves, and a read never holds up a
-// write.
+// through the Conn take turns (the kernel serialises writes on one socket
+// anyway), and concurrent single-datagram writes leave together (group
+// commit, see [Conn.Write]); reads take turns among themselves, and a read
+// never holds up a write.
 type Conn struct {
 	udp   *net.UDPConn
 	rc    syscall.RawConn

@@ -60,6 +60,22 @@
 //
 // Reads take turns among themselves and never hold up writes.
 //
+// # Concurrent writers
+//
+// Code written for a *net.UDPConn that calls WriteTo (or WriteToUDP,
+// WriteToUDPAddrPort, WriteMsgUDP, WriteMsgUDPAddrPort, Write) from many
+// goroutines, one datagram each, gains without a change: the Conn uses group
+// commit. A writer that finds no send in flight sends its own datagram at
+// once, with the *net.UDPConn method it called (one system call, nothing
+// added); writers that arrive while a send is in flight wait, uncopied, and
+// the next of them sends them all in one batch (sendmmsg and GSO runs on
+// Linux). Each writer gets its own n and error, shaped as the UDPConn's, and
+// a datagram that fails fails alone. A waiting datagram is sent only by a
+// send that starts before the write deadline and before Close; otherwise it
+// fails with os.ErrDeadlineExceeded or net.ErrClosed and is never sent
+// later. There are no copies, timers or goroutines of the Conn, and nothing
+// is allocated per write.
+//
 // # Waiting
 //
 // A Conn is blocking by default: a full send buffer makes WriteMessages wait
