@@ -212,3 +212,22 @@ func TestSmokeSendSVG(t *testing.T) {
 		t.Errorf("%d bars for %d modes", len(bars), len(r.Modes))
 	}
 }
+
+// TestSmokeWriters runs the concurrent-writers measurement briefly: a table
+// row per cell, and nothing on stderr when it is not a terminal (no progress
+// line mixed into redirected output).
+func TestSmokeWriters(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := batchbench([]string{"writers", "-writers", "1,8", "-count", "1", "-duration", "20ms"}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit status %d; stderr: %s", code, stderr.String())
+	}
+	if stderr.Len() != 0 {
+		t.Errorf("stderr not a terminal, yet it got %q", stderr.String())
+	}
+	for _, row := range []string{"\n1       one ", "\n8       one ", "\n8       each "} {
+		if !strings.Contains(stdout.String(), row) {
+			t.Errorf("no %q row in:\n%s", strings.TrimSpace(row), stdout.String())
+		}
+	}
+}

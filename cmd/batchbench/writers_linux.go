@@ -82,8 +82,11 @@ func runWriters(cfg writersConfig, stdout, stderr io.Writer) error {
 		}
 	}
 	payload := make([]byte, cfg.size)
+	progress := isTerminal(stderr) // a progress line only where a person watches
 	for round := range cfg.count {
-		fmt.Fprintf(stderr, "\rround %d/%d", round+1, cfg.count)
+		if progress {
+			fmt.Fprintf(stderr, "\rround %d/%d", round+1, cfg.count)
+		}
 		for _, c := range cells {
 			first, second := udp, bc
 			if round%2 == 1 {
@@ -102,7 +105,9 @@ func runWriters(cfg writersConfig, stdout, stderr io.Writer) error {
 			}
 		}
 	}
-	fmt.Fprintf(stderr, "\r%20s\r", "")
+	if progress {
+		fmt.Fprintf(stderr, "\r%20s\r", "")
+	}
 	printWriters(stdout, cfg, cells)
 	return nil
 }
