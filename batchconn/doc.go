@@ -127,7 +127,8 @@
 // same split, so nothing reading through the Conn ever sees a coalesced
 // buffer, and an unchanged ReadFrom loop gets recvmmsg and GRO. A Conn with
 // GRO holds 8 slots (512 KiB) from its first read; when plain datagrams fill
-// every slot of a call, the slots double, up to 64 (4 MiB). After a call that
+// every slot of a call that had room for more, the slots double, up to 64
+// (4 MiB). After a call that
 // met no coalesced buffer, a call with a message for every slot has the
 // kernel write into the messages' buffers first, with the rest of a slot
 // behind each, so plain datagrams are not copied. Code that reads

@@ -206,10 +206,9 @@ func (c *Conn) recvGRO(ctx context.Context, msgs []Message, flags int, wait bool
 			coalesced = s.queue(0)
 		}
 		s.direct = !coalesced
-		if s.got == k && !coalesced {
-			// Plain datagrams filled every slot: more slots mean fewer
-			// system calls, even for a caller of fewer messages, who is
-			// then served from the queue.
+		if s.got == k && !coalesced && room > k {
+			// Plain datagrams filled every slot and the call had room for
+			// more: more slots mean fewer system calls.
 			s.growSlots()
 		}
 		n += c.serve(msgs[n:], flags)
