@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -141,16 +142,33 @@ func (c *Conn) initRead(gro bool) {
 // rlock takes the read gate, or gives up when ctx is done or the Conn
 // closes. A reader that must not wait does not queue behind one that waits
 // in the poller: that one found the socket empty, and would take any
-// datagram first anyway.
+// datagram first anyway. Until the holder either parks in the poller or
+// releases the gate (it is reading, which takes microseconds), such a
+// reader yields and looks again; it must not block on the gate, because a
+// holder that parks after it looked would keep it there until a datagram
+// came.
 func (c *Conn) rlock(ctx context.Context, wait bool) error {
 	r := &c.rd
+	for !wait {
+		select {
+		case r.gate <- struct{}{}:
+			return nil
+		default:
+		}
+		switch {
+		case r.parked.Load():
+			return ErrWouldBlock
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case c.closed.Load():
+			return net.ErrClosed
+		}
+		runtime.Gosched()
+	}
 	select {
 	case r.gate <- struct{}{}:
 		return nil
 	default:
-	}
-	if !wait && r.parked.Load() {
-		return ErrWouldBlock
 	}
 	select {
 	case r.gate <- struct{}{}:
