@@ -1,0 +1,2 @@
+// Package wgbatch is a wireguard-go conn.Bind built on batchconn.
+package wgbatch
