@@ -1,0 +1,553 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ecdh"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// The addresses of a run: the veth link in 198.18.0.0/15 and the tunnel in
+// 198.19.0.0/16 (both RFC 2544, benchmarking), inside namespaces of our own.
+const (
+	vethA, vethB     = "198.18.250.1", "198.18.250.2"
+	tunnelA, tunnelB = "198.19.250.1", "198.19.250.2"
+	vethName         = "veth0"
+	tunName          = "wgbench0"
+	wgPort           = 51820
+	tcpPort          = 5201
+)
+
+// geteuid is os.Geteuid; a test replaces it to see the message a user
+// without root gets while running as root.
+var geteuid = os.Geteuid
+
+// requirements says what keeps wgbench from running here.
+func requirements() error {
+	if runtime.GOOS != "linux" {
+		return fmt.Errorf("wgbench needs Linux (network namespaces, veth, kernel TUN), not %s", runtime.GOOS)
+	}
+	if euid := geteuid(); euid != 0 {
+		return fmt.Errorf("wgbench needs root: it makes network namespaces, a veth pair and TUN devices (running as uid %d; try sudo)", euid)
+	}
+	if _, err := os.Stat("/dev/net/tun"); err != nil {
+		return fmt.Errorf("wgbench needs /dev/net/tun for its TUN devices: %w", err)
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		return fmt.Errorf("wgbench needs the ip command (iproute2): %w", err)
+	}
+	return nil
+}
+
+// runBench is the parent process: the namespaces, the rounds, the table.
+func runBench(cfg config, stdout, stderr io.Writer) error {
+	if err := requirements(); err != nil {
+		return err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
+	removeStale()
+	tb, err := newTestbed(ctx, cfg.mtu)
+	if tb != nil {
+		defer tb.remove()
+	}
+	if err != nil {
+		return err
+	}
+	b := &bench{cfg: cfg, exe: exe, tb: tb, log: stdout}
+	if cfg.json {
+		b.log = stderr
+	}
+	res := summary{
+		Bytes: cfg.total, Rounds: cfg.count, MTU: cfg.mtu, TunnelMTU: cfg.mtu - 80, GRO: cfg.gro, GSO: cfg.gso,
+		LoadStart: loadAverage(), Veth: tb.offloads(),
+	}
+	if !cfg.json {
+		b.header(res)
+	}
+	for round := range cfg.count {
+		order := cfg.modes
+		if round%2 == 1 {
+			order = reversed(cfg.modes)
+		}
+		for _, dir := range cfg.dirs {
+			for _, mode := range order {
+				r, err := b.run(ctx, round, mode, dir)
+				if ctx.Err() != nil {
+					return fmt.Errorf("interrupted: %w", context.Cause(ctx))
+				}
+				if err != nil {
+					return fmt.Errorf("round %d, %s, %s: %w", round+1, mode, dirName(dir), err)
+				}
+				if cfg.verbose {
+					fmt.Fprintf(b.log, "  round %d %-5s %s %-14s %6.2f Gbit/s  CPU s/GiB: sender %.2f receiver %.2f end-to-end %.2f (TCP ends %.2f %.2f)\n",
+						round+1, mode, dirName(dir), pairName(r.SendBind, r.RecvBind), r.Gbps, r.SenderCPU, r.ReceiverCPU, r.EndToEndCPU,
+						r.TCPSenderCPU, r.TCPReceiverCPU)
+				}
+				res.Runs = append(res.Runs, r)
+			}
+		}
+	}
+	res.LoadEnd = loadAverage()
+	res.cells(cfg)
+	if cfg.json {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	}
+	printTable(stdout, res)
+	return nil
+}
+
+func reversed(s []string) []string {
+	r := make([]string, len(s))
+	for i, v := range s {
+		r[len(s)-1-i] = v
+	}
+	return r
+}
+
+// ---- the namespaces ----
+
+// testbed is the two namespaces of a wgbench process and their veth pair.
+type testbed struct {
+	nsA, nsB string
+	made     []string // namespaces to delete
+}
+
+// nsPrefix starts the name of every namespace wgbench makes:
+// "wgbench-<pid>-a" and "-b".
+const nsPrefix = "wgbench-"
+
+func newTestbed(ctx context.Context, mtu int) (*testbed, error) {
+	pid := os.Getpid()
+	tb := &testbed{nsA: fmt.Sprintf("%s%d-a", nsPrefix, pid), nsB: fmt.Sprintf("%s%d-b", nsPrefix, pid)}
+	for _, ns := range []string{tb.nsA, tb.nsB} {
+		if err := ipCmd(ctx, "netns", "add", ns); err != nil {
+			return tb, err
+		}
+		tb.made = append(tb.made, ns)
+	}
+	m := strconv.Itoa(mtu)
+	// Different interface indexes for the two ends: the kernel applies a
+	// veth's carrier change at once only then (see internal/testnet).
+	if err := ipCmd(ctx, "link", "add", vethName, "netns", tb.nsA, "index", "10", "mtu", m, "type", "veth",
+		"peer", "name", vethName, "netns", tb.nsB, "index", "11", "mtu", m); err != nil {
+		return tb, err
+	}
+	for _, h := range []struct{ ns, addr string }{{tb.nsA, vethA}, {tb.nsB, vethB}} {
+		for _, args := range [][]string{
+			{"link", "set", "lo", "up"},
+			{"addr", "add", h.addr + "/24", "dev", vethName},
+			{"link", "set", vethName, "up"},
+		} {
+			if err := ipCmd(ctx, append([]string{"-n", h.ns}, args...)...); err != nil {
+				return tb, err
+			}
+		}
+	}
+	for _, ns := range []string{tb.nsA, tb.nsB} {
+		if err := waitUp(ctx, ns, vethName); err != nil {
+			return tb, err
+		}
+	}
+	return tb, nil
+}
+
+// waitUp waits until link dev in namespace ns is operationally up: bringing
+// a veth up is asynchronous, and until then it drops every packet.
+func waitUp(ctx context.Context, ns, dev string) error {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		out, err := exec.CommandContext(ctx, "ip", "-n", ns, "-o", "link", "show", dev).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("ip -n %s link show %s: %v: %s", ns, dev, err, bytes.TrimSpace(out))
+		}
+		if bytes.Contains(out, []byte(" state UP ")) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s in %s is not up after 5s: %s", dev, ns, bytes.TrimSpace(out))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// remove deletes the namespaces; deleting one deletes its veth end, and the
+// other end with it. It runs without the run's context, which a signal may
+// have cancelled.
+func (tb *testbed) remove() {
+	for _, ns := range tb.made {
+		if err := ipCmd(context.Background(), "netns", "del", ns); err != nil {
+			fmt.Fprintf(os.Stderr, "wgbench: %v\n", err)
+		}
+	}
+}
+
+// offloads returns the veth's offload settings that matter for UDP and
+// TCP, as ethtool -k shows them, or why they are unknown.
+func (tb *testbed) offloads() string {
+	out, err := exec.Command("ip", "netns", "exec", tb.nsA, "ethtool", "-k", vethName).CombinedOutput()
+	if err != nil {
+		return "unknown (ethtool -k: " + strings.TrimSpace(firstLine(string(out))+" "+err.Error()) + ")"
+	}
+	var keep []string
+	for line := range strings.SplitSeq(string(out), "\n") {
+		name, val, ok := strings.Cut(strings.TrimSpace(line), ": ")
+		switch name {
+		case "tx-checksumming", "tcp-segmentation-offload", "tx-udp-segmentation", "generic-segmentation-offload",
+			"generic-receive-offload", "rx-udp-gro-forwarding":
+			if ok {
+				keep = append(keep, name+" "+strings.Fields(val)[0])
+			}
+		}
+	}
+	return strings.Join(keep, ", ")
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
+}
+
+// staleName matches the names newTestbed gives namespaces and captures the
+// pid of the process that made them.
+var staleName = regexp.MustCompile(`^` + nsPrefix + `(\d+)-[ab]$`)
+
+// removeStale deletes namespaces left behind by wgbench processes that are
+// no longer running (killed with SIGKILL, say, before they could clean up).
+func removeStale() {
+	out, err := exec.Command("ip", "netns", "list").Output()
+	if err != nil {
+		return
+	}
+	for line := range strings.SplitSeq(string(out), "\n") {
+		name, _, _ := strings.Cut(line, " ") // "name (id: 3)"
+		m := staleName.FindStringSubmatch(name)
+		if m == nil {
+			continue
+		}
+		if _, err := os.Stat("/proc/" + m[1]); err == nil {
+			continue // its process is still running
+		}
+		ipCmd(context.Background(), "netns", "del", name)
+	}
+}
+
+func ipCmd(ctx context.Context, args ...string) error {
+	out, err := exec.CommandContext(ctx, "ip", args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// ---- one run ----
+
+type bench struct {
+	cfg config
+	exe string
+	tb  *testbed
+	log io.Writer // where -v writes
+}
+
+// runResult is one transfer: CPU figures are seconds per GiB moved.
+type runResult struct {
+	Round              int
+	Mode, Dir          string
+	SendBind, RecvBind string
+	Bytes              int64
+	Seconds, Gbps      float64
+	SenderCPU          float64 // the sending wireguard-go process
+	ReceiverCPU        float64 // the receiving one
+	EndToEndCPU        float64 // both
+	TCPSenderCPU       float64 // the TCP sender process, not in EndToEndCPU
+	TCPReceiverCPU     float64 // the TCP receiver process, not in EndToEndCPU
+}
+
+// binds returns the Binds of namespaces A and B in a mode.
+func binds(mode string) (a, b string) {
+	switch mode {
+	case "batch":
+		return "batch", "batch"
+	case "mixed":
+		return "std", "batch"
+	}
+	return "std", "std"
+}
+
+func dirName(dir string) string {
+	if dir == "b2a" {
+		return "B->A"
+	}
+	return "A->B"
+}
+
+func pairName(send, recv string) string { return send + " -> " + recv }
+
+// run moves cfg.total bytes of TCP through a fresh pair of wireguard-go
+// processes in the given mode and direction.
+func (b *bench) run(parent context.Context, round int, mode, dir string) (runResult, error) {
+	// Generous: 60s for setup plus 10 MB/s, some 50 times slower than
+	// this machine's tunnel.
+	ctx, cancel := context.WithTimeout(parent, 60*time.Second+time.Duration(b.cfg.total/10e6)*time.Second)
+	defer cancel()
+	keyA, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		return runResult{}, err
+	}
+	keyB, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		return runResult{}, err
+	}
+	bindA, bindB := binds(mode)
+	label := fmt.Sprintf("r%d-%s-%s", round+1, dir, mode)
+	side := func(ns, bind, ownTunnel, peerTunnel, peerVeth string, own, peer *ecdh.PrivateKey) (*wgProc, error) {
+		return b.startWireGuard(ctx, ns, ownTunnel, wgConfig{
+			Label: label + "-" + ns[len(ns)-1:] + "-" + bind, Bind: bind, GRO: b.cfg.gro, GSO: b.cfg.gso,
+			TUN: tunName, MTU: b.cfg.mtu - 80,
+			PrivateKey: hex.EncodeToString(own.Bytes()), PeerPublicKey: hex.EncodeToString(peer.PublicKey().Bytes()),
+			ListenPort: wgPort, PeerEndpoint: fmt.Sprintf("%s:%d", peerVeth, wgPort),
+			PeerAllowedIP: peerTunnel + "/32", PeerTunnelIP: peerTunnel,
+		})
+	}
+	wgA, err := side(b.tb.nsA, bindA, tunnelA, tunnelB, vethB, keyA, keyB)
+	if err != nil {
+		return runResult{}, fmt.Errorf("wireguard-go in A (%s): %w", bindA, err)
+	}
+	defer wgA.stop()
+	wgB, err := side(b.tb.nsB, bindB, tunnelB, tunnelA, vethA, keyB, keyA)
+	if err != nil {
+		return runResult{}, fmt.Errorf("wireguard-go in B (%s): %w", bindB, err)
+	}
+	defer wgB.stop()
+	if _, err := wgA.ask(cmdHandshake); err != nil {
+		return runResult{}, err
+	}
+
+	snd, rcv, sendNS, recvNS, recvAddr := wgA, wgB, b.tb.nsA, b.tb.nsB, tunnelB
+	r := runResult{Round: round + 1, Mode: mode, Dir: dir, SendBind: bindA, RecvBind: bindB, Bytes: b.cfg.total}
+	if dir == "b2a" {
+		snd, rcv, sendNS, recvNS, recvAddr = wgB, wgA, b.tb.nsB, b.tb.nsA, tunnelA
+		r.SendBind, r.RecvBind = bindB, bindA
+	}
+	addr := fmt.Sprintf("%s:%d", recvAddr, tcpPort)
+	recv := exec.CommandContext(ctx, "ip", "netns", "exec", recvNS, b.exe, "-"+roleFlag+"=recv", "-"+addrFlag, addr,
+		"-bytes", strconv.FormatInt(b.cfg.total, 10))
+	var recvErr bytes.Buffer
+	recv.Stderr = &recvErr
+	recv.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	recvOut, err := recv.StdoutPipe()
+	if err != nil {
+		return r, err
+	}
+	if err := recv.Start(); err != nil {
+		return r, err
+	}
+	defer recv.Process.Kill()
+	recvLines := bufio.NewScanner(recvOut)
+	if !recvLines.Scan() || recvLines.Text() != "LISTEN" {
+		recv.Wait()
+		return r, fmt.Errorf("TCP receiver did not start: %s", strings.TrimSpace(recvErr.String()))
+	}
+
+	send0, err := snd.cpu()
+	if err != nil {
+		return r, err
+	}
+	recv0, err := rcv.cpu()
+	if err != nil {
+		return r, err
+	}
+	send := exec.CommandContext(ctx, "ip", "netns", "exec", sendNS, b.exe, "-"+roleFlag+"=send", "-"+addrFlag, addr,
+		"-bytes", strconv.FormatInt(b.cfg.total, 10), "-"+corruptFlag, strconv.FormatInt(b.cfg.corrupt, 10))
+	var sendErr bytes.Buffer
+	send.Stderr = &sendErr
+	send.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	sendOut, sendRunErr := send.Output()
+	var recvReport []byte
+	if recvLines.Scan() {
+		recvReport = bytes.Clone(recvLines.Bytes())
+	}
+	recvRunErr := recv.Wait()
+	if sendRunErr != nil {
+		return r, fmt.Errorf("TCP sender: %w: %s", sendRunErr, strings.TrimSpace(sendErr.String()))
+	}
+	if recvRunErr != nil {
+		return r, fmt.Errorf("TCP receiver: %w: %s", recvRunErr, strings.TrimSpace(recvErr.String()))
+	}
+	send1, err := snd.cpu()
+	if err != nil {
+		return r, err
+	}
+	recv1, err := rcv.cpu()
+	if err != nil {
+		return r, err
+	}
+	var sr, rr endReport
+	if err := json.Unmarshal(sendOut, &sr); err != nil {
+		return r, fmt.Errorf("TCP sender's report %q: %w", sendOut, err)
+	}
+	if err := json.Unmarshal(recvReport, &rr); err != nil {
+		return r, fmt.Errorf("TCP receiver's report %q: %w", recvReport, err)
+	}
+	if rr.Bytes != b.cfg.total || sr.Bytes != b.cfg.total {
+		return r, fmt.Errorf("the receiver got %d bytes, the sender sent %d, want %d", rr.Bytes, sr.Bytes, b.cfg.total)
+	}
+	if rr.CRC != sr.CRC {
+		return r, fmt.Errorf("the receiver's CRC-32C of its %d bytes is %08x, the sender's %08x: the data was corrupted",
+			rr.Bytes, rr.CRC, sr.CRC)
+	}
+	if err := errors.Join(wgA.stop(), wgB.stop()); err != nil {
+		return r, err
+	}
+
+	gib := float64(r.Bytes) / (1 << 30)
+	r.Seconds = rr.Seconds
+	r.Gbps = float64(r.Bytes) * 8 / rr.Seconds / 1e9
+	r.SenderCPU = (send1 - send0).Seconds() / gib
+	r.ReceiverCPU = (recv1 - recv0).Seconds() / gib
+	r.EndToEndCPU = r.SenderCPU + r.ReceiverCPU
+	cpu := func(p *os.ProcessState) float64 { return (p.UserTime() + p.SystemTime()).Seconds() / gib }
+	r.TCPSenderCPU, r.TCPReceiverCPU = cpu(send.ProcessState), cpu(recv.ProcessState)
+	return r, nil
+}
+
+// wgProc is a running wireguard-go process and the pipes that talk to it.
+type wgProc struct {
+	cmd     *exec.Cmd
+	in      io.WriteCloser
+	out     *bufio.Scanner
+	stderr  bytes.Buffer
+	stopped bool
+	err     error
+}
+
+// startWireGuard starts a wireguard-go process in namespace ns, waits for
+// its device, and gives its TUN the tunnel address.
+func (b *bench) startWireGuard(ctx context.Context, ns, tunnelAddr string, cfg wgConfig) (*wgProc, error) {
+	p := &wgProc{cmd: exec.CommandContext(ctx, "ip", "netns", "exec", ns, b.exe, "-"+roleFlag+"=wg")}
+	p.cmd.Stderr = &p.stderr
+	// ip netns exec execs the command (it does not fork), so this process
+	// is wireguard-go itself; it dies with us.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	var err error
+	if p.in, err = p.cmd.StdinPipe(); err != nil {
+		return nil, err
+	}
+	out, err := p.cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	p.out = bufio.NewScanner(out)
+	if err := p.cmd.Start(); err != nil {
+		return nil, err
+	}
+	line, err := json.Marshal(cfg)
+	if err != nil {
+		p.stop()
+		return nil, err
+	}
+	if _, err := p.ask(string(line)); err != nil {
+		p.stop()
+		return nil, err
+	}
+	for _, args := range [][]string{
+		{"addr", "add", tunnelAddr + "/24", "dev", cfg.TUN},
+		{"link", "set", cfg.TUN, "up"},
+	} {
+		if err := ipCmd(ctx, append([]string{"-n", ns}, args...)...); err != nil {
+			p.stop()
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// ask sends one line and returns the reply line.
+func (p *wgProc) ask(line string) (string, error) {
+	if _, err := io.WriteString(p.in, line+"\n"); err != nil {
+		return "", p.failed(err)
+	}
+	if !p.out.Scan() {
+		return "", p.failed(errors.New("no answer"))
+	}
+	reply := p.out.Text()
+	if msg, ok := strings.CutPrefix(reply, "ERR "); ok {
+		return "", errors.New(msg)
+	}
+	return reply, nil
+}
+
+// failed adds what the process said on its way out to err.
+func (p *wgProc) failed(err error) error {
+	p.stop()
+	return fmt.Errorf("wireguard-go process: %w: %s", err, strings.TrimSpace(p.stderr.String()))
+}
+
+// cpu returns the process's user + system CPU so far.
+func (p *wgProc) cpu() (time.Duration, error) {
+	reply, err := p.ask(cmdRusage)
+	if err != nil {
+		return 0, err
+	}
+	var user, sys int64
+	if _, err := fmt.Sscanf(reply, "%d %d", &user, &sys); err != nil {
+		return 0, fmt.Errorf("rusage reply %q: %w", reply, err)
+	}
+	return time.Duration(user+sys) * time.Microsecond, nil
+}
+
+// stop ends the process (closing its input asks it to) and reports how it
+// ended; later calls return the same.
+func (p *wgProc) stop() error {
+	if p.stopped {
+		return p.err
+	}
+	p.stopped = true
+	p.in.Close()
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			p.err = fmt.Errorf("wireguard-go process: %w: %s", err, strings.TrimSpace(p.stderr.String()))
+		}
+	case <-time.After(10 * time.Second):
+		p.cmd.Process.Kill()
+		<-done
+		p.err = fmt.Errorf("wireguard-go process did not stop within 10s: %s", strings.TrimSpace(p.stderr.String()))
+	}
+	return p.err
+}
