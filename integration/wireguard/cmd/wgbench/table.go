@@ -128,8 +128,8 @@ func median(rs []runResult, f func(runResult) float64) float64 {
 
 func (b *bench) header(s summary) {
 	fmt.Fprintf(b.log, "wgbench: %s of TCP per run through wireguard-go on kernel TUNs, between two network namespaces\n", b.cfg.bytesArg)
-	fmt.Fprintf(b.log, "joined by a veth pair (MTU %d, tunnel MTU %d), %d rounds of modes %s, directions %s, every byte checked (CRC-32C)\n",
-		s.MTU, s.TunnelMTU, s.Rounds, strings.Join(b.cfg.modes, ","), strings.Join(b.cfg.dirs, ","))
+	fmt.Fprintf(b.log, "joined by a veth pair (MTU %d, tunnel MTU %d), %s of modes %s, directions %s, every byte checked (CRC-32C)\n",
+		s.MTU, s.TunnelMTU, rounds(s.Rounds), strings.Join(b.cfg.modes, ","), strings.Join(b.cfg.dirs, ","))
 	fmt.Fprintf(b.log, "binds: std = conn.NewStdNetBind(), batch = wgbatch.NewBind(WithGRO(%v), WithGSO(%v)); veth offloads: %s\n",
 		s.GRO, s.GSO, s.Veth)
 	fmt.Fprintf(b.log, "load average at start: %s\n\n", s.LoadStart)
@@ -153,13 +153,20 @@ func printTable(w io.Writer, s summary) {
 			c.ReceiverCPU, ratio(c, c.ReceiverRatio), c.EndToEndCPU, ratio(c, c.EndToEndRatio),
 			c.TCPCPU, strings.Join(c.Targets, " "))
 	}
-	fmt.Fprintf(w, "\nmedians over %d rounds; ratios are medians of same-round ratios against std -> std in the same\n"+
+	fmt.Fprintf(w, "\nmedians over %s; ratios are medians of same-round ratios against std -> std in the same\n"+
 		"direction, not quotients of the medians beside them. CPU is user+system of each wireguard-go process\n"+
 		"during the transfer; end-to-end is both; TCP is the TCP sender and receiver processes, not in end-to-end.\n",
-		s.Rounds)
+		rounds(s.Rounds))
 	fmt.Fprintf(w, "load average at start: %s, at end: %s\n", s.LoadStart, s.LoadEnd)
 	fmt.Fprintf(w, "\ntargets met: %d, missed: %d\n", s.Met, len(s.Missed))
 	for _, m := range s.Missed {
 		fmt.Fprintln(w, "  missed:", m)
 	}
+}
+
+func rounds(n int) string {
+	if n == 1 {
+		return "1 round"
+	}
+	return fmt.Sprintf("%d rounds", n)
 }
