@@ -396,6 +396,9 @@ func (b *bench) run(parent context.Context, round int, mode, dir string) (runRes
 	send.Stderr = &sendErr
 	send.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	sendOut, sendRunErr := send.Output()
+	if sendRunErr != nil {
+		recv.Process.Kill() // it would wait for the connection until the timeout
+	}
 	var recvReport []byte
 	if recvLines.Scan() {
 		recvReport = bytes.Clone(recvLines.Bytes())

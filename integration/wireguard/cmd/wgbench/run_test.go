@@ -238,3 +238,32 @@ func TestASignalStopsTheRunAndRemovesTheNamespaces(t *testing.T) {
 		t.Errorf("namespaces %s* left behind:\n%s", prefix, out)
 	}
 }
+
+// A wgbench killed with SIGKILL leaves its namespaces; the next run deletes
+// them, and leaves those of a wgbench still running.
+func TestStaleNamespacesOfADeadWgbenchAreRemoved(t *testing.T) {
+	requireBench(t)
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	stale := nsPrefix + strconv.Itoa(dead.Process.Pid) + "-a"
+	live := nsPrefix + strconv.Itoa(os.Getpid()) + "-b"
+	for _, ns := range []string{stale, live} {
+		if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+			t.Fatalf("ip netns add %s: %v: %s", ns, err, out)
+		}
+		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	}
+	removeStale()
+	out, err := exec.Command("ip", "netns", "list").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), stale+" ") || strings.Contains(string(out), stale+"\n") {
+		t.Errorf("%s of the dead pid %d is still there:\n%s", stale, dead.Process.Pid, out)
+	}
+	if !strings.Contains(string(out), live) {
+		t.Errorf("%s of this running process was deleted:\n%s", live, out)
+	}
+}
