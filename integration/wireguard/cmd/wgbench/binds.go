@@ -1,10 +1,11 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 
 	"golang.zx2c4.com/wireguard/conn"
+
+	wgbatch "github.com/batchconn/batchconn/integration/wireguard"
 )
 
 // newBind returns the Bind a wireguard-go process runs on: "std" is
@@ -14,7 +15,7 @@ func newBind(name string, gro, gso bool) (conn.Bind, error) {
 	case "std":
 		return conn.NewStdNetBind(), nil
 	case "batch":
-		return nil, errors.New("the batch Bind is not merged into this branch yet")
+		return wgbatch.NewBind(wgbatch.WithGRO(gro), wgbatch.WithGSO(gso)), nil
 	}
 	return nil, fmt.Errorf("unknown bind %q", name)
 }
