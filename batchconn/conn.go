@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -48,6 +49,10 @@ type Conn struct {
 	// gate admits one writer at a time. Whoever holds it owns the fields
 	// below it and the batch state in tx.
 	gate chan struct{}
+	// parked says the gate's holder waits in the poller for room in the
+	// send buffer, so a writer that must not wait does not queue behind
+	// it (lock).
+	parked atomic.Bool
 
 	// Context cancellation ends a wait by setting a past write deadline
 	// (kick); the user's deadline is restored afterwards (disarm).
@@ -197,7 +202,11 @@ func Listen(network, address string, opts ...Option) (*Conn, error) {
 
 // SetBlocking sets whether WriteMessages waits for space in a full send
 // buffer (true, the default) or returns at once with what the socket took
-// ([ErrWouldBlock] if nothing).
+// ([ErrWouldBlock] if nothing), without waiting behind another writer
+// either. The single-datagram write methods (Write, WriteTo, WriteMsgUDP,
+// ...) keep the *net.UDPConn's behaviour whatever this says: like it, they
+// wait for space up to the write deadline, so a writer that must not wait
+// uses WriteMessages with unix.MSG_DONTWAIT.
 func (c *Conn) SetBlocking(blocking bool) { c.blocking.Store(blocking) }
 
 // Blocking reports the mode set by [Conn.SetBlocking].
@@ -275,7 +284,7 @@ func (c *Conn) WaitWritable(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return c.opError(nil, err)
 	}
-	if err := c.lock(ctx); err != nil {
+	if err := c.lock(ctx, true); err != nil {
 		return c.opError(nil, err)
 	}
 	defer c.unlock()
@@ -288,8 +297,29 @@ func (c *Conn) WaitWritable(ctx context.Context) error {
 	return nil
 }
 
-// lock takes the write gate, or gives up when ctx is done or the Conn closes.
-func (c *Conn) lock(ctx context.Context) error {
+// lock takes the write gate, or gives up when ctx is done or the Conn
+// closes. A writer that must not wait (wait false: a non-blocking
+// WriteMessages) does not queue behind one that waits in the poller for
+// room in the send buffer: it gets [ErrWouldBlock], as it would from the
+// full buffer itself. Until the holder either parks or releases the gate
+// (it is sending, which takes microseconds), such a writer yields and
+// looks again; it must not block on the gate, because a holder that
+// parks after it looked could keep it there without bound (C5).
+func (c *Conn) lock(ctx context.Context, wait bool) error {
+	for !wait {
+		if c.tryLock() {
+			return nil
+		}
+		switch {
+		case c.parked.Load():
+			return ErrWouldBlock
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case c.closed.Load():
+			return net.ErrClosed
+		}
+		runtime.Gosched()
+	}
 	select {
 	case c.gate <- struct{}{}:
 		return nil
@@ -322,6 +352,7 @@ var aLongTimeAgo = time.Unix(1, 0)
 // It is called only when a wait begins, so calls that never wait allocate
 // nothing for it.
 func (c *Conn) arm() {
+	c.parked.Store(true)
 	if c.armed || c.ctx.Done() == nil {
 		return
 	}
@@ -341,6 +372,7 @@ func (c *Conn) kick() {
 // disarm undoes arm, and restores the user's write deadline if a kick
 // replaced it.
 func (c *Conn) disarm() {
+	c.parked.Store(false)
 	if !c.armed {
 		return
 	}

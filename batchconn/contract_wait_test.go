@@ -5,6 +5,7 @@ package batchconn_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"syscall"
@@ -231,6 +232,65 @@ func TestContractC5NonBlocking(t *testing.T) {
 			t.Fatalf("the rest: %v, want ErrWouldBlock", err)
 		}
 	})
+}
+
+// TestContractC5NonBlockingBesideABlockedWriter: a non-blocking call never
+// waits, not even on the write gate behind a blocking writer that waits in
+// the poller for room on a choked link (one that, here, never drains until
+// the test lifts its throttle). Every non-blocking call must return, with
+// ErrWouldBlock, while the blocked writer is still waiting; before the fix
+// they queued on the gate until the throttle was lifted.
+func TestContractC5NonBlockingBesideABlockedWriter(t *testing.T) {
+	s := newStalledLink(t)
+	s.fill(t)
+	blocked := make(chan error, 1)
+	go func() {
+		_, err := s.c.WriteMessages(context.Background(), s.msgs(64), 0)
+		blocked <- err
+	}()
+	for !s.c.WriterParked() {
+		select {
+		case err := <-blocked:
+			t.Fatalf("the blocking writer returned (%v) on a link that does not drain", err)
+		case <-time.After(time.Millisecond):
+		}
+	}
+	nonBlocking := make(chan error, 1)
+	go func() {
+		for i := range 20 {
+			flags := unix.MSG_DONTWAIT
+			if i >= 10 {
+				s.c.SetBlocking(false) // the other way to ask for it
+				flags = 0
+			}
+			n, err := s.c.WriteMessages(context.Background(), s.msgs(4), flags)
+			if n != 0 || !errors.Is(err, batchconn.ErrWouldBlock) || !errors.Is(err, syscall.EAGAIN) {
+				nonBlocking <- fmt.Errorf("non-blocking call %d = %d, %v; want 0, ErrWouldBlock", i, n, err)
+				return
+			}
+		}
+		nonBlocking <- nil
+	}()
+	// A guard, not a measurement: if the calls hang behind the blocked
+	// writer, lifting the throttle lets both finish, and the order shows it.
+	after(t, 10*time.Second, func() { s.lift(t) })
+	select {
+	case err := <-nonBlocking:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case err := <-blocked:
+		t.Fatalf("the blocked writer returned (%v) before the non-blocking calls did: they waited behind it", err)
+	}
+	select {
+	case err := <-blocked:
+		t.Fatalf("the blocking writer returned (%v) on a link that does not drain", err)
+	default:
+	}
+	s.lift(t)
+	if err := <-blocked; err != nil {
+		t.Fatalf("the blocking writer, once the link drains: %v", err)
+	}
 }
 
 func TestContractC5bWaitWritable(t *testing.T) {

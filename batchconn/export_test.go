@@ -3,3 +3,7 @@ package batchconn
 // GSOSegments is the most segments the Conns of this process put in one
 // GSO send (the probed limit on Linux).
 var GSOSegments = gsoSegments
+
+// WriterParked reports whether the write gate's holder waits in the poller
+// for room in the send buffer.
+func (c *Conn) WriterParked() bool { return c.parked.Load() }

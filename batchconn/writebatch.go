@@ -122,7 +122,9 @@ var errNilContext = errors.New("batchconn: nil Context")
 // until ctx is done, the write deadline passes, or the Conn is closed; then it
 // returns the count so far, or the error if that is 0. In non-blocking mode
 // ([Conn.SetBlocking](false), or unix.MSG_DONTWAIT in flags for one call) it
-// never waits and returns [ErrWouldBlock] if nothing could be sent.
+// never waits and returns [ErrWouldBlock] if nothing could be sent; nor does
+// it queue behind another writer that waits for room in the send buffer: it
+// gets ErrWouldBlock then too, as it would from the full buffer.
 //
 // flags are passed to the kernel as given (MSG_CONFIRM, MSG_DONTROUTE, ...);
 // a call with flags other than MSG_DONTWAIT, MSG_NOSIGNAL, MSG_CONFIRM and
@@ -151,11 +153,11 @@ func (c *Conn) WriteMessages(ctx context.Context, msgs []Message, flags int) (in
 	if len(msgs) > MaxMessages {
 		msgs = msgs[:MaxMessages]
 	}
-	if err := c.lock(ctx); err != nil {
+	wait := c.blocking.Load() && flags&msgDontwait == 0
+	if err := c.lock(ctx, wait); err != nil {
 		return 0, c.opError(nil, err)
 	}
 	defer c.unlock()
-	wait := c.blocking.Load() && flags&msgDontwait == 0
 	n, err := c.send(ctx, msgs, flags, wait)
 	c.disarm()
 	if n > 0 {
