@@ -405,7 +405,7 @@ func (c *Conn) waitErr(ctx context.Context, err error) error {
 
 // opError wraps err the way *net.UDPConn reports write errors.
 func (c *Conn) opError(dst *netip.AddrPort, err error) error {
-	e := &net.OpError{Op: "write", Net: c.laddr.Network(), Source: c.laddr, Err: err}
+	e := &net.OpError{Op: "write", Net: c.rd.network, Source: c.laddr, Err: err}
 	if dst != nil && dst.IsValid() {
 		e.Addr = net.UDPAddrFromAddrPort(*dst)
 	} else if ra := c.udp.RemoteAddr(); ra != nil && dst != nil {

@@ -763,17 +763,54 @@ func TestContractC14KillSwitch(t *testing.T) {
 	}
 }
 
+// TestContractErrorsShape checks that WriteMessages reports a datagram's
+// failure as the *net.UDPConn would report the same write: *net.OpError with
+// Op "write", the network the socket was opened with ("udp4", "udp6" or
+// "udp", not LocalAddr's "udp"), the destination, and the *os.SyscallError.
 func TestContractErrorsShape(t *testing.T) {
-	c := listen(t, "udp4")
-	r := receiver(t, "udp4")
-	_, err := c.WriteMessages(context.Background(), []batchconn.Message{{Addr: r.Addr(), Buffers: [][]byte{make([]byte, 70000)}}}, 0)
-	var oe *net.OpError
-	var se *os.SyscallError
-	if !errors.As(err, &oe) || oe.Op != "write" || !errors.As(err, &se) || !errors.Is(err, syscall.EMSGSIZE) {
-		t.Fatalf("error %#v: want *net.OpError{Op: write} holding *os.SyscallError and EMSGSIZE", err)
-	}
-	if oe.Addr == nil || oe.Addr.String() != r.Addr().String() {
-		t.Errorf("OpError.Addr = %v, want the destination %v", oe.Addr, r.Addr())
+	for _, network := range []string{"udp4", "udp6", "udp"} {
+		t.Run(network, func(t *testing.T) {
+			uc := testnet.ListenUDP(t, network)
+			ref := testnet.ListenUDP(t, network) // written to directly
+			c, err := batchconn.New(uc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dst := netip.AddrPortFrom(netip.IPv6Loopback(), 9)
+			if network == "udp4" {
+				dst = netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), 9)
+			}
+			big := make([]byte, 70000)
+			_, err = c.WriteMessages(context.Background(), []batchconn.Message{{Addr: dst, Buffers: [][]byte{big}}}, 0)
+			_, want := ref.WriteToUDPAddrPort(big, dst)
+			var oe, we *net.OpError
+			var se *os.SyscallError
+			if !errors.As(err, &oe) || oe.Op != "write" || !errors.As(err, &se) || !errors.Is(err, syscall.EMSGSIZE) {
+				t.Fatalf("error %#v: want *net.OpError{Op: write} holding *os.SyscallError and EMSGSIZE", err)
+			}
+			if !errors.As(want, &we) {
+				t.Fatalf("the UDPConn's error %#v is no *net.OpError", want)
+			}
+			if oe.Net != we.Net {
+				t.Errorf("OpError.Net = %q; the UDPConn says %q", oe.Net, we.Net)
+			}
+			if oe.Addr == nil || oe.Addr.String() != we.Addr.String() {
+				t.Errorf("OpError.Addr = %v, want the destination %v", oe.Addr, we.Addr)
+			}
+			if oe.Source != c.LocalAddr() {
+				t.Errorf("OpError.Source = %v, want the Conn's LocalAddr %v", oe.Source, c.LocalAddr())
+			}
+			// A closed Conn names the same network. The call fails at its
+			// entry check (C2), before any datagram is charged, so the
+			// error names no destination.
+			c.Close()
+			ref.Close()
+			_, err = c.WriteMessages(context.Background(), []batchconn.Message{{Addr: dst, Buffers: [][]byte{[]byte("x")}}}, 0)
+			_, want = ref.WriteToUDPAddrPort([]byte("x"), dst)
+			if !errors.As(err, &oe) || !errors.As(want, &we) || oe.Net != we.Net || oe.Op != we.Op || !errors.Is(err, net.ErrClosed) || oe.Addr != nil {
+				t.Errorf("after Close: %#v; want Op %q, Net %q, net.ErrClosed, no Addr", err, we.Op, we.Net)
+			}
+		})
 	}
 }
 

@@ -379,7 +379,7 @@ func (c *Conn) queuedErr(q *queued, err error) error {
 	case kindWrite:
 		addr = c.udp.RemoteAddr()
 	}
-	return &net.OpError{Op: "write", Net: c.netName(), Source: c.laddr, Addr: addr, Err: inner}
+	return &net.OpError{Op: "write", Net: c.rd.network, Source: c.laddr, Addr: addr, Err: inner}
 }
 
 // addrPortUDPAddr is the net.Addr the UDPConn's AddrPort methods put in
@@ -387,18 +387,6 @@ func (c *Conn) queuedErr(q *queued, err error) error {
 type addrPortUDPAddr struct{ netip.AddrPort }
 
 func (addrPortUDPAddr) Network() string { return "udp" }
-
-// netName returns the network the socket was opened with ("udp", "udp4"
-// or "udp6"), which the UDPConn puts in its errors and LocalAddr does not
-// tell. A WriteTo with a nil address fails with it before any system call.
-func (c *Conn) netName() string {
-	if _, err := c.udp.WriteTo(nil, nil); err != nil {
-		if oe, ok := err.(*net.OpError); ok {
-			return oe.Net
-		}
-	}
-	return c.laddr.Network()
-}
 
 // batchDest reports whether a datagram to a goes into a batch, and the
 // destination to give it there: a valid address with a port, no zone, of a

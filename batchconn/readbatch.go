@@ -82,7 +82,7 @@ func (c *Conn) ReadMessages(ctx context.Context, msgs []Message, flags int) (int
 // readSide is the portable part of a Conn's receive state.
 type readSide struct {
 	c       *Conn
-	network string // for errors, as the UDPConn names it
+	network string // for errors of both directions, as the UDPConn names it
 
 	// gate admits one reader at a time; its holder owns the fields below it
 	// and the Conn's rx. parked says the holder waits in the poller, so
