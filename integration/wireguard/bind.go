@@ -203,9 +203,11 @@ func (b *Bind) Close() error {
 
 // SetMark sets the firewall mark (SO_MARK, on Linux) of the packets the Bind
 // sends, on its open sockets and on those it opens later; 0 clears it.
-// Setting a mark needs CAP_NET_ADMIN: without it the kernel's EPERM is
-// returned and the mark is not kept. Off Linux it does nothing, as
-// StdNetBind's on those systems.
+// Setting a mark needs CAP_NET_ADMIN: without it SetMark on an open Bind
+// returns the kernel's EPERM and keeps no mark, while a mark set on a closed
+// Bind, which has no socket to try it on, is kept and makes the next Open
+// fail with that EPERM. Off Linux it does nothing, as StdNetBind's on those
+// systems.
 func (b *Bind) SetMark(mark uint32) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
