@@ -4,6 +4,7 @@ package wgbatch
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -393,5 +394,53 @@ func TestBindSocketToInterface(t *testing.T) {
 	}
 	if got := rx4.Collect(2, 5*time.Second); len(got) != 2 {
 		t.Errorf("after Close and Open the IPv4 blackhole is still on: %d of 2 packets arrived", len(got))
+	}
+}
+
+// TestWithSocketBuffer reads SO_RCVBUF and SO_SNDBUF back: the kernel
+// stores twice the size asked for (socket(7)), and WithSocketBuffer(0) or
+// a negative size leaves net.core.rmem_default and wmem_default. (The
+// "default" case passes the default explicitly; NewBind's own is
+// socketBufferBytes too.)
+func TestWithSocketBuffer(t *testing.T) {
+	sysctl := func(name string) int {
+		b, err := os.ReadFile("/proc/sys/net/core/" + name)
+		if err != nil {
+			t.Skipf("cannot read net.core.%s: %v", name, err)
+		}
+		var v int
+		if _, err := fmt.Sscan(string(b), &v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	// The default, 7 MiB, is forced past net.core.rmem_max and wmem_max
+	// with CAP_NET_ADMIN and capped at them without.
+	defRcv, defSnd := 2*socketBufferBytes, 2*socketBufferBytes
+	if os.Geteuid() != 0 {
+		defRcv = 2 * min(socketBufferBytes, sysctl("rmem_max"))
+		defSnd = 2 * min(socketBufferBytes, sysctl("wmem_max"))
+	}
+	for _, tc := range []struct {
+		name     string
+		bytes    int
+		rcv, snd int
+	}{
+		{"the default", socketBufferBytes, defRcv, defSnd},
+		{"64 KiB", 64 << 10, 128 << 10, 128 << 10},
+		{"0", 0, sysctl("rmem_default"), sysctl("wmem_default")},
+		{"negative", -1, sysctl("rmem_default"), sysctl("wmem_default")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, _, _ := openBind(t, WithSocketBuffer(tc.bytes))
+			for family, fd := range peekFds(t, b) {
+				if got := sockopt(t, fd, unix.SOL_SOCKET, unix.SO_RCVBUF); got != tc.rcv {
+					t.Errorf("%s: SO_RCVBUF %d, want %d", family, got, tc.rcv)
+				}
+				if got := sockopt(t, fd, unix.SOL_SOCKET, unix.SO_SNDBUF); got != tc.snd {
+					t.Errorf("%s: SO_SNDBUF %d, want %d", family, got, tc.snd)
+				}
+			}
+		})
 	}
 }
