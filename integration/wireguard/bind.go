@@ -203,9 +203,11 @@ func (b *Bind) Close() error {
 
 // SetMark sets the firewall mark (SO_MARK, on Linux) of the packets the Bind
 // sends, on its open sockets and on those it opens later; 0 clears it.
-// Setting a mark needs CAP_NET_ADMIN: without it the kernel's EPERM is
-// returned and the mark is not kept. Off Linux it does nothing, as
-// StdNetBind's on those systems.
+// Setting a mark needs CAP_NET_ADMIN: without it SetMark on an open Bind
+// returns the kernel's EPERM and keeps no mark, while a mark set on a closed
+// Bind, which has no socket to try it on, is kept and makes the next Open
+// fail with that EPERM. Off Linux it does nothing, as StdNetBind's on those
+// systems.
 func (b *Bind) SetMark(mark uint32) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -247,10 +249,11 @@ func (b *Bind) ParseEndpoint(s string) (conn.Endpoint, error) {
 // arrived on (see [Endpoint]). Send blocks while the socket's send buffer is
 // full, until the packets fit or the Bind is closed.
 //
-// If the kernel refuses the sticky source address (EINVAL, or ENODEV for an
-// interface that is gone: the address or interface was removed), Send
-// clears ep's source, as [Endpoint.ClearSrc], and sends from the address the
-// kernel picks. If the kernel fails a GSO send in a way that means the
+// If the kernel refuses a send from the sticky source (EINVAL or
+// ENETUNREACH for an address the host no longer has, ENODEV for an
+// interface that is gone), Send sends the packets again from the address
+// the kernel picks and, if they get through, clears ep's source, as
+// [Endpoint.ClearSrc]. If the kernel fails a GSO send in a way that means the
 // device cannot segment (EIO), batchconn turns GSO off for the socket and
 // resends the packets plain; the one Send that saw it happen returns a
 // [conn.ErrUDPGSODisabled] whose RetryErr is the rest of the Send's result,

@@ -68,11 +68,27 @@ func TestOpenOnAGivenPort(t *testing.T) {
 	}
 }
 
+// TestOpenAnOpenBindFails: a second Open fails with conn.ErrBindAlreadyOpen,
+// on port 0 or the Bind's own, and leaves the first Open's sockets as they
+// were: its ReceiveFuncs and Send keep working.
 func TestOpenAnOpenBindFails(t *testing.T) {
-	b, _, _ := openBind(t)
-	if _, _, err := b.Open(0); err != conn.ErrBindAlreadyOpen {
-		t.Errorf("second Open: got %v, want conn.ErrBindAlreadyOpen", err)
+	b, fns, port := openBind(t)
+	for _, again := range []uint16{0, port} {
+		if fns2, p, err := b.Open(again); err != conn.ErrBindAlreadyOpen || fns2 != nil || p != 0 {
+			t.Errorf("second Open(%d): %d ReceiveFuncs, port %d, %v; want none, 0, conn.ErrBindAlreadyOpen", again, len(fns2), p, err)
+		}
 	}
+	ip := loopback(t, "v4")
+	p := newPeer(t, ip)
+	want := packets(3, 100)
+	p.send(t, netip.AddrPortFrom(ip, port), want)
+	got, eps := newReceiver().read(t, fnFor(t, fns, "v4"), len(want))
+	samePackets(t, got, want)
+	if err := b.Send(want, eps[0]); err != nil {
+		t.Fatal(err)
+	}
+	back, _ := p.recv(t, len(want))
+	samePackets(t, back, want)
 }
 
 func TestBatchSizeIsWireguardsIdeal(t *testing.T) {
@@ -350,6 +366,66 @@ func TestCloseUnblocksReceive(t *testing.T) {
 	})
 	if err := b.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
+	}
+}
+
+// TestCloseWhileSendingAndReceiving closes the Bind under ReceiveFuncs
+// and Sends running flat out, as wireguard-go's bind update does: every
+// goroutine stops promptly with net.ErrClosed (a Send may also finish
+// first, with nil), and the Bind opens again on the same port. Run with
+// -race it also checks the sockets' state is not shared unsafely.
+func TestCloseWhileSendingAndReceiving(t *testing.T) {
+	ip := loopback(t, "v4")
+	b, fns, port := openBind(t)
+	fn := fnFor(t, fns, "v4")
+	p := newPeer(t, ip)
+	toPeer, _ := b.ParseEndpoint(p.addr.String())
+	toSelf, _ := b.ParseEndpoint(netip.AddrPortFrom(ip, port).String())
+	stop := make(chan struct{})
+	errs := make(chan error, 4)
+	for _, ep := range []conn.Endpoint{toPeer, toSelf, toSelf} {
+		go func() {
+			bufs := packets(32, 1000)
+			for {
+				if err := b.Send(bufs, ep); err != nil {
+					errs <- err
+					return
+				}
+				select {
+				case <-stop:
+					errs <- nil
+					return
+				default:
+				}
+			}
+		}()
+	}
+	go func() {
+		r := newReceiver()
+		for {
+			if _, err := fn(r.bufs, r.sizes, r.eps); err != nil {
+				errs <- err
+				return
+			}
+		}
+	}()
+	time.Sleep(50 * time.Millisecond) // let them run
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	close(stop)
+	withTimeout(t, 10*time.Second, "a Send or ReceiveFunc across Close", func() {
+		for range 4 {
+			if err := <-errs; err != nil && !errors.Is(err, net.ErrClosed) {
+				t.Errorf("across Close: %v, want net.ErrClosed", err)
+			}
+		}
+	})
+	if err := b.Send(packets(1, 10), toPeer); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Send after Close: %v, want net.ErrClosed", err)
+	}
+	if _, got, err := b.Open(port); err != nil || got != port {
+		t.Fatalf("Open(%d) after Close: port %d, %v", port, got, err)
 	}
 }
 

@@ -71,6 +71,13 @@ func newPeer(t testing.TB, ip netip.Addr) *peer {
 	if err != nil {
 		t.Fatalf("listen %s: %v", ip, err)
 	}
+	return peerOn(t, u)
+}
+
+// peerOn makes a peer of u, a socket opened elsewhere (in a namespace, say),
+// and closes it when the test ends.
+func peerOn(t testing.TB, u *net.UDPConn) *peer {
+	t.Helper()
 	if err := u.SetReadBuffer(8 << 20); err != nil {
 		t.Fatal(err)
 	}

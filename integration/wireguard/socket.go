@@ -125,15 +125,20 @@ func (s *socket) sendLocked(bufs [][]byte, e *Endpoint) error {
 		}
 		sent, err := s.writeAll(msgs)
 		if err != nil && oob != nil && staleSource(err) {
-			// The sticky source is gone: forget it, and send the rest from
-			// the address the kernel picks.
-			e.ClearSrc()
-			oob = nil
+			// Perhaps the sticky source is gone: send the rest from the
+			// address the kernel picks. If that gets through, the source
+			// was the trouble: forget it. If not, the peer is unreachable
+			// from anywhere, and the source may be good once it is back.
 			rest := msgs[sent:]
 			for i := range rest {
 				rest[i].OOB = nil
 			}
-			_, err = s.writeAll(rest)
+			var n int
+			n, err = s.writeAll(rest)
+			if n > 0 {
+				e.ClearSrc()
+				oob = nil
+			}
 		}
 		clear(msgs) // hold on to none of wireguard-go's buffers
 		for i := range msgs {
@@ -161,8 +166,11 @@ func (s *socket) writeAll(msgs []batchconn.Message) (int, error) {
 	return sent, nil
 }
 
-// staleSource reports whether a send failed because its sticky source
-// address (EINVAL) or interface (ENODEV) no longer exists.
+// staleSource reports whether a send may have failed because its sticky
+// source address or interface no longer exists: for an address the host
+// lacks, IPv4's route lookup fails with ENETUNREACH (Linux 6.18; EINVAL
+// before) and IPV6_PKTINFO's check with EINVAL; for an interface that is
+// gone both fail with ENODEV.
 func staleSource(err error) bool {
-	return errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENODEV)
+	return errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENODEV) || errors.Is(err, syscall.ENETUNREACH)
 }
