@@ -444,7 +444,7 @@ func (c *Conn) ReadFrom(p []byte) (int, net.Addr, error) {
 	if !c.gro {
 		return c.udp.ReadFrom(p)
 	}
-	n, _, _, _, addr, err := c.readOne(p, nil, true)
+	n, _, _, _, addr, err := c.readOne(p, nil, true, "recvfrom")
 	if err != nil {
 		return n, nil, err
 	}
@@ -458,7 +458,7 @@ func (c *Conn) ReadMsgUDP(b, oob []byte) (n, oobn, flags int, addr *net.UDPAddr,
 	if !c.gro {
 		return c.udp.ReadMsgUDP(b, oob)
 	}
-	n, oobn, flags, _, addr, err = c.readOne(b, oob, true)
+	n, oobn, flags, _, addr, err = c.readOne(b, oob, true, "recvmsg")
 	if err != nil {
 		addr = net.UDPAddrFromAddrPort(c.noSource()) // as the UDPConn reports a failed read's source
 	}

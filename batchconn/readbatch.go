@@ -265,8 +265,11 @@ func (c *Conn) noSource() netip.AddrPort {
 // readOne reads one datagram through the Conn's batch, for the
 // single-datagram read methods of a Conn with GRO on. Like a *net.UDPConn
 // read it always waits, whatever SetBlocking says, until the read deadline.
-// With wantAddr it returns the source as a *net.UDPAddr too.
-func (c *Conn) readOne(b, oob []byte, wantAddr bool) (n, oobn, flags int, src netip.AddrPort, addr *net.UDPAddr, err error) {
+// With wantAddr it returns the source as a *net.UDPAddr too. A kernel error
+// names the system call the UDPConn's method would have made (name: "read",
+// "recvfrom" or "recvmsg"), not the recvmmsg the batch made, and for
+// "recvmsg" comes with n = -1, as the UDPConn's does.
+func (c *Conn) readOne(b, oob []byte, wantAddr bool, name string) (n, oobn, flags int, src netip.AddrPort, addr *net.UDPAddr, err error) {
 	if c.closed.Load() {
 		return 0, 0, 0, src, nil, c.readError(net.ErrClosed)
 	}
@@ -283,7 +286,16 @@ func (c *Conn) readOne(b, oob []byte, wantAddr bool) (n, oobn, flags int, src ne
 	m := r.msg[0]
 	r.one[0], r.msg[0] = nil, Message{} // keep no pointer to the caller's memory
 	if k == 0 {
-		return 0, 0, 0, src, nil, err
+		var se *os.SyscallError
+		if errors.As(err, &se) {
+			se.Syscall = name // made by this call's recv, shared with no one
+			if name == "recvmsg" {
+				// The UDPConn's ReadMsg methods pass on recvmsg's -1
+				// with a kernel error (internal/poll does not zero it).
+				n = -1
+			}
+		}
+		return n, 0, 0, src, nil, err
 	}
 	if wantAddr {
 		addr = r.udpAddr(m.Addr)

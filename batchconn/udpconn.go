@@ -31,7 +31,7 @@ func (c *Conn) Read(b []byte) (int, error) {
 	if !c.gro || len(b) == 0 {
 		return c.udp.Read(b)
 	}
-	n, _, _, _, _, err := c.readOne(b, nil, false)
+	n, _, _, _, _, err := c.readOne(b, nil, false, "read")
 	return n, err
 }
 
@@ -41,7 +41,7 @@ func (c *Conn) ReadFromUDP(b []byte) (int, *net.UDPAddr, error) {
 	if !c.gro {
 		return c.udp.ReadFromUDP(b)
 	}
-	n, _, _, _, addr, err := c.readOne(b, nil, true)
+	n, _, _, _, addr, err := c.readOne(b, nil, true, "recvfrom")
 	return n, addr, err
 }
 
@@ -51,7 +51,7 @@ func (c *Conn) ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error) {
 	if !c.gro {
 		return c.udp.ReadFromUDPAddrPort(b)
 	}
-	n, _, _, src, _, err := c.readOne(b, nil, false)
+	n, _, _, src, _, err := c.readOne(b, nil, false, "recvfrom")
 	return n, src, err
 }
 
@@ -61,7 +61,7 @@ func (c *Conn) ReadMsgUDPAddrPort(b, oob []byte) (n, oobn, flags int, addr netip
 	if !c.gro {
 		return c.udp.ReadMsgUDPAddrPort(b, oob)
 	}
-	n, oobn, flags, addr, _, err = c.readOne(b, oob, false)
+	n, oobn, flags, addr, _, err = c.readOne(b, oob, false, "recvmsg")
 	if err != nil {
 		addr = c.noSource() // as the UDPConn reports a failed read's source
 	}

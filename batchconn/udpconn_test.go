@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/batchconn/batchconn/batchconn"
+	"github.com/batchconn/batchconn/internal/testnet"
 )
 
 // signature is a method's type without its receiver.
@@ -83,62 +84,70 @@ func TestXNetPacketConn(t *testing.T) {
 	}
 }
 
+// readResult is what one read method call returned, comparable between a
+// Conn and a *net.UDPConn.
+type readResult struct {
+	N, OOBN, Flags int
+	Addr, Data     string
+	Err            string
+}
+
+// readMethods are the single-datagram read methods of a *net.UDPConn.
+var readMethods = []string{"Read", "ReadFrom", "ReadFromUDP", "ReadFromUDPAddrPort", "ReadMsgUDP", "ReadMsgUDPAddrPort"}
+
+// readCall calls u's read method name.
+func readCall(name string, buf, oob []byte, u any) readResult {
+	var r readResult
+	var err error
+	var addr net.Addr
+	var ap netip.AddrPort
+	switch name {
+	case "Read":
+		r.N, err = u.(interface{ Read([]byte) (int, error) }).Read(buf)
+	case "ReadFrom":
+		r.N, addr, err = u.(net.PacketConn).ReadFrom(buf)
+	case "ReadFromUDP":
+		var ua *net.UDPAddr
+		r.N, ua, err = u.(interface {
+			ReadFromUDP([]byte) (int, *net.UDPAddr, error)
+		}).ReadFromUDP(buf)
+		if ua != nil {
+			addr = ua
+		}
+	case "ReadFromUDPAddrPort":
+		r.N, ap, err = u.(interface {
+			ReadFromUDPAddrPort([]byte) (int, netip.AddrPort, error)
+		}).ReadFromUDPAddrPort(buf)
+	case "ReadMsgUDP":
+		var ua *net.UDPAddr
+		r.N, r.OOBN, r.Flags, ua, err = u.(interface {
+			ReadMsgUDP([]byte, []byte) (int, int, int, *net.UDPAddr, error)
+		}).ReadMsgUDP(buf, oob)
+		if ua != nil {
+			addr = ua
+		}
+	case "ReadMsgUDPAddrPort":
+		r.N, r.OOBN, r.Flags, ap, err = u.(interface {
+			ReadMsgUDPAddrPort([]byte, []byte) (int, int, int, netip.AddrPort, error)
+		}).ReadMsgUDPAddrPort(buf, oob)
+	}
+	if addr != nil {
+		r.Addr = addr.String()
+	} else if ap.IsValid() {
+		r.Addr = ap.String()
+	}
+	r.Data = string(buf[:max(0, min(r.N, len(buf)))]) // a failed ReadMsgUDP of a UDPConn returns n = -1
+	if err != nil {
+		r.Err = errShape(err)
+	}
+	return r
+}
+
 // TestReadMethodsMatchUDPConn reads the same GSO traffic through a plain
 // *net.UDPConn and through each read method of a Conn with GRO on, and
 // compares what every call returned.
 func TestReadMethodsMatchUDPConn(t *testing.T) {
-	type result struct {
-		N, OOBN, Flags int
-		Addr, Data     string
-		Err            string
-	}
-	call := func(name string, buf, oob []byte, u any) result {
-		var r result
-		var err error
-		var addr net.Addr
-		var ap netip.AddrPort
-		switch name {
-		case "Read":
-			r.N, err = u.(interface{ Read([]byte) (int, error) }).Read(buf)
-		case "ReadFrom":
-			r.N, addr, err = u.(net.PacketConn).ReadFrom(buf)
-		case "ReadFromUDP":
-			var ua *net.UDPAddr
-			r.N, ua, err = u.(interface {
-				ReadFromUDP([]byte) (int, *net.UDPAddr, error)
-			}).ReadFromUDP(buf)
-			if ua != nil {
-				addr = ua
-			}
-		case "ReadFromUDPAddrPort":
-			r.N, ap, err = u.(interface {
-				ReadFromUDPAddrPort([]byte) (int, netip.AddrPort, error)
-			}).ReadFromUDPAddrPort(buf)
-		case "ReadMsgUDP":
-			var ua *net.UDPAddr
-			r.N, r.OOBN, r.Flags, ua, err = u.(interface {
-				ReadMsgUDP([]byte, []byte) (int, int, int, *net.UDPAddr, error)
-			}).ReadMsgUDP(buf, oob)
-			if ua != nil {
-				addr = ua
-			}
-		case "ReadMsgUDPAddrPort":
-			r.N, r.OOBN, r.Flags, ap, err = u.(interface {
-				ReadMsgUDPAddrPort([]byte, []byte) (int, int, int, netip.AddrPort, error)
-			}).ReadMsgUDPAddrPort(buf, oob)
-		}
-		if addr != nil {
-			r.Addr = addr.String()
-		} else if ap.IsValid() {
-			r.Addr = ap.String()
-		}
-		r.Data = string(buf[:min(r.N, len(buf))])
-		if err != nil {
-			r.Err = errShape(err)
-		}
-		return r
-	}
-	for _, name := range []string{"Read", "ReadFrom", "ReadFromUDP", "ReadFromUDPAddrPort", "ReadMsgUDP", "ReadMsgUDPAddrPort"} {
+	for _, name := range readMethods {
 		t.Run(name, func(t *testing.T) {
 			c := reader(t, "udp4", true)
 			setRecvTOS(t, c)
@@ -163,12 +172,12 @@ func TestReadMethodsMatchUDPConn(t *testing.T) {
 				deadline := time.Now().Add(recvWait)
 				c.SetReadDeadline(deadline)
 				uc.SetReadDeadline(deadline)
-				want := call(name, make([]byte, size), make([]byte, 64), uc)
+				want := readCall(name, make([]byte, size), make([]byte, 64), uc)
 				if name == "Read" && size == 0 {
 					// Read into nothing consumes nothing on both.
 					want.Data = ""
 				}
-				got := call(name, make([]byte, size), make([]byte, 64), c)
+				got := readCall(name, make([]byte, size), make([]byte, 64), c)
 				if got != want {
 					t.Fatalf("read %d into %d bytes:\nConn:    %+v\nUDPConn: %+v", i, size, got, want)
 				}
@@ -186,16 +195,16 @@ func TestReadMethodsMatchUDPConn(t *testing.T) {
 				past := time.Now().Add(-time.Second)
 				c.SetReadDeadline(past)
 				uc.SetReadDeadline(past)
-				want := call(name, make([]byte, 1500), nil, uc)
-				got := call(name, make([]byte, 1500), nil, c)
+				want := readCall(name, make([]byte, 1500), nil, uc)
+				got := readCall(name, make([]byte, 1500), nil, c)
 				if got != want || want.Err == "" {
 					t.Fatalf("queued %v, past deadline:\nConn:    %+v\nUDPConn: %+v", queued, got, want)
 				}
 			}
 			c.Close()
 			uc.Close()
-			want := call(name, make([]byte, 1500), nil, uc)
-			got := call(name, make([]byte, 1500), nil, c)
+			want := readCall(name, make([]byte, 1500), nil, uc)
+			got := readCall(name, make([]byte, 1500), nil, c)
 			if got != want || want.Err == "" {
 				t.Fatalf("after Close:\nConn:    %+v\nUDPConn: %+v", got, want)
 			}
@@ -203,8 +212,59 @@ func TestReadMethodsMatchUDPConn(t *testing.T) {
 	}
 }
 
+// TestReadMethodsMatchUDPConnOnKernelErrors reads a kernel error, the
+// ECONNREFUSED a connected socket gets when its peer's port is closed,
+// through each read method of a Conn with GRO on and of a plain UDPConn:
+// the Conn's error must name the system call the UDPConn's method names
+// (read, recvfrom or recvmsg), not the recvmmsg its batch made.
+func TestReadMethodsMatchUDPConnOnKernelErrors(t *testing.T) {
+	closed := testnet.ListenUDP(t, "udp4")
+	dst := closed.LocalAddr().(*net.UDPAddr)
+	closed.Close() // nothing listens on dst now: writes to it bring ICMP port unreachable
+	dial := func(t *testing.T) *net.UDPConn {
+		u, err := net.DialUDP("udp4", nil, dst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { u.Close() })
+		return u
+	}
+	for _, name := range readMethods {
+		t.Run(name, func(t *testing.T) {
+			c, err := batchconn.New(dial(t), batchconn.WithGRO(true))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if !c.GROEnabled() {
+				t.Skipf("no UDP GRO here: %s", c.Stats().GROOff)
+			}
+			uc := dial(t)
+			var res [2]readResult
+			for i, u := range []interface {
+				Write([]byte) (int, error)
+				SetReadDeadline(time.Time) error
+			}{uc, c} {
+				if _, err := u.Write([]byte("ping")); err != nil {
+					t.Fatal(err)
+				}
+				u.SetReadDeadline(time.Now().Add(recvWait))
+				res[i] = readCall(name, make([]byte, 1500), make([]byte, 64), u)
+			}
+			want, got := res[0], res[1]
+			if !strings.Contains(want.Err, "connection refused") {
+				t.Fatalf("the UDPConn's read gave %+v, want ECONNREFUSED", want)
+			}
+			if got != want {
+				t.Errorf("\nConn:    %+v\nUDPConn: %+v", got, want)
+			}
+		})
+	}
+}
+
 // errShape describes an error as far as callers can tell errors apart: its
-// *net.OpError fields and the sentinels it matches.
+// *net.OpError fields, the system call and errno it names, and the
+// sentinels it matches.
 func errShape(err error) string {
 	var oe *net.OpError
 	if !errors.As(err, &oe) {
@@ -216,8 +276,13 @@ func errShape(err error) string {
 	if oe.Source != nil {
 		src = fmt.Sprintf("%T %s", oe.Source, oe.Source.Network())
 	}
-	return fmt.Sprintf("OpError{Op:%s Net:%s Source:%s Addr:%v} timeout=%v deadline=%v closed=%v",
-		oe.Op, oe.Net, src, oe.Addr, timeout, errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, net.ErrClosed))
+	sys := "none"
+	var se *os.SyscallError
+	if errors.As(err, &se) {
+		sys = fmt.Sprintf("%s: %v", se.Syscall, se.Err)
+	}
+	return fmt.Sprintf("OpError{Op:%s Net:%s Source:%s Addr:%v} syscall=%s timeout=%v deadline=%v closed=%v",
+		oe.Op, oe.Net, src, oe.Addr, sys, timeout, errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, net.ErrClosed))
 }
 
 func setRecvTOSfd(t *testing.T, fd uintptr) {
