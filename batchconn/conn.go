@@ -216,7 +216,8 @@ func (c *Conn) Blocking() bool { return c.blocking.Load() }
 // UDP GSO sends. It is false off Linux, where the kernel lacks UDP_SEGMENT,
 // after WithGSO(false) or BATCHCONN_DISABLE_GSO, and for good after the kernel
 // failed a GSO send with EIO. EINVAL and EMSGSIZE never turn it off: after 4
-// in a row to one destination, only that destination gets no more GSO sends.
+// in a row to one destination, only that destination gets plain sends, until
+// it is offered GSO again (see the package docs).
 func (c *Conn) GSOEnabled() bool { return c.gso.Load() == nil }
 
 // GROEnabled reports whether the socket receives with UDP GRO: whether

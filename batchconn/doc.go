@@ -109,8 +109,11 @@
 // with EINVAL or EMSGSIZE (a segment larger than the path MTU; newer
 // kernels say EMSGSIZE) is resent at once as plain datagrams in the same
 // call, and after 4 such refusals in a row to one destination that
-// destination gets no more GSO sends while every other destination keeps
-// them (a Conn remembers up to 64 such destinations). Malformed OOB never
+// destination gets plain sends while every other destination keeps GSO (a
+// Conn remembers up to 64 such destinations). After 4096 datagrams sent to it
+// plain, or 10 seconds, whichever comes first, it is offered GSO again, so a
+// path whose MTU grows back regains it; one more refusal turns it off again,
+// at the cost of one refused send per round. Malformed OOB never
 // counts: it is refused before anything is sent. [Conn.GSOEnabled] and
 // [Conn.Stats] say what happened.
 //

@@ -164,3 +164,74 @@ func TestContractC14SmallMTUDestinationKeepsOthersGSO(t *testing.T) {
 	}
 	gsoCheckArrivals(t, uc, rxs, dst, append(first.msgs, second.msgs...))
 }
+
+// TestContractC14GSOComesBackWhenThePathMTUGrows lowers a path's MTU below
+// the segments until the Conn turns GSO off for that destination, checks
+// that a retry while it stays low costs one refused send, then raises the
+// MTU and checks that the destination gets GSO runs again within
+// GSORetryDatagrams datagrams, with every datagram delivered throughout.
+func TestContractC14GSOComesBackWhenThePathMTUGrows(t *testing.T) {
+	gsoRequire(t)
+	p := testnet.NewPair(t, testnet.LinkConfig{MTU: 1500})
+	p.A.Exec(t, "ip", "route", "add", p.B.Addr4.String()+"/32", "dev", p.A.Link, "mtu", "lock", "1280")
+	uc := p.A.ListenUDP(t, "udp4", 0)
+	c := gsoConn(t, uc)
+	rx := testnet.NewReceiver(t, p.B.ListenUDP(t, "udp4", 0))
+	dst := []netip.AddrPort{rx.Addr()}
+
+	var all []batchconn.Message
+	send := func() batchconn.Stats {
+		t.Helper()
+		b := &gsoBatch{dst: dst}
+		b.to(0, gsoSizes(32, 1400)...) // one GSO run (44800 bytes) per call
+		if n, err := c.WriteMessages(context.Background(), b.msgs, 0); n != len(b.msgs) || err != nil {
+			t.Fatalf("WriteMessages = %d, %v; want %d, nil", n, err, len(b.msgs))
+		}
+		all = append(all, b.msgs...)
+		return c.Stats()
+	}
+	// Each call offers GSO at 31 of its 32 datagrams (the last starts no run).
+	bound := batchconn.GSORetryDatagrams/31 + 2
+
+	// Over the small MTU: refused maxDestGSOFailures (4) times, then off.
+	var st batchconn.Stats
+	for want := range uint64(4) {
+		if st = send(); st.GSOBatches != 0 || st.GSOFallbacks != want+1 || !c.GSOEnabled() {
+			t.Fatalf("call %d: GSOBatches %d, GSOFallbacks %d, GSOEnabled %v; want 0, %d, true", want+1, st.GSOBatches, st.GSOFallbacks, c.GSOEnabled(), want+1)
+		}
+	}
+	if st = send(); st.GSOFallbacks != 4 {
+		t.Fatalf("after 4 refusals: GSOFallbacks %d, want 4 (no more GSO sends)", st.GSOFallbacks)
+	}
+	// Still small: one retry, refused, and off again.
+	calls := 0
+	for st.GSOFallbacks == 4 {
+		if calls++; calls > bound {
+			t.Fatalf("no GSO retry in %d calls of 32 datagrams", bound)
+		}
+		st = send()
+	}
+	if st.GSOFallbacks != 5 || st.GSOBatches != 0 {
+		t.Fatalf("a retry over the small MTU: GSOFallbacks %d, GSOBatches %d; want 5, 0", st.GSOFallbacks, st.GSOBatches)
+	}
+	if st = send(); st.GSOFallbacks != 5 {
+		t.Fatalf("a refused retry did not turn GSO off again: GSOFallbacks %d, want 5", st.GSOFallbacks)
+	}
+
+	// The path's MTU grows back: GSO returns within the bound, and stays.
+	p.A.Exec(t, "ip", "route", "change", p.B.Addr4.String()+"/32", "dev", p.A.Link, "mtu", "lock", "1500")
+	calls = 0
+	for st.GSOBatches == 0 {
+		if calls++; calls > bound {
+			t.Fatalf("no GSO send in %d calls of 32 datagrams after the MTU grew", bound)
+		}
+		st = send()
+	}
+	before := st
+	st = send()
+	if st.GSOFallbacks != before.GSOFallbacks || st.GSOBatches <= before.GSOBatches {
+		t.Errorf("after GSO came back: GSOFallbacks %d → %d, GSOBatches %d → %d; want no refusals and more GSO sends",
+			before.GSOFallbacks, st.GSOFallbacks, before.GSOBatches, st.GSOBatches)
+	}
+	gsoCheckArrivals(t, uc, []*testnet.Receiver{rx}, dst, all)
+}

@@ -148,7 +148,8 @@ func (s *sendState) release() {
 // and turns GSO off for the Conn; EINVAL and EMSGSIZE are particular to
 // the destination (a segment over its path MTU gets EINVAL from older
 // kernels and EMSGSIZE from newer ones, Linux 6.18), and after
-// maxDestGSOFailures in a row that destination alone gets no more GSO runs.
+// maxDestGSOFailures in a row that destination alone gets plain runs for a
+// while (see gsoDests).
 // Either way the run's datagrams still go out plain, as IP fragments if
 // need be.
 func (s *sendState) gsoFailed(errno syscall.Errno, dst netip.AddrPort) {

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // The checks WriteMessages makes before any system call, the zone cache and
@@ -247,5 +248,64 @@ func TestContractC14GSODests(t *testing.T) {
 	var nilTable *gsoDests
 	if nilTable.off(a) {
 		t.Error("a nil table turns destinations off")
+	}
+}
+
+// TestContractC14GSODestsRetry checks that a destination turned off for
+// GSO is offered it again, once, after gsoRetryDatagrams datagrams sent to
+// it plain or after gsoRetryAfter, and that one more refusal turns it off
+// again while an accepted send clears it.
+func TestContractC14GSODestsRetry(t *testing.T) {
+	a := netip.MustParseAddrPort("192.0.2.1:443")
+	turnOff := func(d *gsoDests) {
+		for range maxDestGSOFailures {
+			d.failed(a)
+		}
+	}
+
+	// By count: off for gsoRetryDatagrams-1 datagrams, then one offer.
+	var d gsoDests
+	turnOff(&d)
+	for i := range gsoRetryDatagrams - 1 {
+		if !d.off(a) {
+			t.Fatalf("GSO offered again after %d plain datagrams, want %d", i, gsoRetryDatagrams)
+		}
+	}
+	if d.off(a) {
+		t.Fatalf("no GSO offered after %d plain datagrams", gsoRetryDatagrams)
+	}
+	if d.off(a) {
+		t.Fatal("the offer lasted one datagram: want it to stand until a GSO send is tried")
+	}
+	d.failed(a) // refused again: off at once, for another round
+	for i := range gsoRetryDatagrams - 1 {
+		if !d.off(a) {
+			t.Fatalf("after a refused retry, GSO offered again after %d plain datagrams, want %d", i, gsoRetryDatagrams)
+		}
+	}
+	if d.off(a) {
+		t.Fatal("no second offer")
+	}
+	d.accepted(a)
+	if d.off(a) || d.n != 0 {
+		t.Fatalf("an accepted retry left the destination in the table (n = %d)", d.n)
+	}
+
+	// By time: the clock is read every gsoRetryClock datagrams.
+	turnOff(&d)
+	d.e[d.find(a)].since = time.Now().Add(-gsoRetryAfter)
+	for i := range gsoRetryClock - 1 {
+		if !d.off(a) {
+			t.Fatalf("GSO offered again at datagram %d, before the clock was read", i)
+		}
+	}
+	if d.off(a) {
+		t.Fatalf("no GSO offered %v after the destination went off", gsoRetryAfter)
+	}
+	turnOff(&d) // a new round starts its clock now
+	for i := range 2 * gsoRetryClock {
+		if !d.off(a) {
+			t.Fatalf("GSO offered again at datagram %d of a round that started now", i)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"syscall"
+	"time"
 	"unsafe"
 )
 
@@ -506,16 +507,21 @@ func (z *zoneCache) forget(a netip.AddrPort) {
 // segments, say), so that those stop getting GSO runs while every other
 // destination keeps them (C14). A destination is off after
 // maxDestGSOFailures refusals in a row; a GSO send it accepts clears its
-// count. The table holds gsoDestSlots destinations, replacing them in turn
-// when full: a destination that falls out is offered GSO again and
-// costs at most maxDestGSOFailures more refused sends, each resent plain at
-// once, so a flood of failing destinations costs system calls, never
-// datagrams, and never GSO for the others. Only the holder of the write gate
-// uses it.
+// count. An off destination is offered GSO again after gsoRetryDatagrams
+// datagrams sent to it plain or gsoRetryAfter, whichever comes first, so
+// that a path whose MTU grows again is not slow for the life of the
+// process: one GSO run then, which turns it off again at once if refused.
+// The table holds gsoDestSlots destinations, replacing them in turn when
+// full: a destination that falls out is offered GSO again and costs at most
+// maxDestGSOFailures more refused sends, each resent plain at once, so a
+// flood of failing destinations costs system calls, never datagrams, and
+// never GSO for the others. Only the holder of the write gate uses it.
 type gsoDests struct {
 	e [gsoDestSlots]struct {
-		addr  netip.AddrPort
-		fails int
+		addr   netip.AddrPort
+		fails  int
+		denied int       // datagrams sent plain since it went off
+		since  time.Time // when it went off
 	}
 	n, next int
 }
@@ -523,6 +529,13 @@ type gsoDests struct {
 const (
 	gsoDestSlots       = 64
 	maxDestGSOFailures = 4
+
+	// A retry costs one refused GSO send, resent plain at once: one
+	// system call per gsoRetryDatagrams datagrams (under 0.03%) on a path
+	// that stays small.
+	gsoRetryDatagrams = 4096
+	gsoRetryAfter     = 10 * time.Second
+	gsoRetryClock     = 64 // datagrams between looks at the clock
 )
 
 func (d *gsoDests) find(a netip.AddrPort) int {
@@ -534,13 +547,24 @@ func (d *gsoDests) find(a netip.AddrPort) int {
 	return -1
 }
 
-// off reports whether a gets no more GSO runs.
+// off reports whether a datagram to a gets no GSO run; it is asked once per
+// datagram that could start one.
 func (d *gsoDests) off(a netip.AddrPort) bool {
 	if d == nil || d.n == 0 {
 		return false
 	}
 	i := d.find(a)
-	return i >= 0 && d.e[i].fails >= maxDestGSOFailures
+	if i < 0 || d.e[i].fails < maxDestGSOFailures {
+		return false
+	}
+	e := &d.e[i]
+	e.denied++
+	if e.denied < gsoRetryDatagrams && (e.denied%gsoRetryClock != 0 || time.Since(e.since) < gsoRetryAfter) {
+		return true
+	}
+	// Offer GSO again: one refusal turns it off again.
+	e.fails, e.denied = maxDestGSOFailures-1, 0
+	return false
 }
 
 // failed counts a GSO send to a that the kernel refused.
@@ -556,7 +580,11 @@ func (d *gsoDests) failed(a netip.AddrPort) {
 		}
 		d.e[i].addr, d.e[i].fails = a, 0
 	}
-	d.e[i].fails++
+	e := &d.e[i]
+	e.fails++
+	if e.fails == maxDestGSOFailures {
+		e.denied, e.since = 0, time.Now()
+	}
 }
 
 // accepted clears a's count after the kernel accepted a GSO send to it.
