@@ -60,6 +60,16 @@
 //
 // Reads take turns among themselves and never hold up writes.
 //
+// # One peer, and the address to answer from
+//
+// [Conn.WriteBuffersTo] sends many datagrams to one destination, all with the
+// same control messages, without a Message for each: a QUIC connection's or
+// a VPN tunnel's packets. A server bound to a wildcard address answers each
+// peer from the address the peer wrote to with [ParsePacketInfo], which reads
+// the local address from a received message's IP_PKTINFO or IPV6_PKTINFO
+// control message, and [AppendPacketInfo], which builds the one that makes a
+// reply leave from it; neither allocates (Linux).
+//
 // # Concurrent writers
 //
 // Code written for a *net.UDPConn that calls WriteTo (or WriteToUDP,

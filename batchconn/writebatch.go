@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"sync"
 	"syscall"
 	"time"
 	"unsafe"
@@ -168,6 +169,39 @@ func (c *Conn) WriteMessages(ctx context.Context, msgs []Message, flags int) (in
 }
 
 func noControl(uintptr) {}
+
+// WriteBuffersTo sends each of bufs as one datagram to dst, all with the
+// control messages oob (nil for none; [AppendPacketInfo] builds a source
+// address): it is [Conn.WriteMessages] of the messages {Addr: dst, Buffers:
+// bufs[i:i+1], OOB: oob}, with the same results, errors, limits and GSO
+// sends, for the common case of many datagrams to one peer (a QUIC
+// connection's packets, a VPN tunnel's) without building a Message for
+// each. It returns how many of bufs, from the front, were sent; it allocates
+// nothing once warm, and retains none of bufs or oob.
+func (c *Conn) WriteBuffersTo(ctx context.Context, bufs [][]byte, oob []byte, dst netip.AddrPort, flags int) (int, error) {
+	if len(bufs) > MaxMessages {
+		bufs = bufs[:MaxMessages]
+	}
+	p := msgsPool.Get().(*[]Message)
+	msgs := *p
+	if cap(msgs) < len(bufs) {
+		msgs = make([]Message, len(bufs))
+	}
+	msgs = msgs[:len(bufs)]
+	for i := range bufs {
+		msgs[i] = Message{Addr: dst, Buffers: bufs[i : i+1 : i+1], OOB: oob}
+	}
+	n, err := c.WriteMessages(ctx, msgs, flags)
+	clear(msgs) // keep no pointer to the caller's memory
+	*p = msgs[:0]
+	msgsPool.Put(p)
+	return n, err
+}
+
+// msgsPool holds the Message slices of WriteBuffersTo calls: one per call in
+// flight, so that concurrent callers, blocking or not, never wait for each
+// other's slices (C5).
+var msgsPool = sync.Pool{New: func() any { return new([]Message) }}
 
 // msgLen is the length of the datagram m describes.
 func msgLen(m *Message) int {
