@@ -46,6 +46,9 @@ type Conn struct {
 		syscalls, messages, bytes, gsoBatches, gsoFallbacks atomic.Uint64
 	}
 
+	// bufMsgs keeps the Message slices of finished WriteBuffersTo calls.
+	bufMsgs msgSlices
+
 	// gate admits one writer at a time. Whoever holds it owns the fields
 	// below it and the batch state in tx.
 	gate chan struct{}

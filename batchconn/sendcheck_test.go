@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -307,5 +308,34 @@ func TestContractC14GSODestsRetry(t *testing.T) {
 		if !d.off(a) {
 			t.Fatalf("GSO offered again at datagram %d of a round that started now", i)
 		}
+	}
+}
+
+// TestMsgSlicesKeepsTheLargest checks WriteBuffersTo's free list: a slice
+// given back is handed out again to a call it fits, each to one call only,
+// and a full list keeps the four largest.
+func TestMsgSlicesKeepsTheLargest(t *testing.T) {
+	var f msgSlices
+	a, b := f.get(10), f.get(10)
+	if &a[0] == &b[0] {
+		t.Fatal("two calls in flight got the same slice")
+	}
+	f.put(a)
+	if c := f.get(64); &c[:1][0] != &a[:1][0] || len(c) != 64 {
+		t.Fatalf("a slice with room was not reused (len %d)", len(c))
+	}
+	if c := f.get(100); cap(c) < 100 || len(c) != 100 {
+		t.Fatalf("get(100) = len %d cap %d", len(c), cap(c))
+	}
+	for _, n := range []int{100, 200, 300, 400, 500} {
+		f.put(make([]Message, 0, n))
+	}
+	var caps []int
+	for i := range f.n {
+		caps = append(caps, cap(f.free[i]))
+	}
+	slices.Sort(caps)
+	if !slices.Equal(caps, []int{200, 300, 400, 500}) {
+		t.Errorf("the full list holds slices of capacity %v, want the four largest [200 300 400 500]", caps)
 	}
 }

@@ -182,26 +182,60 @@ func (c *Conn) WriteBuffersTo(ctx context.Context, bufs [][]byte, oob []byte, ds
 	if len(bufs) > MaxMessages {
 		bufs = bufs[:MaxMessages]
 	}
-	p := msgsPool.Get().(*[]Message)
-	msgs := *p
-	if cap(msgs) < len(bufs) {
-		msgs = make([]Message, len(bufs))
-	}
-	msgs = msgs[:len(bufs)]
+	msgs := c.bufMsgs.get(len(bufs))
 	for i := range bufs {
 		msgs[i] = Message{Addr: dst, Buffers: bufs[i : i+1 : i+1], OOB: oob}
 	}
 	n, err := c.WriteMessages(ctx, msgs, flags)
 	clear(msgs) // keep no pointer to the caller's memory
-	*p = msgs[:0]
-	msgsPool.Put(p)
+	c.bufMsgs.put(msgs)
 	return n, err
 }
 
-// msgsPool holds the Message slices of WriteBuffersTo calls: one per call in
-// flight, so that concurrent callers, blocking or not, never wait for each
-// other's slices (C5).
-var msgsPool = sync.Pool{New: func() any { return new([]Message) }}
+// msgSlices is a Conn's free list of WriteBuffersTo's Message slices: a
+// call takes one for itself (or makes one) and gives it back when done, so
+// concurrent callers, blocking or not, never wait for each other's (C5),
+// and a warm call allocates nothing. Its lock is held only to take or give.
+type msgSlices struct {
+	mu   sync.Mutex
+	free [4][]Message
+	n    int
+}
+
+// get returns a slice of n zero Messages.
+func (f *msgSlices) get(n int) []Message {
+	f.mu.Lock()
+	for i := f.n - 1; i >= 0; i-- {
+		if m := f.free[i]; cap(m) >= n {
+			f.n--
+			f.free[i], f.free[f.n] = f.free[f.n], nil
+			f.mu.Unlock()
+			return m[:n]
+		}
+	}
+	f.mu.Unlock()
+	return make([]Message, n, max(n, 64))
+}
+
+// put gives back a cleared slice; beyond four, the smallest is dropped.
+func (f *msgSlices) put(m []Message) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.n < len(f.free) {
+		f.free[f.n] = m
+		f.n++
+		return
+	}
+	small := 0
+	for i := range f.free {
+		if cap(f.free[i]) < cap(f.free[small]) {
+			small = i
+		}
+	}
+	if cap(m) > cap(f.free[small]) {
+		f.free[small] = m
+	}
+}
 
 // msgLen is the length of the datagram m describes.
 func msgLen(m *Message) int {

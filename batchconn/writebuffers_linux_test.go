@@ -150,12 +150,8 @@ func TestWriteBuffersToConcurrent(t *testing.T) {
 }
 
 // TestWriteBuffersToAllocatesNothing checks that a warm WriteBuffersTo
-// allocates nothing (sync.Pool drops items at random under the race
-// detector, so it is checked without it).
+// allocates nothing, with the race detector on too.
 func TestWriteBuffersToAllocatesNothing(t *testing.T) {
-	if raceEnabled {
-		t.Skip("the race detector makes sync.Pool drop items at random")
-	}
 	r := testnet.NewReceiver(t, testnet.ListenUDP(t, "udp4"))
 	c := listen(t, "udp4")
 	bufs := buffersOf(gsoSizes(16, 1000)...)

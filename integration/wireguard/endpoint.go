@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"sync/atomic"
+
+	"github.com/batchconn/batchconn/batchconn"
 )
 
 // An Endpoint is a peer's address as a [Bind] knows it: the destination its
@@ -24,7 +26,7 @@ type Endpoint struct {
 	dst     netip.AddrPort
 	src     netip.Addr // zero: no sticky source
 	ifindex uint32
-	ctrl    [ctrlRoom]byte // the control message that sends from src
+	ctrl    [batchconn.PacketInfoSpace]byte // the control message that sends from src
 	nctrl   uint8          // bytes of it; 0: none
 	cleared atomic.Bool    // ClearSrc was called
 }
@@ -32,7 +34,7 @@ type Endpoint struct {
 func newEndpoint(dst netip.AddrPort, src netip.Addr, ifindex uint32) *Endpoint {
 	e := &Endpoint{dst: dst, src: src, ifindex: ifindex}
 	if src.IsValid() {
-		e.nctrl = uint8(len(appendPacketInfo(e.ctrl[:0], src, ifindex)))
+		e.nctrl = uint8(len(batchconn.AppendPacketInfo(e.ctrl[:0], src, ifindex)))
 		if e.nctrl == 0 {
 			e.src, e.ifindex = netip.Addr{}, 0 // no sticky sockets here
 		}
@@ -99,11 +101,6 @@ func (e *Endpoint) srcControl() []byte {
 	}
 	return e.ctrl[:e.nctrl]
 }
-
-// ctrlRoom is the room an Endpoint keeps for its source's control message:
-// one IPV6_PKTINFO, the larger of the two (unix.CmsgSpace(20): 40 bytes on
-// 64-bit Linux, 32 on 32-bit; TestControlRoomFitsPacketInfo checks it).
-const ctrlRoom = 40
 
 // endpointCacheSize is how many Endpoints each socket's cache holds: far
 // more peers than most devices have, for 8 KiB of pointers (64-bit).

@@ -3,6 +3,7 @@ package wgbatch
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -38,10 +39,6 @@ type socket struct {
 	rbufs [batch][1][]byte
 	roob  [batch][oobRoom]byte
 	eps   endpointCache
-
-	smu   sync.Mutex // the send state below, for Send
-	smsgs [batch]batchconn.Message
-	sbufs [batch][1][]byte
 }
 
 func newSocket(c *batchconn.Conn, is6 bool, cacheSize int) *socket {
@@ -95,7 +92,7 @@ func (s *socket) receive(packets [][]byte, sizes []int, eps []conn.Endpoint) (in
 		if m.Flags&msgTrunc != 0 {
 			sizes[i] = 0
 		}
-		local, ifindex := parsePacketInfo(m.OOB[:m.NN])
+		local, ifindex, _ := batchconn.ParsePacketInfo(m.OOB[:m.NN])
 		eps[i] = s.eps.get(m.Addr, local, ifindex)
 	}
 	return got, nil
@@ -105,59 +102,37 @@ func (s *socket) receive(packets [][]byte, sizes []int, eps []conn.Endpoint) (in
 // checked that e's family is this socket's.
 func (s *socket) send(bufs [][]byte, e *Endpoint) error {
 	gsoBefore := s.c.GSOEnabled()
-	s.smu.Lock()
-	err := s.sendLocked(bufs, e)
-	s.smu.Unlock()
+	err := s.sendAll(bufs, e)
 	if gsoBefore && !s.c.GSOEnabled() && s.gsoReported.CompareAndSwap(false, true) {
 		return conn.ErrUDPGSODisabled{RetryErr: err}
 	}
 	return err
 }
 
-func (s *socket) sendLocked(bufs [][]byte, e *Endpoint) error {
+func (s *socket) sendAll(bufs [][]byte, e *Endpoint) error {
 	oob := e.srcControl()
-	for len(bufs) > 0 {
-		n := min(len(bufs), batch)
-		msgs := s.smsgs[:n]
-		for i := range msgs {
-			s.sbufs[i][0] = bufs[i]
-			msgs[i] = batchconn.Message{Addr: e.dst, Buffers: s.sbufs[i][:], OOB: oob}
+	sent, err := s.writeAll(bufs, oob, e.dst)
+	if err != nil && oob != nil && staleSource(err) {
+		// Perhaps the sticky source is gone: send the rest from the
+		// address the kernel picks. If that gets through, the source was
+		// the trouble: forget it. If not, the peer is unreachable from
+		// anywhere, and the source may be good once it is back.
+		var n int
+		n, err = s.writeAll(bufs[sent:], nil, e.dst)
+		if n > 0 {
+			e.ClearSrc()
 		}
-		sent, err := s.writeAll(msgs)
-		if err != nil && oob != nil && staleSource(err) {
-			// Perhaps the sticky source is gone: send the rest from the
-			// address the kernel picks. If that gets through, the source
-			// was the trouble: forget it. If not, the peer is unreachable
-			// from anywhere, and the source may be good once it is back.
-			rest := msgs[sent:]
-			for i := range rest {
-				rest[i].OOB = nil
-			}
-			var n int
-			n, err = s.writeAll(rest)
-			if n > 0 {
-				e.ClearSrc()
-				oob = nil
-			}
-		}
-		clear(msgs) // hold on to none of wireguard-go's buffers
-		for i := range msgs {
-			s.sbufs[i][0] = nil
-		}
-		if err != nil {
-			return err
-		}
-		bufs = bufs[n:]
 	}
-	return nil
+	return err
 }
 
-// writeAll sends msgs, looping over partial sends, until all are sent or one
-// fails, and returns how many were sent and that one's error.
-func (s *socket) writeAll(msgs []batchconn.Message) (int, error) {
+// writeAll sends bufs to dst with oob, looping over partial sends, until
+// all are sent or one fails, and returns how many were sent and that one's
+// error.
+func (s *socket) writeAll(bufs [][]byte, oob []byte, dst netip.AddrPort) (int, error) {
 	sent := 0
-	for sent < len(msgs) {
-		n, err := s.c.WriteMessages(context.Background(), msgs[sent:], 0)
+	for sent < len(bufs) {
+		n, err := s.c.WriteBuffersTo(context.Background(), bufs[sent:], oob, dst, 0)
 		if err != nil {
 			return sent, err
 		}

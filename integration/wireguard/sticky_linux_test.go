@@ -13,7 +13,6 @@ import (
 
 	"golang.zx2c4.com/wireguard/conn"
 
-	"github.com/batchconn/batchconn/batchconn"
 	"github.com/batchconn/batchconn/internal/testnet"
 )
 
@@ -121,8 +120,7 @@ func TestStaleSource(t *testing.T) {
 					}
 					// What the kernel says to this source, sent as the Bind would.
 					so := b.socketFor(family)
-					probe := []batchconn.Message{{Addr: p.addr, Buffers: [][]byte{{1}}, OOB: ep.srcControl()}}
-					if _, err := so.writeAll(probe); !slices.ContainsFunc(tc.errnos, func(e syscall.Errno) bool { return errors.Is(err, e) }) {
+					if _, err := so.writeAll([][]byte{{1}}, ep.srcControl(), p.addr); !slices.ContainsFunc(tc.errnos, func(e syscall.Errno) bool { return errors.Is(err, e) }) {
 						t.Fatalf("the kernel answers a send from this source with %v; the test expects one of %v", err, tc.errnos)
 					}
 					if err := b.Send(packets(6, 500), ep); err != nil {

@@ -4,7 +4,6 @@ package wgbatch
 
 import (
 	"net"
-	"net/netip"
 	"syscall"
 )
 
@@ -21,10 +20,6 @@ func afterListen(c *net.UDPConn, bufBytes int) {
 		_ = c.SetWriteBuffer(bufBytes)
 	}
 }
-
-func parsePacketInfo([]byte) (netip.Addr, uint32) { return netip.Addr{}, 0 }
-
-func appendPacketInfo(b []byte, _ netip.Addr, _ uint32) []byte { return b }
 
 // setMark does nothing off Linux.
 func setMark(*net.UDPConn, uint32) error { return nil }
