@@ -27,8 +27,8 @@ type Endpoint struct {
 	src     netip.Addr // zero: no sticky source
 	ifindex uint32
 	ctrl    [batchconn.PacketInfoSpace]byte // the control message that sends from src
-	nctrl   uint8          // bytes of it; 0: none
-	cleared atomic.Bool    // ClearSrc was called
+	nctrl   uint8                           // bytes of it; 0: none
+	cleared atomic.Bool                     // ClearSrc was called
 }
 
 func newEndpoint(dst netip.AddrPort, src netip.Addr, ifindex uint32) *Endpoint {
