@@ -776,9 +776,11 @@ func TestContractErrorsShape(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			dst := netip.AddrPortFrom(netip.IPv6Loopback(), 9)
-			if network == "udp4" {
-				dst = netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), 9)
+			// An IPv4 destination for the dual-stack "udp" socket too: it
+			// has a route where IPv6 is turned off but sockets still open.
+			dst := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), 9)
+			if network == "udp6" {
+				dst = netip.AddrPortFrom(netip.IPv6Loopback(), 9)
 			}
 			big := make([]byte, 70000)
 			_, err = c.WriteMessages(context.Background(), []batchconn.Message{{Addr: dst, Buffers: [][]byte{big}}}, 0)
