@@ -129,13 +129,21 @@ func runRecv(cfg config, stdout, stderr io.Writer) error {
 }
 
 // runRounds runs a warm-up round (not recorded), then count rounds of
-// A B C …, each mode on a fresh socket.
+// A B C …, each mode on a fresh socket, after a GC that clears what the
+// modes before it left.
+//
+// Each round starts one mode further along (A B C, B C A, C A B, ...): a
+// mode read right after another was measured slower here than alone (the
+// previous drain's memory, the GC of what an allocating mode left), and a
+// fixed order charged that to the same modes every round.
 func (rb *recvBench) runRounds(results []*recvModeResult, prog *progress) error {
 	for round := 0; round <= rb.cfg.count; round++ {
-		for _, res := range results {
+		for k := range results {
+			res := results[(k+round)%len(results)]
 			if res.Unavailable != "" {
 				continue
 			}
+			runtime.GC()
 			prog.set(res.Mode, round)
 			r, err := recvCtors[res.Mode](rb)
 			if err != nil {
@@ -297,8 +305,7 @@ func timedReads(r reader, smp *recvSample, next func(n, b int) (count, more bool
 		return errors.New("the warm-up call read every datagram: nothing left to time (raise the fill)")
 	}
 	mallocs0 := ms.Mallocs
-	var ru0, ru1 unix.Rusage
-	_ = unix.Getrusage(unix.RUSAGE_THREAD, &ru0)
+	cpu0 := threadCPU()
 	start := time.Now()
 	last := start
 	for {
@@ -317,12 +324,23 @@ func timedReads(r reader, smp *recvSample, next func(n, b int) (count, more bool
 			break
 		}
 	}
-	_ = unix.Getrusage(unix.RUSAGE_THREAD, &ru1)
+	cpu1 := threadCPU()
 	runtime.ReadMemStats(&ms)
 	smp.Elapsed = last.Sub(start)
-	smp.CPU = cpuTime(&ru1) - cpuTime(&ru0)
+	smp.CPU = cpu1 - cpu0
 	smp.Mallocs = ms.Mallocs - mallocs0
 	return err
+}
+
+// threadCPU is the calling thread's CPU time, user and system, from
+// CLOCK_THREAD_CPUTIME_ID: the scheduler's nanoseconds. getrusage
+// (RUSAGE_THREAD) counts whole scheduler ticks on kernels with tick-based
+// accounting (4 ms at HZ=250 here), a third of a 12 ms drain: its medians
+// came out in steps of about 180 ns per datagram.
+func threadCPU() time.Duration {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts)
+	return time.Duration(ts.Nano())
 }
 
 // checkBytes catches a mode that returns other than whole datagrams (a GRO
@@ -594,7 +612,8 @@ func (x *xnetReader) read() (int, int, error) {
 	return n, b, nil
 }
 
-// rawReader is the ceiling: recvmmsg(2) through unix.Syscall6 on a socket the
+// rawReader is the reference (not the ceiling: see ceiling/recvmmsg.c):
+// recvmmsg(2) through unix.Syscall6 on a socket the
 // Go runtime's poller does not know, every header (with room for the source
 // address, as every other mode gets it) built once. On EAGAIN it waits in
 // poll(2). No GRO.

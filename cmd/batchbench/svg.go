@@ -27,7 +27,7 @@ type bar struct {
 	Min, Max      float64
 	Note          string
 	Unavailable   string // instead of a bar, when the mode did not run
-	Ceiling, Best bool   // the raw limit (drawn grey), the fastest usable mode
+	Ceiling, Best bool   // a raw mode (drawn grey), the fastest usable mode
 }
 
 // Layout, in SVG user units (pixels).
@@ -207,7 +207,7 @@ func (r *recvReport) chart() chart {
 	detail += fmt.Sprintf("; up to %d messages per batch read", c.Batch)
 	ch := chart{
 		Title: fmt.Sprintf("batchbench -recv: %d-byte datagrams, %s, %s", c.Size, traffic, how),
-		Subtitle: detail + "\n" + fmt.Sprintf("%s, %s, %d CPUs; %d rounds, modes alternating; ratios: medians of same-round ratios; grey: the raw limit",
+		Subtitle: detail + "\n" + fmt.Sprintf("%s, %s, %d CPUs; %d rounds, modes alternating; ratios: medians of same-round ratios; grey: the raw recvmmsg loop (a reference)",
 			r.Env.Kernel, r.Env.GoVersion, r.Env.NumCPU, c.Count),
 		Unit: "datagrams/s read",
 	}
