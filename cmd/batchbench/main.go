@@ -63,8 +63,8 @@
 //	batchconn-readfrom-gro  single ReadFrom calls on a batchconn Conn with GRO on: the same
 //	                        loop as readfrom, served from the Conn's batches
 //	raw-recvmmsg            a reference, not a ceiling: recvmmsg through unix.Syscall6,
-//	                        prebuilt headers, no runtime poller, no GRO. It reads up to
-//	                        10% slower per datagram than batchconn-read here, for reasons
+//	                        prebuilt headers, no runtime poller, no GRO. It reads 3-19%
+//	                        slower per datagram than batchconn-read here, for reasons
 //	                        not found (not its socket: one from net.ListenUDP reads as
 //	                        slowly); the ceiling is ceiling/recvmmsg.c, the same drain in
 //	                        C (see below)

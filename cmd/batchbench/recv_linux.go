@@ -612,11 +612,10 @@ func (x *xnetReader) read() (int, int, error) {
 	return n, b, nil
 }
 
-// rawReader is the reference (not the ceiling: see ceiling/recvmmsg.c):
-// recvmmsg(2) through unix.Syscall6 on a socket the
-// Go runtime's poller does not know, every header (with room for the source
-// address, as every other mode gets it) built once. On EAGAIN it waits in
-// poll(2). No GRO.
+// rawReader is a reference, not the ceiling (that is ceiling/recvmmsg.c):
+// recvmmsg(2) through unix.Syscall6 on a socket the Go runtime's poller does
+// not know, every header (with room for the source address, as every other
+// mode gets it) built once. On EAGAIN it waits in poll(2). No GRO.
 type rawReader struct {
 	sock     int
 	local    netip.AddrPort

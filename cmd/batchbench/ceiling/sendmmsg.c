@@ -32,35 +32,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef UDP_SEGMENT
-#define UDP_SEGMENT 103
-#endif
+#include "ceiling.h"
 
 enum { BATCH = 64, MAXROUNDS = 1000 };
-
-static double now(void) {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-// thread_cpu is the calling thread's CPU time, user and system, in the
-// scheduler's nanoseconds (getrusage counts whole ticks).
-static double thread_cpu(void) {
-	struct timespec ts;
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static int cmp(const void *a, const void *b) {
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static void die(const char *what) {
-	perror(what);
-	exit(1);
-}
 
 static int rx;
 static atomic_ulong received;
