@@ -265,7 +265,10 @@ func (s *recvState) buildSlots() int {
 }
 
 // allocSlots gives the Conn k fresh slots. Datagrams still queued keep the
-// old ones alive until they are handed out.
+// old ones alive until they are handed out. It also makes the headers, and
+// what buildDirect needs for messages of one buffer each, k long: the first
+// call to read through the new slots, into the slots or straight into the
+// messages, then allocates nothing either.
 func (s *recvState) allocSlots(k int) {
 	s.slots = make([]byte, k*groSlot)
 	s.ctrl = make([]byte, k*groCtrl)
@@ -273,6 +276,13 @@ func (s *recvState) allocSlots(k int) {
 	for i := range s.slotv {
 		s.slotv[i] = unix.Iovec{Base: &s.slots[i*groSlot]}
 		s.slotv[i].SetLen(groSlot)
+	}
+	s.grow(k)
+	if cap(s.room) < k {
+		s.room = make([]int, k)
+	}
+	if cap(s.iovs) < 2*k {
+		s.iovs = make([]unix.Iovec, 0, 2*k)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -148,5 +149,61 @@ func TestRecvmmsgGetsAtMostMaxMessages(t *testing.T) {
 		if most != want {
 			t.Errorf("%v: recvmmsg got %d headers, want %d", gro, most, want)
 		}
+	}
+}
+
+// TestGROSlotsAllocateOnlyWhenTheyGrow checks that once plain datagrams have
+// grown a Conn's GRO slots to their most, reading allocates nothing: not the
+// first read through the grown slots, nor the first read straight into the
+// messages (readDirect), which needs an iovec per buffer and per slot.
+func TestGROSlotsAllocateOnlyWhenTheyGrow(t *testing.T) {
+	c, _ := seamPair(t, true)
+	tx, err := New(testnet.ListenUDP(t, "udp4"), WithGSO(false)) // plain datagrams: none coalesced
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	const n = groMaxSlots
+	out := make([]Message, n)
+	for i := range out {
+		out[i] = Message{Addr: c.LocalAddr().(*net.UDPAddr).AddrPort(), Buffers: [][]byte{make([]byte, 1000)}}
+	}
+	msgs := seamMsgs(n)
+	ctx := context.Background()
+	var ms runtime.MemStats
+	grown, reads, direct := false, 0, 0
+	var mallocs uint64
+	for range 6 {
+		if k, err := tx.WriteMessages(ctx, out, 0); k != n || err != nil {
+			t.Fatalf("WriteMessages = %d, %v", k, err)
+		}
+		for got := 0; got < n; {
+			wasDirect := c.rx.direct && len(c.rx.slotv) == n
+			runtime.ReadMemStats(&ms)
+			m0 := ms.Mallocs
+			k, err := c.ReadMessages(ctx, msgs, 0)
+			runtime.ReadMemStats(&ms)
+			if err != nil {
+				t.Fatalf("ReadMessages: %v", err)
+			}
+			got += k
+			if grown {
+				mallocs += ms.Mallocs - m0
+				reads++
+				if wasDirect {
+					direct++
+				}
+			}
+			grown = len(c.rx.slotv) == groMaxSlots
+		}
+	}
+	if !grown {
+		t.Fatalf("the slots did not grow to %d (%d): plain datagrams did not fill them", groMaxSlots, len(c.rx.slotv))
+	}
+	if direct == 0 {
+		t.Fatalf("none of the %d reads after the growth read straight into the messages", reads)
+	}
+	if mallocs != 0 {
+		t.Errorf("%d allocations in the %d reads (%d of them straight into the messages) after the slots grew to %d", mallocs, reads, direct, groMaxSlots)
 	}
 }
