@@ -195,7 +195,7 @@ func (rb *recvBench) measureDrain(r reader) (recvSample, error) {
 	return onLockedThread(func() (recvSample, error) {
 		smp := recvSample{Sent: uint64(rb.fill)}
 		got := 0
-		err := timedReads(r, &smp, func(n, _ int) (bool, bool) { got += n; return true, got < rb.fill })
+		err := timedReads(r, &smp, 1, func(n, _ int) (bool, bool) { got += n; return true, got < rb.fill })
 		if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
 			err = fmt.Errorf("read %d of the %d datagrams queued, then none for %v", got, rb.fill, drainDeadline)
 		}
@@ -213,6 +213,13 @@ func (rb *recvBench) measureDrain(r reader) (recvSample, error) {
 // instead would put the error path's allocations in the measurement.
 func (rb *recvBench) measureLive(r reader) (recvSample, error) {
 	rb.tx.setDest(r.addr())
+	// The warm-up datagrams, queued before the sender starts: what the
+	// warm-up calls read of them (all but what the socket dropped) counts
+	// as sent.
+	if err := rb.tx.send(liveWarmup(rb.tx.unit())); err != nil {
+		return recvSample{}, err
+	}
+	warm := liveWarmup(rb.tx.unit()) - int(waitQueued(r.fd()))
 	// A fallback only, set before anything is measured: setting a deadline
 	// may allocate, which would count against the mode.
 	if err := r.setReadDeadline(time.Now().Add(rb.cfg.duration + time.Second + drainDeadline)); err != nil {
@@ -236,7 +243,7 @@ func (rb *recvBench) measureLive(r reader) (recvSample, error) {
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
 		var smp recvSample
-		err := timedReads(r, &smp, func(n, b int) (count, more bool) {
+		err := timedReads(r, &smp, max(warm, 1), func(n, b int) (count, more bool) {
 			if b != n*size { // the end marker, alone: sent after the socket was empty
 				return false, false
 			}
@@ -281,34 +288,40 @@ func (rb *recvBench) measureLive(r reader) (recvSample, error) {
 	case res.err != nil:
 		return smp, res.err
 	}
-	smp.Sent = txr.sent
-	smp.Lost = txr.sent - min(txr.sent, total.Load())
+	smp.Sent = txr.sent + uint64(max(warm, 0))
+	smp.Lost = smp.Sent - min(smp.Sent, total.Load())
 	return smp, checkBytes(&smp, size)
 }
 
-// timedReads makes one unmeasured warm-up call (one-time set-up on a fresh
-// socket, and in a live run the wait for the first datagram), then measures
-// read calls until a read fails or next says to stop. next is told each
-// call's datagrams and bytes, the warm-up's included, and says whether to
-// count the call and whether to go on.
-func timedReads(r reader, smp *recvSample, next func(n, b int) (count, more bool)) error {
+// timedReads makes unmeasured warm-up calls until they have read warm
+// datagrams (at least one call: one-time set-up on a fresh socket, and in a
+// live run the wait for the first datagram), then measures read calls until
+// a read fails or next says to stop. next is told each call's datagrams and
+// bytes, the warm-up's included, and says whether to count the call and
+// whether to go on.
+func timedReads(r reader, smp *recvSample, warm int, next func(n, b int) (count, more bool)) error {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	setup0 := ms.Mallocs
-	n, b, err := r.read()
-	if err != nil {
-		return err
+	for read := 0; read < warm; {
+		n, b, err := r.read()
+		if err != nil {
+			return err
+		}
+		read += n
+		if _, more := next(n, b); !more {
+			return errors.New("the warm-up calls read every datagram: nothing left to time (raise the fill)")
+		}
 	}
 	runtime.ReadMemStats(&ms)
 	smp.SetupMallocs = ms.Mallocs - setup0
-	if _, more := next(n, b); !more {
-		return errors.New("the warm-up call read every datagram: nothing left to time (raise the fill)")
-	}
 	mallocs0 := ms.Mallocs
 	cpu0 := threadCPU()
 	start := time.Now()
 	last := start
+	var err error
 	for {
+		var n, b int
 		n, b, err = r.read()
 		if err != nil {
 			break
