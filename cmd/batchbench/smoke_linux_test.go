@@ -215,8 +215,8 @@ func TestSmokeRecvLivePlainTrafficWarmsUpTheGROSlots(t *testing.T) {
 		var perRound []uint64
 		for _, s := range m.Samples {
 			perRound = append(perRound, s.Mallocs)
-			if s.Read == 0 || s.Lost > s.Sent {
-				t.Errorf("%s round %d: read %d, lost %d of %d", m.Mode, s.Round, s.Read, s.Lost, s.Sent)
+			if s.Read == 0 || s.Calls == 0 {
+				t.Errorf("%s round %d: read %d datagrams in %d measured calls", m.Mode, s.Round, s.Read, s.Calls)
 			}
 		}
 		if m.AllocsPerCall.Median != 0 {
