@@ -216,10 +216,11 @@ func (rb *recvBench) measureLive(r reader) (recvSample, error) {
 	// The warm-up datagrams, queued before the sender starts: what the
 	// warm-up calls read of them (all but what the socket dropped) counts
 	// as sent.
-	if err := rb.tx.send(liveWarmup(rb.tx.unit())); err != nil {
+	warm := liveWarmup(rb.tx.unit())
+	if err := rb.tx.send(warm); err != nil {
 		return recvSample{}, err
 	}
-	warm := liveWarmup(rb.tx.unit()) - int(waitQueued(r.fd()))
+	warm -= int(waitQueued(r.fd()))
 	// A fallback only, set before anything is measured: setting a deadline
 	// may allocate, which would count against the mode.
 	if err := r.setReadDeadline(time.Now().Add(rb.cfg.duration + time.Second + drainDeadline)); err != nil {
