@@ -118,7 +118,7 @@ func run(cfg config, stdout, stderr io.Writer) (err error) {
 		_, rep.GSO.SegmentTooBig = errors.AsType[*segmentTooBigError](b.gsoErr)
 	}
 
-	stopProfiles, err := startProfiles(cfg)
+	stopProfiles, err := bench.StartProfiles(cfg.cpuProfile, cfg.memProfile)
 	if err != nil {
 		return err
 	}

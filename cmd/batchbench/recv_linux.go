@@ -90,7 +90,7 @@ func runRecv(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		c.Fill = rb.fill
 	}
 
-	stopProfiles, err := startProfiles(cfg)
+	stopProfiles, err := bench.StartProfiles(cfg.cpuProfile, cfg.memProfile)
 	if err != nil {
 		return err
 	}

@@ -43,6 +43,7 @@ import (
 	"crypto/x509"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -51,7 +52,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -196,20 +196,11 @@ func quicbench(args []string, stdout, stderr io.Writer) int {
 const envProfile = "QUICBENCH_CPUPROFILE"
 
 func profiled(role string, cfg config, run func() error) error {
-	dir := os.Getenv(envProfile)
-	if dir == "" {
-		return run()
-	}
-	f, err := os.Create(fmt.Sprintf("%s/%s-%s-%d.pprof", dir, role, modeName(cfg.wrap), os.Getpid()))
+	stop, err := bench.ChildProfile(envProfile, role+"-"+modeName(cfg.wrap))
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	if err := pprof.StartCPUProfile(f); err != nil {
-		return err
-	}
-	defer pprof.StopCPUProfile()
-	return run()
+	return errors.Join(run(), stop())
 }
 
 func main() {
