@@ -23,61 +23,22 @@
 //
 // # Adding a benchmark
 //
-// A benchmark is a command with its own flags, a sample type and modes.
-// The sample type S is a struct of whatever one measurement produces
-// (queries answered, elapsed time, CPU time). A [Mode] is a name and a
-// function that measures once and returns an S, with optional Setup and
-// Teardown around it that are not measured (open a fresh socket, start a
-// server process, close them). Modes compared with each other form a
-// [Group]; a matrix (connections × GSO on/off) is one group per cell. So
-// the whole of a new benchmark is:
+// A benchmark is a command with its own flags, a sample type and modes (the
+// package Example is a whole one):
 //
-//	type sample struct{ Queries, Seconds, CPU float64 }
-//
-//	func main() {
-//		var out bench.Output
-//		fs := flag.NewFlagSet("dnsbench", flag.ContinueOnError)
-//		fs.SetOutput(io.Discard)
-//		count := fs.Int("count", 9, "rounds")
-//		out.Flags(fs) // -format, -json, -q, -svg
-//		err := bench.Parse(fs, os.Args[1:], os.Stderr, "usage: dnsbench [flags]\n\n")
-//		if err == nil {
-//			err = out.Check(fs)
-//		}
-//		if err == nil {
-//			err = run(*count, out)
-//		}
-//		os.Exit(bench.Exit(err, os.Stderr, "dnsbench", "dnsbench"))
-//	}
-//
-//	func run(count int, out bench.Output) error {
-//		ctx, stop := bench.SignalContext(context.Background())
-//		defer stop()
-//		var srv *server
-//		mode := func(name string, conn func() (net.PacketConn, error)) bench.Mode[sample] {
-//			return bench.Mode[sample]{Name: name,
-//				Setup:    func(ctx context.Context, round int) (err error) { srv, err = start(conn); return err },
-//				Sample:   func(ctx context.Context, round int) (sample, error) { return load(ctx, srv) },
-//				Teardown: func() error { return srv.Close() },
-//			}
-//		}
-//		res, err := bench.Run(ctx, bench.Plan[sample]{Name: "dnsbench", Rounds: count,
-//			Groups:   []bench.Group[sample]{{Modes: []bench.Mode[sample]{mode("udpconn", listenUDP), mode("conn", listenConn)}}},
-//			Progress: out.Progress(os.Stderr)})
-//		if err != nil {
-//			return err
-//		}
-//		qps := func(s sample) float64 { return s.Queries / s.Seconds }
-//		rep := bench.Report[sample]{Name: "DNS", Pkg: "github.com/batchconn/batchconn/examples/dns/cmd/dnsbench",
-//			Title: "dnsbench: miekg/dns on a UDPConn and on a Conn", Env: bench.ThisMachine(), Results: res,
-//			Columns: []bench.Column[sample]{
-//				{Name: "queries/s", Value: qps, Format: bench.Rate, Range: true, Vs: []string{"udpconn"}},
-//				{Name: "CPU/query", Value: func(s sample) float64 { return s.CPU / s.Queries }, Format: bench.Nanos, Vs: []string{"udpconn"}},
-//			},
-//			Goals: []bench.Goal{{Mode: "conn", Column: "queries/s", Vs: "udpconn", Cmp: bench.AtLeast, Want: 1.2}},
-//		}
-//		return rep.Write(os.Stdout, out)
-//	}
+//  1. The sample type S is a struct of what one measurement produces:
+//     queries answered, elapsed time, CPU time.
+//  2. A [Mode] is a name and Sample, which measures once and returns an S,
+//     with optional Setup and Teardown around it that are not measured
+//     (open a fresh socket, start a server process, close them). Modes
+//     compared with each other form a [Group]; a matrix (connections × GSO
+//     on/off) is a group per cell. [Run] runs a [Plan] of them.
+//  3. A [Report] declares the figures as [Column] values (a function of S,
+//     a format, the modes to compare with) and the targets as [Goal] values,
+//     and writes what the output flags ([Output]: -format, -json, -q, -svg)
+//     ask for.
+//  4. main parses the flags with [Parse] and [Output.Check], runs under
+//     [SignalContext], and exits with [Exit] (0, 1, or 2 for a bad flag).
 //
 // [Report] prints the table (a row per mode, each column's median, the
 // min–max where asked, a "vs" ratio column per reference mode, the targets),
@@ -88,9 +49,9 @@
 //
 // Errors: a Setup or Sample error wrapped in [Unavailable] takes the mode out
 // (the table says why) and the run goes on; any other error ends the run,
-// named by round, mode and group. A nested module (integration/wireguard,
-// examples/...) may import this package: Go's internal rule is by import
-// path, and its go.mod replaces the root module with ../.. already.
+// named by round, mode and group. A nested module under examples/ may import
+// this package (Go's internal rule is by import path) if its go.mod requires
+// the root module and replaces it with ../.., as integration/wireguard's does.
 //
 // Round numbers start at 1; round 0 is the warm-up. Adding a mode to an
 // existing benchmark is adding one Mode to its group (batchbench writers:
