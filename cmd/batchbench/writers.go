@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/batchconn/batchconn/internal/bench"
@@ -110,9 +111,10 @@ func (c writersCell) String() string {
 func printWriters(w io.Writer, cfg writersConfig, cells []writersCell, modes []string, res *bench.Results[writersSample]) {
 	fmt.Fprintf(w, "G goroutines calling WriteTo, %d-byte datagrams, loopback, %d rounds of %v per socket, alternating; batchconn GSO %v\n",
 		cfg.size, cfg.count, cfg.duration, onOff(cfg.gso))
-	fmt.Fprintf(w, "datagrams/s and CPU per datagram are medians over rounds; ratios are medians of same-round ratios (batchconn / UDPConn)\n")
-	fmt.Fprintf(w, "CPU: the whole process's user+system time (getrusage RUSAGE_SELF), receivers excluded (nothing reads)\n\n")
 	ref, others := modes[0], modes[1:]
+	fmt.Fprintf(w, "datagrams/s and CPU per datagram are medians over rounds; ratios are medians of same-round ratios (%s / %s)\n",
+		strings.Join(others, ", "), ref)
+	fmt.Fprintf(w, "CPU: the whole process's user+system time (getrusage RUSAGE_SELF), receivers excluded (nothing reads)\n\n")
 	head := []string{"writers", "dests"}
 	for _, fig := range []string{"dg/s", "CPU"} {
 		head = append(head, ref+" "+fig)
@@ -122,9 +124,10 @@ func printWriters(w io.Writer, cfg writersConfig, cells []writersCell, modes []s
 	}
 	for _, m := range others {
 		if len(others) == 1 {
-			m = ""
+			head = append(head, "dg/syscall")
+		} else {
+			head = append(head, m+" dg/syscall")
 		}
-		head = append(head, m+"dg/syscall")
 	}
 	rows := [][]string{head}
 	for _, c := range cells {
