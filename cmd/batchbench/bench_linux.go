@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -9,13 +8,11 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/signal"
 	"runtime"
-	"strings"
-	"syscall"
 	"time"
 
 	"github.com/batchconn/batchconn/batchconn"
+	"github.com/batchconn/batchconn/internal/bench"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
@@ -35,13 +32,8 @@ type sender interface {
 	close() error
 }
 
-// unavailableError means a mode cannot run here; the table says why.
-type unavailableError struct{ why string }
-
-func (e *unavailableError) Error() string { return e.why }
-
-// bench is one run's shared state.
-type bench struct {
+// sendBench is one send run's shared state.
+type sendBench struct {
 	cfg        config
 	network    string     // "udp4" or "udp6"
 	local      netip.Addr // the senders' address
@@ -53,14 +45,15 @@ type bench struct {
 	segsPerGSO int              // most datagrams one GSO send may carry
 	gsoErr     error            // why UDP GSO sends fail here, if they do
 	gsoOff     string           // batchconn-gso's Stats().GSOOff, if GSO went off
-	progress   *progress
 }
 
 func run(cfg config, stdout, stderr io.Writer) (err error) {
+	ctx, stop := bench.SignalContext(context.Background())
+	defer stop()
 	if cfg.recv {
-		return runRecv(cfg, stdout, stderr)
+		return runRecv(ctx, cfg, stdout, stderr)
 	}
-	b := &bench{cfg: cfg, network: "udp4"}
+	b := &sendBench{cfg: cfg, network: "udp4"}
 	if cfg.ipv6 {
 		b.network = "udp6"
 	}
@@ -68,7 +61,7 @@ func run(cfg config, stdout, stderr io.Writer) (err error) {
 	rep.Config.Size, rep.Config.Batch, rep.Config.Dests = cfg.size, cfg.batch, cfg.dests
 	rep.Config.Duration, rep.Config.Count, rep.Config.Modes = cfg.duration, cfg.count, cfg.modes
 	rep.Config.Network, rep.Config.Path = b.network, "loopback"
-	fillEnv(rep)
+	rep.Env.Env = bench.ThisMachine()
 
 	rxAddr := netip.MustParseAddr("127.0.0.1")
 	if cfg.ipv6 {
@@ -77,15 +70,13 @@ func run(cfg config, stdout, stderr io.Writer) (err error) {
 	b.local = rxAddr
 	if cfg.netns {
 		if os.Geteuid() != 0 {
-			return usagef("-netns needs root: it creates two network namespaces joined by a veth pair " +
+			return bench.Usagef("-netns needs root: it creates two network namespaces joined by a veth pair " +
 				"(with `ip netns` and `ip link`) and removes them afterwards; run it as root, or leave out -netns to measure on loopback")
 		}
 		if b.ns, err = setupNetns(cfg.ipv6); err != nil {
 			return err
 		}
 		defer b.ns.cleanup()
-		stop := b.ns.cleanupOnSignal(stderr)
-		defer stop()
 		b.local, rxAddr = b.ns.sndAddr, b.ns.rcvAddr
 		rep.Config.Path, rep.Env.MTU = "veth", b.ns.mtu
 	}
@@ -127,94 +118,84 @@ func run(cfg config, stdout, stderr io.Writer) (err error) {
 		_, rep.GSO.SegmentTooBig = errors.AsType[*segmentTooBigError](b.gsoErr)
 	}
 
-	if !cfg.quiet && cfg.format == "table" {
-		b.progress = startProgress(stderr, cfg)
-	}
-	stopProfiles, err := startProfiles(cfg)
+	stopProfiles, err := bench.StartProfiles(cfg.cpuProfile, cfg.memProfile)
 	if err != nil {
 		return err
 	}
-	results := make([]*modeResult, len(cfg.modes))
-	for i, m := range cfg.modes {
-		results[i] = &modeResult{Mode: m}
+	var modes []bench.Mode[sample]
+	for _, m := range cfg.modes {
+		modes = append(modes, b.mode(m))
 	}
-	err = b.runRounds(results)
-	b.progress.stop()
+	res, err := bench.Run(ctx, bench.Plan[sample]{Name: "batchbench", Rounds: cfg.count, Warmup: true,
+		Groups: []bench.Group[sample]{{Modes: modes}}, Progress: cfg.out.Progress(stderr)})
 	if perr := stopProfiles(); err == nil {
 		err = perr
 	}
 	if err != nil {
 		return err
 	}
-	rep.Modes = results
+	for _, s := range res.Series {
+		rep.Modes = append(rep.Modes, &modeResult{Mode: s.Mode, Unavailable: s.Unavailable, Samples: values(s.Samples)})
+	}
 	rep.finish()
 	b.explainGSO(rep)
 
-	if cfg.svg != "" {
-		if err := writeSVGFile(cfg.svg, rep.chart()); err != nil {
+	if cfg.out.SVG != "" {
+		if err := bench.WriteSVGFile(cfg.out.SVG, rep.chart()); err != nil {
 			return err
 		}
 	}
-	switch cfg.format {
+	switch cfg.out.Format {
 	case "json":
-		return rep.writeJSON(stdout)
+		return bench.WriteJSON(stdout, rep)
 	case "gobench":
 		return rep.writeGobench(stdout)
 	}
-	return rep.writeTable(stdout, cfg.quiet)
+	return rep.writeTable(stdout, cfg.out.Quiet)
 }
 
-// runRounds runs a short warm-up of every mode, then count rounds of
-// A B C … each on a fresh sender socket.
-func (b *bench) runRounds(results []*modeResult) error {
-	warm := min(b.cfg.duration/4, 100*time.Millisecond)
-	for round := 0; round <= b.cfg.count; round++ {
-		for _, res := range results {
-			if res.Unavailable != "" {
-				continue
-			}
-			b.progress.set(res.Mode, round)
+// mode is one send mode: each round on a fresh sender socket, sending for
+// -duration (the warm-up a quarter of that, at most 100ms).
+func (b *sendBench) mode(name string) bench.Mode[sample] {
+	var s sender
+	return bench.Mode[sample]{
+		Name: name,
+		Setup: func(_ context.Context, round int) (err error) {
+			s, err = b.newSender(name)
+			return err
+		},
+		Sample: func(_ context.Context, round int) (sample, error) {
 			d := b.cfg.duration
 			if round == 0 {
-				d = warm
-			}
-			s, err := b.newSender(res.Mode)
-			if err != nil {
-				if ue, ok := errors.AsType[*unavailableError](err); ok {
-					res.Unavailable = ue.why
-					continue
-				}
-				return fmt.Errorf("%s: %w", res.Mode, err)
+				d = min(b.cfg.duration/4, 100*time.Millisecond)
 			}
 			smp, err := b.measure(s, d)
-			if bs, ok := s.(*batchconnSender); ok && res.Mode == modeBatchconnGSO {
+			if bs, ok := s.(*batchconnSender); ok && name == modeBatchconnGSO {
 				b.gsoOff = bs.c.Stats().GSOOff
 			}
-			if cerr := s.close(); err == nil && cerr != nil {
-				err = cerr
-			}
-			if err != nil {
-				res.Unavailable = fmt.Sprintf("stopped in round %d: %v", round, err)
-				res.Samples = nil
-				continue
-			}
-			if round > 0 {
-				smp.Round = round
-				res.Samples = append(res.Samples, smp)
-			}
-		}
+			return smp, bench.Unavailable(err)
+		},
+		Teardown: func() error { return s.close() },
 	}
-	return nil
+}
+
+// values returns the samples with their rounds filled in.
+func values(ss []bench.Sample[sample]) []sample {
+	var vs []sample
+	for _, s := range ss {
+		s.Value.Round = s.Round
+		vs = append(vs, s.Value)
+	}
+	return vs
 }
 
 // measure runs s for d on a locked thread and returns what it did.
-func (b *bench) measure(s sender, d time.Duration) (sample, error) {
+func (b *sendBench) measure(s sender, d time.Duration) (sample, error) {
 	// The receiver must be idle before the round starts, or the last
 	// round's backlog would be counted (and drained) in this one.
 	b.rx.waitDrained()
 	rx0 := b.rx.count.Load()
-	var self0, self1 unix.Rusage
-	_ = unix.Getrusage(unix.RUSAGE_SELF, &self0)
+	self0 := bench.ProcessCPU()
 
 	type result struct {
 		smp sample
@@ -229,19 +210,19 @@ func (b *bench) measure(s sender, d time.Duration) (sample, error) {
 		done <- r
 	}()
 	r := <-done
-	_ = unix.Getrusage(unix.RUSAGE_SELF, &self1)
+	self1 := bench.ProcessCPU()
 	b.rx.waitDrained()
 	r.smp.Sent = r.smp.Batches * uint64(b.cfg.batch)
 	r.smp.Bytes = r.smp.Sent * uint64(b.cfg.size)
 	// The receiver got the warm-up batch too, which is not part of Sent.
 	got, warm := b.rx.count.Load()-rx0, r.smp.WarmupSent*uint64(b.cfg.batch)
 	r.smp.Delivered = got - min(got, warm)
-	r.smp.ProcessCPU = cpuTime(&self1) - cpuTime(&self0)
+	r.smp.ProcessCPU = self1 - self0
 	return r.smp, r.err
 }
 
 // sendFor is the measured loop. It runs on a locked OS thread so that the
-// thread's CPU clock (threadCPU) is the sender's CPU time; getrusage
+// thread's CPU clock (bench.ThreadCPU) is the sender's CPU time; getrusage
 // (RUSAGE_THREAD) still gives the context switches.
 //
 // Its first batch is a warm-up, not measured: one-time set-up on a fresh
@@ -264,7 +245,7 @@ func sendFor(s sender, d time.Duration) (sample, error) {
 	mallocs0 := ms.Mallocs
 	var ru0, ru1 unix.Rusage
 	_ = unix.Getrusage(unix.RUSAGE_THREAD, &ru0)
-	cpu0 := threadCPU()
+	cpu0 := bench.ThreadCPU()
 	start := time.Now()
 	var err error
 	for {
@@ -277,7 +258,7 @@ func sendFor(s sender, d time.Duration) (sample, error) {
 		}
 	}
 	smp.Elapsed = time.Since(start)
-	cpu1 := threadCPU()
+	cpu1 := bench.ThreadCPU()
 	_ = unix.Getrusage(unix.RUSAGE_THREAD, &ru1)
 	runtime.ReadMemStats(&ms)
 	smp.Mallocs = ms.Mallocs - mallocs0
@@ -289,12 +270,8 @@ func sendFor(s sender, d time.Duration) (sample, error) {
 	return smp, err
 }
 
-func cpuTime(ru *unix.Rusage) time.Duration {
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // newSender opens a fresh sender socket for mode.
-func (b *bench) newSender(mode string) (sender, error) {
+func (b *sendBench) newSender(mode string) (sender, error) {
 	var s sender
 	err := b.inSndNetns(func() error {
 		var err error
@@ -304,7 +281,7 @@ func (b *bench) newSender(mode string) (sender, error) {
 			return err
 		case modeRawGSO:
 			if b.gsoErr != nil {
-				return &unavailableError{"UDP GSO not usable: " + b.gsoErr.Error()}
+				return bench.Unavailable(fmt.Errorf("UDP GSO not usable: %w", b.gsoErr))
 			}
 			s, err = newRawSender(b, true)
 			return err
@@ -434,7 +411,7 @@ func (s *batchconnSender) close() error { return s.c.Close() }
 
 // probeGSO makes one real two-segment UDP GSO send to the first receiver, the
 // cheapest proof that this kernel and path take GSO sends of this size.
-func (b *bench) probeGSO() error {
+func (b *sendBench) probeGSO() error {
 	if b.segsPerGSO < 2 {
 		return fmt.Errorf("two %d-byte datagrams exceed the largest UDP GSO send (%d bytes)", b.cfg.size, b.segsPerGSO*b.cfg.size+b.cfg.size)
 	}
@@ -442,7 +419,7 @@ func (b *bench) probeGSO() error {
 }
 
 // explainGSO fills in whether batchconn-gso used GSO, and why not.
-func (b *bench) explainGSO(rep *report) {
+func (b *sendBench) explainGSO(rep *report) {
 	g := rep.mode(modeBatchconnGSO)
 	if g == nil {
 		if rep.GSO.Why == "" {
@@ -471,7 +448,7 @@ func (b *bench) explainGSO(rep *report) {
 }
 
 // inSndNetns runs f on a thread in the senders' network namespace.
-func (b *bench) inSndNetns(f func() error) error {
+func (b *sendBench) inSndNetns(f func() error) error {
 	if b.ns == nil {
 		return f()
 	}
@@ -479,57 +456,9 @@ func (b *bench) inSndNetns(f func() error) error {
 }
 
 // inRcvNetns runs f on a thread in the receiver's network namespace.
-func (b *bench) inRcvNetns(f func() error) error {
+func (b *sendBench) inRcvNetns(f func() error) error {
 	if b.ns == nil {
 		return f()
 	}
 	return b.ns.do(b.ns.rcv, f)
-}
-
-func fillEnv(rep *report) {
-	e := &rep.Env
-	e.GoVersion, e.GOOS, e.GOARCH = runtime.Version(), runtime.GOOS, runtime.GOARCH
-	e.NumCPU, e.GOMAXPROCS = runtime.NumCPU(), runtime.GOMAXPROCS(0)
-	var u unix.Utsname
-	if unix.Uname(&u) == nil {
-		e.Kernel = "Linux " + unix.ByteSliceToString(u.Release[:])
-	}
-	if f, err := os.Open("/proc/cpuinfo"); err == nil {
-		defer f.Close()
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-				e.CPU = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
-}
-
-// isTerminal reports whether w is a terminal.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
-}
-
-// notifySignals calls f on SIGINT, SIGTERM or SIGHUP until stop is called.
-func notifySignals(f func(os.Signal)) (stop func()) {
-	c := make(chan os.Signal, 1)
-	done := make(chan struct{})
-	signal.Notify(c, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	go func() {
-		select {
-		case s := <-c:
-			f(s)
-		case <-done:
-		}
-	}()
-	return func() {
-		signal.Stop(c)
-		close(done)
-	}
 }

@@ -22,9 +22,11 @@
 // show), payload Gbit/s, CPU time per datagram, system calls per datagram,
 // allocations per batch, and ratios against writeto and against the raw mode
 // that is its ceiling.
-// Modes alternate (A B C … A B C …) for -count rounds, so drift on a shared
-// machine hits all of them alike; the table shows the median and the min–max of
-// the rounds.
+// Modes alternate for -count rounds, each round starting one mode further
+// along (A B C, B C A, C A B, ...) after a warm-up round, with a GC before
+// each mode, so drift on a shared machine hits all of them alike and no mode
+// always follows the same one; the table shows the median and the min–max of
+// the rounds (internal/bench runs the rounds).
 //
 // Flags:
 //
@@ -101,10 +103,9 @@
 //	go run ./cmd/batchbench -recv -live -traffic plain     # live, plain
 //
 // The fill is three quarters of the datagrams a GRO-less socket held before
-// its first drop, measured once per run (at most 131072). Each round starts
-// one mode further along and after a GC, so no mode always follows the same
-// one. CPU time is CLOCK_THREAD_CPUTIME_ID, not getrusage, whose whole
-// scheduler ticks (4 ms here) are a third of a drain.
+// its first drop, measured once per run (at most 131072). The rounds rotate
+// as for sends. CPU time is CLOCK_THREAD_CPUTIME_ID, not getrusage, whose
+// whole scheduler ticks (4 ms here) are a third of a drain.
 //
 // The system call's own ceiling, without Go, is ceiling/recvmmsg.c: the same
 // fill and recvmmsg drain of 64 prebuilt headers in C, printing the median
@@ -116,20 +117,23 @@
 // where batchconn-read measured 578–594 ns (1.04–1.08× the C drain) and
 // raw-recvmmsg 639–664 ns (1.16–1.19×), each run alone, three times.
 //
-// Exit status: 0 on success, 2 for bad flags, 1 when the measurement fails.
+// SIGINT, SIGTERM or SIGHUP ends the run after the sample under way (and
+// removes -netns's namespaces).
+//
+// Exit status: 0 on success, 2 for bad flags, 1 when the measurement fails
+// or is interrupted.
 // Linux only: on other systems it explains that and exits 1.
 package main
 
 import (
-	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/batchconn/batchconn/internal/bench"
 )
 
 // The modes, in the order they run within a round and appear in the table.
@@ -188,29 +192,19 @@ type config struct {
 	count    int           // rounds
 	modes    []string      // in allModes order
 	ipv6     bool
-	format   string // "table", "json" or "gobench"
-	quiet    bool
 	netns    bool
+	out      bench.Output // -format, -json, -q, -svg
 
 	recv    bool   // measure receiving
 	traffic string // with recv: trafficGSO or trafficPlain
 	live    bool   // with recv: a live sender instead of draining a filled socket
-	svg     string // SVG chart output file, if any
 
 	cpuProfile, memProfile string // pprof output files, for profiling the library
 }
 
-// usageError is a problem with the command line; it exits with status 2.
-type usageError struct{ msg string }
-
-func (e *usageError) Error() string { return e.msg }
-
-func usagef(format string, args ...any) error {
-	return &usageError{fmt.Sprintf(format, args...)}
-}
-
-// parseFlags parses and checks the command line. Problems are *usageError
-// values; -h and -help return flag.ErrHelp after printing the usage to stderr.
+// parseFlags parses and checks the command line. Problems are
+// *bench.UsageError values; -h and -help return flag.ErrHelp after printing
+// the usage to stderr.
 func parseFlags(args []string, stderr io.Writer) (config, error) {
 	cfg := config{}
 	fs := flag.NewFlagSet("batchbench", flag.ContinueOnError)
@@ -222,46 +216,34 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.count, "count", 15, "rounds; modes alternate within each round")
 	modes := fs.String("modes", "all", "comma-separated modes: "+strings.Join(allModes, ",")+"; with -recv, those -recv lists")
 	fs.BoolVar(&cfg.ipv6, "ipv6", false, "use IPv6")
-	asJSON := fs.Bool("json", false, "print the results as JSON (same as -format json)")
-	fs.StringVar(&cfg.format, "format", "table", "output `format`: table, json, or gobench (for benchstat)")
-	fs.BoolVar(&cfg.quiet, "q", false, "print only the results: no progress line, no notes")
+	cfg.out.Flags(fs)
 	fs.BoolVar(&cfg.netns, "netns", false, "measure across a veth pair between two network namespaces (root only)")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a pprof CPU profile of the whole run to `file`")
 	fs.StringVar(&cfg.memProfile, "memprofile", "", "record every allocation and write a pprof allocation profile to `file`")
 	fs.BoolVar(&cfg.recv, "recv", false, "measure receiving instead of sending (modes: "+strings.Join(allRecvModes, ",")+")")
 	fs.StringVar(&cfg.traffic, "traffic", trafficGSO, "with -recv: what the sender sends: gso (14 datagrams per UDP GSO send) or plain")
 	fs.BoolVar(&cfg.live, "live", false, "with -recv: read while a sender sends, instead of draining a pre-filled socket")
-	fs.StringVar(&cfg.svg, "svg", "", "also write the table as an SVG bar chart to `file`")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stderr)
-			fmt.Fprintf(stderr, "usage: batchbench [flags]\n\nMeasures batchconn against WriteToUDPAddrPort, x/net WriteBatch and raw sendmmsg;\n"+
-				"with -recv, against ReadFrom, x/net ReadBatch and raw recvmmsg.\n\n")
-			fs.PrintDefaults()
-			return cfg, err
-		}
-		return cfg, usagef("%v", err)
-	}
-	if fs.NArg() > 0 {
-		return cfg, usagef("unexpected argument %q (batchbench takes only flags)", fs.Arg(0))
+	if err := bench.Parse(fs, args, stderr, "usage: batchbench [flags]\n\nMeasures batchconn against WriteToUDPAddrPort, x/net WriteBatch and raw sendmmsg;\n"+
+		"with -recv, against ReadFrom, x/net ReadBatch and raw recvmmsg.\n\n"); err != nil {
+		return cfg, err
 	}
 
 	if cfg.recv {
-		if !set(fs, "size") {
+		if !bench.IsSet(fs, "size") {
 			cfg.size = recvSize
 		}
 		switch {
-		case set(fs, "dests"):
-			return cfg, usagef("-dests is for sends: -recv reads one socket")
+		case bench.IsSet(fs, "dests"):
+			return cfg, bench.Usagef("-dests is for sends: -recv reads one socket")
 		case cfg.netns:
-			return cfg, usagef("-netns is for sends: -recv measures over loopback")
+			return cfg, bench.Usagef("-netns is for sends: -recv measures over loopback")
 		case cfg.traffic != trafficGSO && cfg.traffic != trafficPlain:
-			return cfg, usagef("-traffic %q: want gso or plain", cfg.traffic)
+			return cfg, bench.Usagef("-traffic %q: want gso or plain", cfg.traffic)
 		}
 	} else {
 		for _, name := range []string{"traffic", "live"} {
-			if set(fs, name) {
-				return cfg, usagef("-%s is for receiving: add -recv", name)
+			if bench.IsSet(fs, name) {
+				return cfg, bench.Usagef("-%s is for receiving: add -recv", name)
 			}
 		}
 	}
@@ -272,41 +254,27 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	switch {
 	case cfg.size < 1:
-		return cfg, usagef("-size %d: a datagram needs at least 1 byte of payload", cfg.size)
+		return cfg, bench.Usagef("-size %d: a datagram needs at least 1 byte of payload", cfg.size)
 	case cfg.size > maxSize:
-		return cfg, usagef("-size %d: the largest UDP payload over %s is %d bytes", cfg.size, fam, maxSize)
+		return cfg, bench.Usagef("-size %d: the largest UDP payload over %s is %d bytes", cfg.size, fam, maxSize)
 	case cfg.batch < 1:
-		return cfg, usagef("-batch %d: a batch needs at least 1 datagram", cfg.batch)
+		return cfg, bench.Usagef("-batch %d: a batch needs at least 1 datagram", cfg.batch)
 	case cfg.batch > maxBatch:
-		return cfg, usagef("-batch %d: at most %d messages fit in one sendmmsg or recvmmsg call (UIO_MAXIOV)", cfg.batch, maxBatch)
+		return cfg, bench.Usagef("-batch %d: at most %d messages fit in one sendmmsg or recvmmsg call (UIO_MAXIOV)", cfg.batch, maxBatch)
 	case cfg.dests < 1:
-		return cfg, usagef("-dests %d: need at least 1 destination", cfg.dests)
+		return cfg, bench.Usagef("-dests %d: need at least 1 destination", cfg.dests)
 	case cfg.dests > cfg.batch:
-		return cfg, usagef("-dests %d: more destinations than datagrams per batch (%d)", cfg.dests, cfg.batch)
+		return cfg, bench.Usagef("-dests %d: more destinations than datagrams per batch (%d)", cfg.dests, cfg.batch)
 	case cfg.duration < minDuration:
-		return cfg, usagef("-duration %v: at least %v per mode per round (shorter rounds measure the clock, not the mode)", cfg.duration, minDuration)
+		return cfg, bench.Usagef("-duration %v: at least %v per mode per round (shorter rounds measure the clock, not the mode)", cfg.duration, minDuration)
 	case cfg.count < 1 || cfg.count > maxCount:
-		return cfg, usagef("-count %d: must be between 1 and %d", cfg.count, maxCount)
+		return cfg, bench.Usagef("-count %d: must be between 1 and %d", cfg.count, maxCount)
 	case cfg.recv && cfg.traffic == trafficGSO && cfg.size*gsoSegs > maxSize:
-		return cfg, usagef("-size %d: with -traffic gso, %d segments per send must fit in %d bytes (at most -size %d)",
+		return cfg, bench.Usagef("-size %d: with -traffic gso, %d segments per send must fit in %d bytes (at most -size %d)",
 			cfg.size, gsoSegs, maxSize, maxSize/gsoSegs)
 	}
-	if err := checkOutputFile("-svg", cfg.svg); err != nil {
+	if err := cfg.out.Check(fs); err != nil {
 		return cfg, err
-	}
-
-	if *asJSON {
-		// -json is shorthand for -format json; an explicit -format that says
-		// otherwise (even "table") is a contradiction, not something to guess.
-		if set(fs, "format") && cfg.format != "json" {
-			return cfg, usagef("-json and -format %s contradict each other (-json means -format json)", cfg.format)
-		}
-		cfg.format = "json"
-	}
-	switch cfg.format {
-	case "table", "json", "gobench":
-	default:
-		return cfg, usagef("-format %q: want table, json, or gobench", cfg.format)
 	}
 
 	var err error
@@ -316,40 +284,6 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		cfg.modes, err = parseModes(*modes, allModes, allRecvModes, "a receive mode: add -recv")
 	}
 	return cfg, err
-}
-
-// checkOutputFile refuses, before anything is measured, an output file that
-// cannot be written: its directory must exist and it must not be a directory.
-func checkOutputFile(flagName, path string) error {
-	if path == "" {
-		return nil
-	}
-	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
-		return usagef("%s %s: is a directory, want a file name", flagName, path)
-	}
-	dir := filepath.Dir(path)
-	fi, err := os.Stat(dir)
-	switch {
-	case err != nil:
-		return usagef("%s %s: no directory %s to write it in", flagName, path, dir)
-	case !fi.IsDir():
-		return usagef("%s %s: %s is not a directory", flagName, path, dir)
-	}
-	// The one portable test of "can I create a file here": create one.
-	f, err := os.CreateTemp(dir, ".batchbench-*")
-	if err != nil {
-		return usagef("%s %s: cannot create files in %s: %v", flagName, path, dir, err)
-	}
-	f.Close()
-	os.Remove(f.Name())
-	return nil
-}
-
-// set reports whether the flag name was given on the command line.
-func set(fs *flag.FlagSet, name string) bool {
-	found := false
-	fs.Visit(func(f *flag.Flag) { found = found || f.Name == name })
-	return found
 }
 
 // parseModes turns "all" or a comma-separated list into modes of all, in
@@ -366,18 +300,18 @@ func parseModes(s string, all, other []string, hint string) ([]string, error) {
 			continue
 		}
 		if slices.Contains(other, name) {
-			return nil, usagef("-modes: %q is %s (modes: %s)", name, hint, strings.Join(all, ", "))
+			return nil, bench.Usagef("-modes: %q is %s (modes: %s)", name, hint, strings.Join(all, ", "))
 		}
 		if !slices.Contains(all, name) {
-			return nil, usagef("-modes: unknown mode %q (modes: %s)", name, strings.Join(all, ", "))
+			return nil, bench.Usagef("-modes: unknown mode %q (modes: %s)", name, strings.Join(all, ", "))
 		}
 		if slices.Contains(picked, name) {
-			return nil, usagef("-modes: %q listed twice", name)
+			return nil, bench.Usagef("-modes: %q listed twice", name)
 		}
 		picked = append(picked, name)
 	}
 	if len(picked) == 0 {
-		return nil, usagef("-modes: no modes given (modes: %s)", strings.Join(all, ", "))
+		return nil, bench.Usagef("-modes: no modes given (modes: %s)", strings.Join(all, ", "))
 	}
 	slices.SortFunc(picked, func(a, b string) int {
 		return slices.Index(all, a) - slices.Index(all, b)
@@ -388,24 +322,14 @@ func parseModes(s string, all, other []string, hint string) ([]string, error) {
 // batchbench runs the command and returns its exit status.
 func batchbench(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "writers" {
-		return writersMain(args[1:], stdout, stderr) // writers.go
+		err := writersMain(args[1:], stdout, stderr) // writers.go
+		return bench.Exit(err, stderr, "batchbench", "batchbench writers")
 	}
 	cfg, err := parseFlags(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
 	if err == nil {
 		err = run(cfg, stdout, stderr)
 	}
-	if err == nil {
-		return 0
-	}
-	fmt.Fprintf(stderr, "batchbench: %v\n", err)
-	if _, ok := errors.AsType[*usageError](err); ok {
-		fmt.Fprintf(stderr, "run 'batchbench -h' for the flags\n")
-		return 2
-	}
-	return 1
+	return bench.Exit(err, stderr, "batchbench", "batchbench")
 }
 
 func main() {

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/batchconn/batchconn/internal/bench"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -27,8 +29,8 @@ func TestParseFlags(t *testing.T) {
 			if c.size != 1200 || c.batch != 64 || c.dests != 1 || c.count != 15 || c.duration != 150*time.Millisecond {
 				t.Errorf("defaults = size %d batch %d dests %d count %d duration %v", c.size, c.batch, c.dests, c.count, c.duration)
 			}
-			if c.format != "table" || c.ipv6 || c.netns || c.quiet {
-				t.Errorf("defaults = format %q ipv6 %v netns %v quiet %v", c.format, c.ipv6, c.netns, c.quiet)
+			if c.out.Format != "table" || c.ipv6 || c.netns || c.out.Quiet {
+				t.Errorf("defaults = format %q ipv6 %v netns %v quiet %v", c.out.Format, c.ipv6, c.netns, c.out.Quiet)
 			}
 			if !slices.Equal(c.modes, allModes) {
 				t.Errorf("modes = %v, want all", c.modes)
@@ -60,8 +62,8 @@ func TestParseFlags(t *testing.T) {
 		{name: "a mode listed twice is refused", args: []string{"-modes", "xnet,xnet"}, wantErr: "twice"},
 		{name: "an empty mode list is refused", args: []string{"-modes", ","}, wantErr: "no modes"},
 		{name: "json selects the json format", args: []string{"-json"}, check: func(t *testing.T, c config) {
-			if c.format != "json" {
-				t.Errorf("format = %q", c.format)
+			if c.out.Format != "json" {
+				t.Errorf("format = %q", c.out.Format)
 			}
 		}},
 		{name: "gobench format is accepted", args: []string{"-format", "gobench"}},
@@ -69,8 +71,8 @@ func TestParseFlags(t *testing.T) {
 		{name: "json with gobench contradict", args: []string{"-json", "-format", "gobench"}, wantErr: "contradict"},
 		{name: "json with an explicit table format contradict", args: []string{"-json", "-format", "table"}, wantErr: "-json and -format table contradict"},
 		{name: "json with an explicit json format agree", args: []string{"-format", "json", "-json"}, check: func(t *testing.T, c config) {
-			if c.format != "json" {
-				t.Errorf("format = %q", c.format)
+			if c.out.Format != "json" {
+				t.Errorf("format = %q", c.out.Format)
 			}
 		}},
 		{name: "an unknown flag is refused", args: []string{"-sizes", "3"}, wantErr: "sizes"},
@@ -92,8 +94,8 @@ func TestParseFlags(t *testing.T) {
 			if err == nil {
 				t.Fatalf("parseFlags(%q) succeeded, want error containing %q", tt.args, tt.wantErr)
 			}
-			if _, ok := errors.AsType[*usageError](err); !ok {
-				t.Errorf("error %v is a %T, want *usageError", err, err)
+			if _, ok := errors.AsType[*bench.UsageError](err); !ok {
+				t.Errorf("error %v is a %T, want *bench.UsageError", err, err)
 			}
 			if !strings.Contains(err.Error(), tt.wantErr) {
 				t.Errorf("error %q does not contain %q", err, tt.wantErr)
@@ -185,7 +187,7 @@ func TestReportFinish(t *testing.T) {
 
 func TestJSONOutputRoundTrips(t *testing.T) {
 	var buf bytes.Buffer
-	if err := fakeReport().writeJSON(&buf); err != nil {
+	if err := bench.WriteJSON(&buf, fakeReport()); err != nil {
 		t.Fatal(err)
 	}
 	var got map[string]any

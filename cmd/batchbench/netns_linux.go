@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -135,7 +134,8 @@ func (p *netnsPair) do(name string, f func() error) error {
 }
 
 // cleanup deletes both namespaces (which destroys the veth pair). It is safe
-// to call more than once and from a signal handler goroutine.
+// to call more than once. A signal ends the run (bench.SignalContext), not
+// the process, so the deferred cleanup runs then too.
 func (p *netnsPair) cleanup() {
 	p.once.Do(func() {
 		for _, f := range p.fds {
@@ -149,14 +149,5 @@ func (p *netnsPair) cleanup() {
 		if p.origin != nil {
 			p.origin.Close()
 		}
-	})
-}
-
-// cleanupOnSignal removes the namespaces and exits if the run is interrupted.
-func (p *netnsPair) cleanupOnSignal(stderr io.Writer) (stop func()) {
-	return notifySignals(func(s os.Signal) {
-		p.cleanup()
-		fmt.Fprintf(stderr, "\nbatchbench: %v: removed network namespaces %s and %s\n", s, p.snd, p.rcv)
-		os.Exit(130)
 	})
 }

@@ -31,7 +31,7 @@ type rawSender struct {
 // contiguous buffer sent as one message with a UDP_SEGMENT control message,
 // split at b.segsPerGSO datagrams; all of a batch's messages go in one
 // sendmmsg call.
-func newRawSender(b *bench, gso bool) (*rawSender, error) {
+func newRawSender(b *sendBench, gso bool) (*rawSender, error) {
 	fd, err := rawSocket(b.local)
 	if err != nil {
 		return nil, err
@@ -181,7 +181,7 @@ func putSegmentCmsg(oob []byte, size int) {
 }
 
 // probeGSO sends two datagrams to the first receiver as one UDP GSO message.
-func probeGSO(b *bench) error {
+func probeGSO(b *sendBench) error {
 	fd, err := rawSocket(b.local)
 	if err != nil {
 		return err

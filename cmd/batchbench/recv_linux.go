@@ -14,6 +14,7 @@ import (
 	"unsafe"
 
 	"github.com/batchconn/batchconn/batchconn"
+	"github.com/batchconn/batchconn/internal/bench"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
@@ -61,7 +62,7 @@ const (
 	maxFill = 1 << 17
 )
 
-func runRecv(cfg config, stdout, stderr io.Writer) error {
+func runRecv(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	rb := &recvBench{cfg: cfg, network: "udp4", local: netip.MustParseAddr("127.0.0.1")}
 	if cfg.ipv6 {
 		rb.network, rb.local = "udp6", netip.IPv6Loopback()
@@ -75,7 +76,7 @@ func runRecv(cfg config, stdout, stderr io.Writer) error {
 	if cfg.live {
 		c.Duration = cfg.duration
 	}
-	fillRecvEnv(rep)
+	rep.Env.Env = bench.ThisMachine()
 
 	var err error
 	if rb.tx, err = newTrafficSender(rb); err != nil {
@@ -89,21 +90,20 @@ func runRecv(cfg config, stdout, stderr io.Writer) error {
 		c.Fill = rb.fill
 	}
 
-	var prog *progress
-	if !cfg.quiet && cfg.format == "table" {
-		prog = startProgress(stderr, cfg)
-	}
-	stopProfiles, err := startProfiles(cfg)
+	stopProfiles, err := bench.StartProfiles(cfg.cpuProfile, cfg.memProfile)
 	if err != nil {
-		prog.stop()
 		return err
 	}
-	results := make([]*recvModeResult, len(cfg.modes))
-	for i, m := range cfg.modes {
-		results[i] = &recvModeResult{Mode: m}
+	var modes []bench.Mode[recvSample]
+	for _, m := range cfg.modes {
+		modes = append(modes, rb.mode(m))
 	}
-	err = rb.runRounds(results, prog)
-	prog.stop()
+	// Each round starts one mode further along (bench.Run): a mode read
+	// right after another was measured slower here than alone (the
+	// previous drain's memory, the GC of what an allocating mode left), and
+	// a fixed order charged that to the same modes every round.
+	res, err := bench.Run(ctx, bench.Plan[recvSample]{Name: "batchbench", Rounds: cfg.count, Warmup: true,
+		Groups: []bench.Group[recvSample]{{Modes: modes}}, Progress: cfg.out.Progress(stderr)})
 	if perr := stopProfiles(); err == nil {
 		err = perr
 	}
@@ -111,72 +111,55 @@ func runRecv(cfg config, stdout, stderr io.Writer) error {
 		return err
 	}
 	rep.Env.RcvBuf = rb.rcvbuf
-	rep.Modes = results
+	for _, s := range res.Series {
+		m := &recvModeResult{Mode: s.Mode, Unavailable: s.Unavailable}
+		for _, smp := range s.Samples {
+			smp.Value.Round = smp.Round
+			m.Samples = append(m.Samples, smp.Value)
+		}
+		rep.Modes = append(rep.Modes, m)
+	}
 	rep.finish()
 
-	if cfg.svg != "" {
-		if err := writeSVGFile(cfg.svg, rep.chart()); err != nil {
+	if cfg.out.SVG != "" {
+		if err := bench.WriteSVGFile(cfg.out.SVG, rep.chart()); err != nil {
 			return err
 		}
 	}
-	switch cfg.format {
+	switch cfg.out.Format {
 	case "json":
-		return rep.writeJSON(stdout)
+		return bench.WriteJSON(stdout, rep)
 	case "gobench":
 		return rep.writeGobench(stdout)
 	}
-	return rep.writeTable(stdout, cfg.quiet)
+	return rep.writeTable(stdout, cfg.out.Quiet)
 }
 
-// runRounds runs a warm-up round (not recorded), then count rounds of
-// A B C …, each mode on a fresh socket, after a GC that clears what the
-// modes before it left.
-//
-// Each round starts one mode further along (A B C, B C A, C A B, ...): a
-// mode read right after another was measured slower here than alone (the
-// previous drain's memory, the GC of what an allocating mode left), and a
-// fixed order charged that to the same modes every round.
-func (rb *recvBench) runRounds(results []*recvModeResult, prog *progress) error {
-	for round := 0; round <= rb.cfg.count; round++ {
-		for k := range results {
-			res := results[(k+round)%len(results)]
-			if res.Unavailable != "" {
-				continue
-			}
-			runtime.GC()
-			prog.set(res.Mode, round)
-			r, err := recvCtors[res.Mode](rb)
-			if err != nil {
-				if ue, ok := errors.AsType[*unavailableError](err); ok {
-					res.Unavailable = ue.why
-					continue
-				}
-				return fmt.Errorf("%s: %w", res.Mode, err)
+// mode is one receive mode: each round on a fresh socket, a drain of the
+// filled socket or a live read for -duration.
+func (rb *recvBench) mode(name string) bench.Mode[recvSample] {
+	var r reader
+	return bench.Mode[recvSample]{
+		Name: name,
+		Setup: func(context.Context, int) (err error) {
+			if r, err = recvCtors[name](rb); err != nil {
+				return err
 			}
 			if rb.rcvbuf == 0 {
 				rb.rcvbuf, _ = unix.GetsockoptInt(r.fd(), unix.SOL_SOCKET, unix.SO_RCVBUF)
 			}
-			var smp recvSample
+			return nil
+		},
+		Sample: func(context.Context, int) (smp recvSample, err error) {
 			if rb.cfg.live {
 				smp, err = rb.measureLive(r)
 			} else {
 				smp, err = rb.measureDrain(r)
 			}
-			if cerr := r.close(); err == nil && cerr != nil {
-				err = cerr
-			}
-			if err != nil {
-				res.Unavailable = fmt.Sprintf("stopped in round %d: %v", round, err)
-				res.Samples = nil
-				continue
-			}
-			if round > 0 {
-				smp.Round = round
-				res.Samples = append(res.Samples, smp)
-			}
-		}
+			return smp, bench.Unavailable(err)
+		},
+		Teardown: func() error { return r.close() },
 	}
-	return nil
 }
 
 // measureDrain fills r's socket with rb.fill datagrams, then times reading
@@ -317,7 +300,7 @@ func timedReads(r reader, smp *recvSample, warm int, next func(n, b int) (count,
 	runtime.ReadMemStats(&ms)
 	smp.SetupMallocs = ms.Mallocs - setup0
 	mallocs0 := ms.Mallocs
-	cpu0 := threadCPU()
+	cpu0 := bench.ThreadCPU()
 	start := time.Now()
 	last := start
 	var err error
@@ -338,23 +321,12 @@ func timedReads(r reader, smp *recvSample, warm int, next func(n, b int) (count,
 			break
 		}
 	}
-	cpu1 := threadCPU()
+	cpu1 := bench.ThreadCPU()
 	runtime.ReadMemStats(&ms)
 	smp.Elapsed = last.Sub(start)
 	smp.CPU = cpu1 - cpu0
 	smp.Mallocs = ms.Mallocs - mallocs0
 	return err
-}
-
-// threadCPU is the calling thread's CPU time, user and system, from
-// CLOCK_THREAD_CPUTIME_ID: the scheduler's nanoseconds. getrusage
-// (RUSAGE_THREAD) counts whole scheduler ticks on kernels with tick-based
-// accounting (4 ms at HZ=250 here), a third of a 12 ms drain: its medians
-// came out in steps of about 180 ns per datagram.
-func threadCPU() time.Duration {
-	var ts unix.Timespec
-	_ = unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts)
-	return time.Duration(ts.Nano())
 }
 
 // checkBytes catches a mode that returns other than whole datagrams (a GRO
@@ -554,7 +526,7 @@ func newBatchconnReader(rb *recvBench, gro, single bool) (reader, error) {
 	}
 	if gro && !bc.GROEnabled() {
 		bc.Close()
-		return nil, &unavailableError{"UDP GRO is not available here (batchconn's GROEnabled is false; BATCHCONN_DISABLE_GRO set, or no UDP_GRO)"}
+		return nil, bench.Unavailable(errors.New("UDP GRO is not available here (batchconn's GROEnabled is false; BATCHCONN_DISABLE_GRO set, or no UDP_GRO)"))
 	}
 	r := &batchconnReader{udpReader: u, bc: bc, ctx: context.Background(), single: single, buf: make([]byte, rb.cfg.size)}
 	bufs := make([]byte, rb.cfg.batch*rb.cfg.size)
@@ -841,11 +813,3 @@ func (s *trafficSender) sendMarker() error {
 }
 
 func (s *trafficSender) close() error { return unix.Close(s.sock) }
-
-func fillRecvEnv(rep *recvReport) {
-	var sr report
-	fillEnv(&sr)
-	e, s := &rep.Env, &sr.Env
-	e.GoVersion, e.GOOS, e.GOARCH, e.Kernel, e.CPU, e.NumCPU, e.GOMAXPROCS =
-		s.GoVersion, s.GOOS, s.GOARCH, s.Kernel, s.CPU, s.NumCPU, s.GOMAXPROCS
-}

@@ -1,12 +1,13 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/batchconn/batchconn/internal/bench"
 )
 
 // A recvSample is what one receive mode did in one round.
@@ -48,9 +49,9 @@ var recvRefs = []string{modeReadFrom, modeXNetReadBatch, modeRawRecvmmsg}
 // reference's, and the reference's CPU/dgram over this mode's (so both read
 // "x times better"), each the median over rounds of same-round ratios.
 type recvRatio struct {
-	Ref  string `json:"ref"`
-	Rate *stat  `json:"rate,omitempty"`
-	CPU  *stat  `json:"cpu,omitempty"`
+	Ref  string      `json:"ref"`
+	Rate *bench.Stat `json:"rate,omitempty"`
+	CPU  *bench.Stat `json:"cpu,omitempty"`
 }
 
 // recvModeResult is one receive mode's samples and summaries.
@@ -59,11 +60,11 @@ type recvModeResult struct {
 	Unavailable string       `json:"unavailable,omitempty"`
 	Samples     []recvSample `json:"samples"`
 
-	PerSec        stat        `json:"dgrams_per_sec"`
-	CPUNsPerDgram stat        `json:"cpu_ns_per_dgram"`
-	PerCall       stat        `json:"dgrams_per_call"`
-	AllocsPerCall stat        `json:"allocs_per_call"`
-	LostFraction  stat        `json:"lost_fraction"`
+	PerSec        bench.Stat  `json:"dgrams_per_sec"`
+	CPUNsPerDgram bench.Stat  `json:"cpu_ns_per_dgram"`
+	PerCall       bench.Stat  `json:"dgrams_per_call"`
+	AllocsPerCall bench.Stat  `json:"allocs_per_call"`
+	LostFraction  bench.Stat  `json:"lost_fraction"`
 	Ratios        []recvRatio `json:"ratios"`
 }
 
@@ -91,32 +92,24 @@ type recvReport struct {
 		Network  string        `json:"network"`
 	} `json:"config"`
 	Env struct {
-		GoVersion  string `json:"go_version"`
-		GOOS       string `json:"goos"`
-		GOARCH     string `json:"goarch"`
-		Kernel     string `json:"kernel"`
-		CPU        string `json:"cpu"`
-		NumCPU     int    `json:"num_cpu"`
-		GOMAXPROCS int    `json:"gomaxprocs"`
-		RcvBuf     int    `json:"rcvbuf_bytes"`
+		bench.Env
+		RcvBuf int `json:"rcvbuf_bytes"`
 	} `json:"env"`
 	CPUClock string            `json:"cpu_clock"`
 	Modes    []*recvModeResult `json:"modes"`
-	Targets  []target          `json:"targets,omitempty"`
+	// Targets are issue 9's goals for the receive path, checked on this
+	// run; a speed target twice, by dgrams/s and by CPU/dgram (figRate,
+	// then figCPU).
+	Targets []bench.Target `json:"targets,omitempty"`
 }
 
-// A target is one of issue 9's goals for the receive path, checked on this run.
-type target struct {
-	What   string  `json:"what"`
-	Want   float64 `json:"want"`
-	Got    float64 `json:"got"`
-	Met    bool    `json:"met"`
-	Figure string  `json:"figure"` // what Got is
-	// For a speed ratio, the same ratio by CPU time per datagram (the
-	// reference's over the mode's), steadier on a shared machine.
-	GotCPU float64 `json:"got_cpu,omitempty"`
-	MetCPU bool    `json:"met_cpu,omitempty"`
-}
+// What a speed target's Got is: the same-round ratio by rate, and by CPU
+// time per datagram (the reference's over the mode's), which is steadier on
+// a shared machine.
+const (
+	figRate = "dgrams/s ratio, median of rounds"
+	figCPU  = "CPU/dgram ratio (the reference's over this mode's), median of rounds"
+)
 
 const recvCPUClock = "the reading thread's user+system time (CLOCK_THREAD_CPUTIME_ID\n" +
 	"on its locked thread); loopback delivery is the sender's work, not counted here"
@@ -133,13 +126,8 @@ func (r *recvReport) mode(name string) *recvModeResult {
 // finish fills in the summaries, ratios and targets from the samples.
 func (r *recvReport) finish() {
 	for _, m := range r.Modes {
-		col := func(f func(recvSample) float64) stat {
-			xs := make([]float64, len(m.Samples))
-			for i, s := range m.Samples {
-				xs[i] = f(s)
-			}
-			return summarize(xs)
-		}
+		ss := m.samples()
+		col := func(f func(recvSample) float64) bench.Stat { return bench.Of(ss, f) }
 		m.PerSec = col(recvSample.perSec)
 		m.CPUNsPerDgram = col(recvSample.cpuPerDgram)
 		m.PerCall = col(recvSample.perCall)
@@ -149,56 +137,49 @@ func (r *recvReport) finish() {
 	for _, m := range r.Modes {
 		m.Ratios = nil
 		for _, ref := range recvRefs {
-			rm := r.mode(ref)
-			if rm == nil {
-				continue
+			if rm := r.mode(ref); rm != nil {
+				rate, cpu := recvRatios(m, rm)
+				m.Ratios = append(m.Ratios, recvRatio{Ref: ref, Rate: rate, CPU: cpu})
 			}
-			m.Ratios = append(m.Ratios, recvRatio{Ref: ref,
-				Rate: pairRatio(m.Samples, rm.Samples, func(a, b recvSample) float64 { return div(a.perSec(), b.perSec()) }),
-				CPU:  pairRatio(m.Samples, rm.Samples, func(a, b recvSample) float64 { return div(b.cpuPerDgram(), a.cpuPerDgram()) }),
-			})
 		}
 	}
 	r.Targets = r.checkTargets()
 }
 
-// pairRatio is the median over rounds of f(this round of a, same round of b).
-func pairRatio(a, b []recvSample, f func(a, b recvSample) float64) *stat {
-	var xs []float64
-	for _, s := range a {
-		for _, t := range b {
-			if s.Round == t.Round {
-				if x := f(s, t); x > 0 {
-					xs = append(xs, x)
-				}
-			}
-		}
+// samples returns m's samples as the engine keeps them, by round.
+func (m *recvModeResult) samples() []bench.Sample[recvSample] {
+	ss := make([]bench.Sample[recvSample], len(m.Samples))
+	for i, s := range m.Samples {
+		ss[i] = bench.Sample[recvSample]{Round: s.Round, Value: s}
 	}
-	if len(xs) == 0 {
-		return nil
-	}
-	st := summarize(xs)
-	return &st
+	return ss
+}
+
+// recvRatios compares m with ref by dgrams/s (m's over ref's) and by CPU
+// per datagram (ref's over m's), so that both read "x times better".
+func recvRatios(m, ref *recvModeResult) (rate, cpu *bench.Stat) {
+	a, b := m.samples(), ref.samples()
+	return bench.Ratio(a, b, bench.Over(recvSample.perSec)),
+		bench.Ratio(a, b, func(a, b recvSample) float64 { return div(b.cpuPerDgram(), a.cpuPerDgram()) })
 }
 
 // checkTargets checks issue 9's targets that this run's traffic and modes
 // measure: the ratios on drained GSO-sent traffic, the cost of GRO on plain
 // traffic, and zero allocations in the batchconn modes.
-func (r *recvReport) checkTargets() []target {
-	var ts []target
+func (r *recvReport) checkTargets() []bench.Target {
+	var ts []bench.Target
 	add := func(mode, ref string, want float64) {
 		m, rm := r.mode(mode), r.mode(ref)
 		if m == nil || rm == nil {
 			return
 		}
-		byRate := pairRatio(m.Samples, rm.Samples, func(a, b recvSample) float64 { return div(a.perSec(), b.perSec()) })
-		byCPU := pairRatio(m.Samples, rm.Samples, func(a, b recvSample) float64 { return div(b.cpuPerDgram(), a.cpuPerDgram()) })
-		if byRate == nil || byCPU == nil {
+		rate, cpu := recvRatios(m, rm)
+		if rate == nil || cpu == nil {
 			return
 		}
-		ts = append(ts, target{What: fmt.Sprintf("%s >= %.2fx %s", mode, want, ref), Want: want,
-			Got: byRate.Median, Met: byRate.Median >= want, Figure: "dgrams/s ratio, median of rounds",
-			GotCPU: byCPU.Median, MetCPU: byCPU.Median >= want})
+		name := fmt.Sprintf("%s >= %.2fx %s", mode, want, ref)
+		ts = append(ts, bench.Check(name, figRate, rate.Median, bench.AtLeast, want),
+			bench.Check(name, figCPU, cpu.Median, bench.AtLeast, want))
 	}
 	if !r.Config.Live && r.Config.Traffic == trafficGSO {
 		// Without GRO, batchconn and x/net both read near the system
@@ -219,29 +200,18 @@ func (r *recvReport) checkTargets() []target {
 	// heap growing) land in a few rounds whatever the mode does.
 	for _, m := range r.Modes {
 		if strings.HasPrefix(m.Mode, "batchconn") && len(m.Samples) > 0 {
-			got := m.AllocsPerCall.Median
-			ts = append(ts, target{What: m.Mode + " allocates nothing per call", Want: 0, Got: got,
-				Met: got == 0, Figure: "allocs/call, median of rounds"})
+			ts = append(ts, bench.Check(m.Mode+" allocates nothing per call", "allocs/call, median of rounds",
+				m.AllocsPerCall.Median, bench.Exactly, 0))
 		}
 	}
 	return ts
-}
-
-func (r *recvReport) writeJSON(w io.Writer) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(r)
 }
 
 // writeGobench prints one benchmark line per mode and round, as benchstat
 // reads them: an op is one datagram.
 func (r *recvReport) writeGobench(w io.Writer) error {
 	c := &r.Config
-	fmt.Fprintf(w, "goos: %s\ngoarch: %s\npkg: github.com/batchconn/batchconn/cmd/batchbench\n", r.Env.GOOS, r.Env.GOARCH)
-	if r.Env.CPU != "" {
-		fmt.Fprintf(w, "cpu: %s\n", r.Env.CPU)
-	}
-	fmt.Fprintf(w, "kernel: %s\n", r.Env.Kernel)
+	bench.WriteGobenchHeader(w, "github.com/batchconn/batchconn/cmd/batchbench", r.Env.Env, "kernel", r.Env.Kernel)
 	how := "drain"
 	if c.Live {
 		how = "live"
@@ -252,10 +222,14 @@ func (r *recvReport) writeGobench(w io.Writer) error {
 				if s.Round != round {
 					continue
 				}
-				fmt.Fprintf(w, "BenchmarkRecv/mode=%s/traffic=%s/how=%s/net=%s/size=%d/batch=%d-%d\t%d\t%.1f ns/op\t%.2f MB/s\t%.0f dgrams/s\t%.1f cpu-ns/dgram\t%.2f dgrams/call\t%.3f allocs/call\n",
-					m.Mode, c.Traffic, how, c.Network, c.Size, c.Batch, r.Env.GOMAXPROCS,
-					s.Read, div(float64(s.Elapsed.Nanoseconds()), float64(s.Read)),
-					perSec(s.Bytes, s.Elapsed)/1e6, s.perSec(), s.cpuPerDgram(), s.perCall(), s.allocsPerCall())
+				bench.WriteGobenchLine(w, fmt.Sprintf("BenchmarkRecv/mode=%s/traffic=%s/how=%s/net=%s/size=%d/batch=%d-%d",
+					m.Mode, c.Traffic, how, c.Network, c.Size, c.Batch, r.Env.GOMAXPROCS), s.Read,
+					bench.Unit{Value: div(float64(s.Elapsed.Nanoseconds()), float64(s.Read)), Name: "ns/op", Decimals: 1},
+					bench.Unit{Value: perSec(s.Bytes, s.Elapsed) / 1e6, Name: "MB/s", Decimals: 2},
+					bench.Unit{Value: s.perSec(), Name: "dgrams/s"},
+					bench.Unit{Value: s.cpuPerDgram(), Name: "cpu-ns/dgram", Decimals: 1},
+					bench.Unit{Value: s.perCall(), Name: "dgrams/call", Decimals: 2},
+					bench.Unit{Value: s.allocsPerCall(), Name: "allocs/call", Decimals: 3})
 			}
 		}
 	}
@@ -312,14 +286,14 @@ func (r *recvReport) writeTable(w io.Writer, quiet bool) error {
 		}
 		row := []string{
 			m.Mode,
-			rate(m.PerSec.Median),
-			"(" + rate(m.PerSec.Min) + "–" + rate(m.PerSec.Max) + ")",
-			nanos(m.CPUNsPerDgram.Median),
+			bench.Rate(m.PerSec.Median),
+			"(" + bench.Rate(m.PerSec.Min) + "–" + bench.Rate(m.PerSec.Max) + ")",
+			bench.Nanos(m.CPUNsPerDgram.Median),
 			strconv.FormatFloat(m.PerCall.Median, 'f', 1, 64),
-			allocs(m.AllocsPerCall.Median),
+			bench.Allocs(m.AllocsPerCall.Median),
 		}
 		if c.Live {
-			row = append(row, pct(m.LostFraction.Median))
+			row = append(row, bench.Pct(m.LostFraction.Median))
 		}
 		for _, ref := range recvRefs {
 			row = append(row, timesOf(m.ratio(ref), false))
@@ -329,7 +303,7 @@ func (r *recvReport) writeTable(w io.Writer, quiet bool) error {
 		}
 		rows = append(rows, row)
 	}
-	writeAlignedAll(w, rows)
+	bench.WriteTable(w, 1, rows)
 	if quiet {
 		return nil
 	}
@@ -341,18 +315,15 @@ func (r *recvReport) writeTable(w io.Writer, quiet bool) error {
 	}
 	if len(r.Targets) > 0 {
 		fmt.Fprintln(w, "receive targets (speed: by dgrams/s, then by CPU/dgram; allocations: median round):")
-		verdict := func(met bool) string {
-			if met {
-				return "met"
-			}
-			return "MISSED"
-		}
-		for _, t := range r.Targets {
-			if t.Want == 0 {
-				fmt.Fprintf(w, "  %-52s %s allocs/call %s\n", t.What, strconv.FormatFloat(t.Got, 'g', 2, 64), verdict(t.Met))
+		for i := 0; i < len(r.Targets); i++ {
+			t := r.Targets[i]
+			if t.Figure != figRate || i+1 == len(r.Targets) {
+				fmt.Fprintf(w, "  %-52s %s allocs/call %s\n", t.Name, strconv.FormatFloat(t.Got, 'g', 2, 64), t.Verdict())
 				continue
 			}
-			fmt.Fprintf(w, "  %-52s rate %5.2fx %-6s  CPU %5.2fx %s\n", t.What, t.Got, verdict(t.Met), t.GotCPU, verdict(t.MetCPU))
+			c := r.Targets[i+1] // its twin by CPU/dgram
+			i++
+			fmt.Fprintf(w, "  %-52s rate %5.2fx %-6s  CPU %5.2fx %s\n", t.Name, t.Got, t.Verdict(), c.Got, c.Verdict())
 		}
 	}
 	lost, warm := "", "warm-up: one read call, not measured.\n"
@@ -381,34 +352,61 @@ func shortRef(mode string) string {
 }
 
 func timesOf(r *recvRatio, cpu bool) string {
-	if r == nil {
+	switch {
+	case r == nil:
 		return "-"
+	case cpu:
+		return bench.Times(r.CPU)
 	}
-	if cpu {
-		return times(r.CPU)
-	}
-	return times(r.Rate)
+	return bench.Times(r.Rate)
 }
 
-// writeAlignedAll prints rows as columns: the first left-aligned, the rest
-// right-aligned.
-func writeAlignedAll(w io.Writer, rows [][]string) {
-	widths := map[int]int{}
-	for _, row := range rows {
-		for i, cell := range row {
-			widths[i] = max(widths[i], len([]rune(cell)))
+// chart is the receive table as bars of datagrams/s read.
+func (r *recvReport) chart() bench.Chart {
+	c := &r.Config
+	traffic, how := "plain traffic (one datagram per send)", "drained from a pre-filled socket"
+	detail := fmt.Sprintf("loopback (%s); the socket pre-filled with %d datagrams, then read alone", c.Network, c.Fill)
+	if c.Traffic == trafficGSO {
+		traffic = fmt.Sprintf("GSO-sent traffic (%d datagrams per send)", c.Segs)
+	}
+	if c.Live {
+		how = "read live"
+		detail = fmt.Sprintf("loopback (%s); read while a sender sends for %v", c.Network, c.Duration)
+	}
+	detail += fmt.Sprintf("; up to %d messages per batch read", c.Batch)
+	ch := bench.Chart{
+		Title: fmt.Sprintf("batchbench -recv: %d-byte datagrams, %s, %s", c.Size, traffic, how),
+		Subtitle: detail + "\n" + fmt.Sprintf("%s, %s, %d CPUs; %d rounds, modes alternating; ratios: medians of same-round ratios; grey: the raw recvmmsg loop (a reference)",
+			r.Env.Kernel, r.Env.GoVersion, r.Env.NumCPU, c.Count),
+		Unit: "datagrams/s read",
+	}
+	best, bestMode := 0.0, ""
+	for _, m := range r.Modes {
+		if len(m.Samples) > 0 && m.Mode != modeRawRecvmmsg && m.PerSec.Median > best {
+			best, bestMode = m.PerSec.Median, m.Mode
 		}
 	}
-	for _, row := range rows {
-		var b strings.Builder
-		for i, cell := range row {
-			pad := strings.Repeat(" ", widths[i]-len([]rune(cell)))
-			if i == 0 {
-				b.WriteString(cell + pad)
-			} else {
-				b.WriteString("  " + pad + cell)
+	for _, m := range r.Modes {
+		b := bench.Bar{Label: m.Mode, Ceiling: m.Mode == modeRawRecvmmsg, Best: m.Mode == bestMode}
+		if len(m.Samples) == 0 {
+			b.Unavailable = m.Unavailable
+			if b.Unavailable == "" {
+				b.Unavailable = "no samples"
 			}
+		} else {
+			b.Value, b.Min, b.Max = m.PerSec.Median, m.PerSec.Min, m.PerSec.Max
+			var notes []string
+			for _, ref := range recvRefs {
+				if ref == m.Mode {
+					continue
+				}
+				if rr := m.ratio(ref); rr != nil && rr.Rate != nil {
+					notes = append(notes, bench.Times(rr.Rate)+" "+shortRef(ref))
+				}
+			}
+			b.Note = strings.Join(notes, " · ") + "  (" + bench.Nanos(m.CPUNsPerDgram.Median) + " CPU/dgram)"
 		}
-		fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
+		ch.Bars = append(ch.Bars, b)
 	}
+	return ch
 }

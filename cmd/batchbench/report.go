@@ -1,16 +1,13 @@
 package main
 
 import (
-	"cmp"
-	"encoding/json"
 	"fmt"
 	"io"
-	"math"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
+
+	"github.com/batchconn/batchconn/internal/bench"
 )
 
 // A sample is what one mode did in one round.
@@ -54,42 +51,7 @@ func (s sample) lostFraction() float64 {
 
 func perSec(n uint64, d time.Duration) float64 { return div(float64(n), d.Seconds()) }
 
-func div(a, b float64) float64 {
-	if b == 0 {
-		return 0
-	}
-	return a / b
-}
-
-// A stat summarizes one metric over the rounds.
-type stat struct {
-	Median float64 `json:"median"`
-	Min    float64 `json:"min"`
-	Max    float64 `json:"max"`
-}
-
-// summarize takes the median as the middle value, the lower middle one for an
-// even count: always a value some round produced, never an average of two.
-func summarize(xs []float64) stat {
-	if len(xs) == 0 {
-		return stat{}
-	}
-	s := slices.Sorted(slices.Values(xs))
-	return stat{Median: s[(len(s)-1)/2], Min: s[0], Max: s[len(s)-1]}
-}
-
-// medianSample is the round whose sent/s is the median (as summarize picks
-// it). The table's sent/s, delivered/s and lost all come from this one round,
-// so they reconcile: delivered/s = sent/s × (1 − lost).
-func medianSample(samples []sample) (sample, bool) {
-	if len(samples) == 0 {
-		return sample{}, false
-	}
-	s := slices.SortedStableFunc(slices.Values(samples), func(a, b sample) int {
-		return cmp.Compare(a.sentPerSec(), b.sentPerSec())
-	})
-	return s[(len(s)-1)/2], true
-}
+var div = bench.Div
 
 // modeResult is one mode's samples and their summaries.
 type modeResult struct {
@@ -97,26 +59,26 @@ type modeResult struct {
 	Unavailable string   `json:"unavailable,omitempty"` // why the mode did not run, or stopped
 	Samples     []sample `json:"samples"`
 
-	SentPerSec      stat    `json:"sent_per_sec"`
-	DeliveredPerSec stat    `json:"delivered_per_sec"`
-	LostFraction    stat    `json:"lost_fraction"`       // per round
-	LostTotal       float64 `json:"lost_fraction_total"` // over all rounds
+	SentPerSec      bench.Stat `json:"sent_per_sec"`
+	DeliveredPerSec bench.Stat `json:"delivered_per_sec"`
+	LostFraction    bench.Stat `json:"lost_fraction"`       // per round
+	LostTotal       float64    `json:"lost_fraction_total"` // over all rounds
 	// MedianRound is the round with the median sent/s; the table's sent/s,
 	// delivered/s and lost are that round's, so they reconcile.
-	MedianRound      int     `json:"median_round"`
-	MedianDelivered  float64 `json:"median_round_delivered_per_sec"`
-	MedianLost       float64 `json:"median_round_lost_fraction"`
-	GbitPerSec       stat    `json:"gbit_per_sec"`
-	CPUNsPerDgram    stat    `json:"cpu_ns_per_dgram"`
-	SyscallsPerDgram stat    `json:"syscalls_per_dgram"`
-	AllocsPerBatch   stat    `json:"allocs_per_batch"`
-	GSOSendsPerBatch stat    `json:"gso_sends_per_batch"`
+	MedianRound      int        `json:"median_round"`
+	MedianDelivered  float64    `json:"median_round_delivered_per_sec"`
+	MedianLost       float64    `json:"median_round_lost_fraction"`
+	GbitPerSec       bench.Stat `json:"gbit_per_sec"`
+	CPUNsPerDgram    bench.Stat `json:"cpu_ns_per_dgram"`
+	SyscallsPerDgram bench.Stat `json:"syscalls_per_dgram"`
+	AllocsPerBatch   bench.Stat `json:"allocs_per_batch"`
+	GSOSendsPerBatch bench.Stat `json:"gso_sends_per_batch"`
 
 	// Ratios of datagrams/s sent, the median over rounds of this mode's
 	// round divided by the reference's same round (paired, so drift cancels).
-	VsWriteTo *stat  `json:"vs_writeto,omitempty"`
-	RawRef    string `json:"raw_ref,omitempty"` // the raw mode that is this mode's ceiling
-	VsRaw     *stat  `json:"vs_raw,omitempty"`
+	VsWriteTo *bench.Stat `json:"vs_writeto,omitempty"`
+	RawRef    string      `json:"raw_ref,omitempty"` // the raw mode that is this mode's ceiling
+	VsRaw     *bench.Stat `json:"vs_raw,omitempty"`
 }
 
 // report is everything one run produced; -json prints it as is.
@@ -133,15 +95,9 @@ type report struct {
 		SegsPerGSO int           `json:"segments_per_gso_send"`
 	} `json:"config"`
 	Env struct {
-		GoVersion  string `json:"go_version"`
-		GOOS       string `json:"goos"`
-		GOARCH     string `json:"goarch"`
-		Kernel     string `json:"kernel"`
-		CPU        string `json:"cpu"`
-		NumCPU     int    `json:"num_cpu"`
-		GOMAXPROCS int    `json:"gomaxprocs"`
-		RcvBuf     int    `json:"receiver_rcvbuf_bytes"`
-		MTU        int    `json:"mtu,omitempty"`
+		bench.Env
+		RcvBuf int `json:"receiver_rcvbuf_bytes"`
+		MTU    int `json:"mtu,omitempty"`
 	} `json:"env"`
 	GSO struct {
 		Available bool `json:"available"` // the kernel takes UDP_SEGMENT sends on this path
@@ -174,13 +130,8 @@ func (r *report) finish() {
 	byMode := map[string]*modeResult{}
 	for _, m := range r.Modes {
 		byMode[m.Mode] = m
-		col := func(f func(sample) float64) stat {
-			xs := make([]float64, len(m.Samples))
-			for i, s := range m.Samples {
-				xs[i] = f(s)
-			}
-			return summarize(xs)
-		}
+		ss := m.samples()
+		col := func(f func(sample) float64) bench.Stat { return bench.Of(ss, f) }
 		m.SentPerSec = col(sample.sentPerSec)
 		m.DeliveredPerSec = col(sample.deliveredPerSec)
 		m.LostFraction = col(sample.lostFraction)
@@ -192,8 +143,11 @@ func (r *report) finish() {
 		if sent == 0 {
 			m.LostTotal = 0
 		}
-		if ms, ok := medianSample(m.Samples); ok {
-			m.MedianRound, m.MedianDelivered, m.MedianLost = ms.Round, ms.deliveredPerSec(), ms.lostFraction()
+		// The table's sent/s, delivered/s and lost all come from the round
+		// with the median sent/s, so they reconcile: delivered/s = sent/s ×
+		// (1 − lost).
+		if ms, ok := bench.MedianSample(ss, sample.sentPerSec); ok {
+			m.MedianRound, m.MedianDelivered, m.MedianLost = ms.Round, ms.Value.deliveredPerSec(), ms.Value.lostFraction()
 		}
 		m.GbitPerSec = col(sample.gbitPerSec)
 		m.CPUNsPerDgram = col(sample.cpuPerDgram)
@@ -210,7 +164,7 @@ func (r *report) finish() {
 			shares = append(shares, div(s.CPU.Seconds(), s.Elapsed.Seconds()))
 		}
 	}
-	r.SenderCPUShare = summarize(shares).Median
+	r.SenderCPUShare = bench.Summarize(shares).Median
 	for _, m := range r.Modes {
 		m.VsWriteTo = ratio(m, byMode[modeWriteTo])
 		if ref := byMode[rawRefOf(m.Mode)]; ref != nil {
@@ -235,24 +189,21 @@ func (r *report) finish() {
 	}
 }
 
-// ratio is m's datagrams/s sent over ref's, paired by round.
-func ratio(m, ref *modeResult) *stat {
+// samples returns m's samples as the engine keeps them, by round.
+func (m *modeResult) samples() []bench.Sample[sample] {
+	ss := make([]bench.Sample[sample], len(m.Samples))
+	for i, s := range m.Samples {
+		ss[i] = bench.Sample[sample]{Round: s.Round, Value: s}
+	}
+	return ss
+}
+
+// ratio is m's datagrams/s sent over ref's: the median of same-round ratios.
+func ratio(m, ref *modeResult) *bench.Stat {
 	if m == nil || ref == nil {
 		return nil
 	}
-	var xs []float64
-	for _, s := range m.Samples {
-		for _, t := range ref.Samples {
-			if t.Round == s.Round && t.sentPerSec() > 0 {
-				xs = append(xs, s.sentPerSec()/t.sentPerSec())
-			}
-		}
-	}
-	if len(xs) == 0 {
-		return nil
-	}
-	st := summarize(xs)
-	return &st
+	return bench.Ratio(m.samples(), ref.samples(), bench.Over(sample.sentPerSec))
 }
 
 func (r *report) mode(name string) *modeResult {
@@ -264,32 +215,26 @@ func (r *report) mode(name string) *modeResult {
 	return nil
 }
 
-func (r *report) writeJSON(w io.Writer) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(r)
-}
-
 // writeGobench prints one benchmark line per mode and round, in the format
 // benchstat reads: an op is one batch.
 func (r *report) writeGobench(w io.Writer) error {
 	c := &r.Config
-	fmt.Fprintf(w, "goos: %s\ngoarch: %s\npkg: github.com/batchconn/batchconn/cmd/batchbench\n", r.Env.GOOS, r.Env.GOARCH)
-	if r.Env.CPU != "" {
-		fmt.Fprintf(w, "cpu: %s\n", r.Env.CPU)
-	}
-	fmt.Fprintf(w, "kernel: %s\ngso: %s\n", r.Env.Kernel, r.gsoLine())
+	bench.WriteGobenchHeader(w, "github.com/batchconn/batchconn/cmd/batchbench", r.Env.Env, "kernel", r.Env.Kernel, "gso", r.gsoLine())
 	for round := 1; round <= c.Count; round++ {
 		for _, m := range r.Modes {
 			for _, s := range m.Samples {
 				if s.Round != round {
 					continue
 				}
-				fmt.Fprintf(w, "BenchmarkSend/mode=%s/path=%s/net=%s/size=%d/batch=%d/dests=%d-%d\t%d\t%.1f ns/op\t%.2f MB/s\t%.0f sent/s\t%.0f delivered/s\t%.1f cpu-ns/dgram\t%.4f syscalls/dgram\t%.3f allocs/op\n",
-					m.Mode, c.Path, c.Network, c.Size, c.Batch, c.Dests, r.Env.GOMAXPROCS,
-					s.Batches, div(float64(s.Elapsed.Nanoseconds()), float64(s.Batches)),
-					perSec(s.Bytes, s.Elapsed)/1e6, s.sentPerSec(), s.deliveredPerSec(),
-					s.cpuPerDgram(), s.syscallsPerDgram(), s.allocsPerBatch())
+				bench.WriteGobenchLine(w, fmt.Sprintf("BenchmarkSend/mode=%s/path=%s/net=%s/size=%d/batch=%d/dests=%d-%d",
+					m.Mode, c.Path, c.Network, c.Size, c.Batch, c.Dests, r.Env.GOMAXPROCS), s.Batches,
+					bench.Unit{Value: div(float64(s.Elapsed.Nanoseconds()), float64(s.Batches)), Name: "ns/op", Decimals: 1},
+					bench.Unit{Value: perSec(s.Bytes, s.Elapsed) / 1e6, Name: "MB/s", Decimals: 2},
+					bench.Unit{Value: s.sentPerSec(), Name: "sent/s"},
+					bench.Unit{Value: s.deliveredPerSec(), Name: "delivered/s"},
+					bench.Unit{Value: s.cpuPerDgram(), Name: "cpu-ns/dgram", Decimals: 1},
+					bench.Unit{Value: s.syscallsPerDgram(), Name: "syscalls/dgram", Decimals: 4},
+					bench.Unit{Value: s.allocsPerBatch(), Name: "allocs/op", Decimals: 3})
 			}
 		}
 	}
@@ -346,20 +291,20 @@ func (r *report) writeTable(w io.Writer, quiet bool) error {
 		}
 		rows = append(rows, []string{
 			m.Mode,
-			rate(m.SentPerSec.Median),
-			"(" + rate(m.SentPerSec.Min) + "–" + rate(m.SentPerSec.Max) + ")",
-			rate(m.MedianDelivered),
-			pct(m.MedianLost),
+			bench.Rate(m.SentPerSec.Median),
+			"(" + bench.Rate(m.SentPerSec.Min) + "–" + bench.Rate(m.SentPerSec.Max) + ")",
+			bench.Rate(m.MedianDelivered),
+			bench.Pct(m.MedianLost),
 			strconv.FormatFloat(m.GbitPerSec.Median, 'f', 2, 64),
-			nanos(m.CPUNsPerDgram.Median),
+			bench.Nanos(m.CPUNsPerDgram.Median),
 			strconv.FormatFloat(m.SyscallsPerDgram.Median, 'f', 3, 64),
-			allocs(m.AllocsPerBatch.Median),
-			times(m.VsWriteTo),
-			times(m.VsRaw),
+			bench.Allocs(m.AllocsPerBatch.Median),
+			bench.Times(m.VsWriteTo),
+			bench.Times(m.VsRaw),
 			mark,
 		})
 	}
-	writeAligned(w, rows)
+	bench.WriteTable(w, 1, rows)
 
 	if quiet {
 		return nil
@@ -394,7 +339,7 @@ func (r *report) writeTable(w io.Writer, quiet bool) error {
 	var lost []string
 	for _, m := range r.Modes {
 		if m.LostTotal > 0 {
-			lost = append(lost, m.Mode+" "+pct(m.LostTotal))
+			lost = append(lost, m.Mode+" "+bench.Pct(m.LostTotal))
 		}
 	}
 	if len(lost) > 0 {
@@ -441,68 +386,35 @@ func segmentFits(size, mtu int, v6 bool) error {
 // runLen is how many consecutive datagrams of a batch go to one destination.
 func runLen(batch, dests int) int { return (batch + dests - 1) / dests }
 
-func rate(x float64) string {
-	switch {
-	case x >= 1e6:
-		return strconv.FormatFloat(x/1e6, 'f', 2, 64) + "M"
-	case x >= 1e3:
-		return strconv.FormatFloat(x/1e3, 'f', 0, 64) + "k"
-	default:
-		return strconv.FormatFloat(x, 'f', 0, 64)
+// chart is the send table as bars of datagrams/s sent.
+func (r *report) chart() bench.Chart {
+	c := &r.Config
+	ch := bench.Chart{
+		Title: fmt.Sprintf("batchbench: sending %d-byte datagrams in batches of %d over %s (%s)", c.Size, c.Batch, c.Path, c.Network),
+		Subtitle: fmt.Sprintf("%s, %s, %d CPUs; %d rounds x %v per mode, modes alternating\nratios: medians of same-round ratios; grey: the raw limit, green: the fastest usable mode",
+			r.Env.Kernel, r.Env.GoVersion, r.Env.NumCPU, c.Count, c.Duration),
+		Unit:   "datagrams/s sent",
+		Footer: "GSO: " + bench.Truncate(r.gsoLine(), 140),
 	}
-}
-
-func pct(f float64) string { return strconv.FormatFloat(f*100, 'f', 1, 64) + "%" }
-
-func nanos(ns float64) string {
-	if ns >= 10000 {
-		return strconv.FormatFloat(ns/1000, 'f', 1, 64) + "µs"
-	}
-	return strconv.FormatFloat(ns, 'f', 0, 64) + "ns"
-}
-
-func allocs(a float64) string {
-	switch {
-	case a == math.Trunc(a):
-		return strconv.FormatFloat(a, 'f', 0, 64)
-	case a < 0.01:
-		return strconv.FormatFloat(a, 'g', 2, 64) // not "0.00": some calls allocate
-	}
-	return strconv.FormatFloat(a, 'f', 2, 64)
-}
-
-func times(s *stat) string {
-	if s == nil {
-		return "-"
-	}
-	return strconv.FormatFloat(s.Median, 'f', 2, 64) + "x"
-}
-
-// writeAligned prints rows as columns: the first left-aligned, the rest right-aligned.
-func writeAligned(w io.Writer, rows [][]string) {
-	var widths []int
-	for _, row := range rows {
-		for i, cell := range row {
-			if i >= len(widths) {
-				widths = append(widths, 0)
+	for _, m := range r.Modes {
+		b := bench.Bar{Label: m.Mode, Ceiling: isRaw(m.Mode), Best: m.Mode == r.Winner}
+		if len(m.Samples) == 0 {
+			b.Unavailable = m.Unavailable
+			if b.Unavailable == "" {
+				b.Unavailable = "no samples"
 			}
-			widths[i] = max(widths[i], utf8.RuneCountInString(cell))
-		}
-	}
-	var b strings.Builder
-	for _, row := range rows {
-		b.Reset()
-		for i, cell := range row {
-			pad := strings.Repeat(" ", widths[i]-utf8.RuneCountInString(cell))
-			switch {
-			case i == 0:
-				b.WriteString(cell + pad)
-			case i == len(row)-1:
-				b.WriteString("  " + cell) // the marker column: left-aligned, no trailing pad
-			default:
-				b.WriteString("  " + pad + cell)
+		} else {
+			b.Value, b.Min, b.Max = m.SentPerSec.Median, m.SentPerSec.Min, m.SentPerSec.Max
+			var notes []string
+			if m.VsWriteTo != nil && m.Mode != modeWriteTo {
+				notes = append(notes, bench.Times(m.VsWriteTo)+" writeto")
 			}
+			if m.VsRaw != nil && !isRaw(m.Mode) {
+				notes = append(notes, bench.Times(m.VsRaw)+" "+m.RawRef)
+			}
+			b.Note = strings.Join(notes, " · ")
 		}
-		fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
+		ch.Bars = append(ch.Bars, b)
 	}
+	return ch
 }

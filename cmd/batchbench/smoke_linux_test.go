@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -258,9 +259,17 @@ func TestSmokeWriters(t *testing.T) {
 	if stderr.Len() != 0 {
 		t.Errorf("stderr not a terminal, yet it got %q", stderr.String())
 	}
-	for _, row := range []string{"\n1       one ", "\n8       one ", "\n8       each "} {
-		if !strings.Contains(stdout.String(), row) {
-			t.Errorf("no %q row in:\n%s", strings.TrimSpace(row), stdout.String())
+	// A row per cell: writers, destinations, then for each socket its
+	// datagrams/s and CPU per datagram, batchconn's ratios and its
+	// datagrams per system call.
+	head := regexp.MustCompile(`\nwriters +dests +UDPConn dg/s +batchconn dg/s +ratio +UDPConn CPU +batchconn CPU +ratio +dg/syscall\n`)
+	if !head.MatchString(stdout.String()) {
+		t.Errorf("no table head in:\n%s", stdout.String())
+	}
+	for _, cell := range []string{"1 +one", "8 +one", "8 +each"} {
+		row := regexp.MustCompile(`\n` + cell + ` +\d+ +\d+ +\d+\.\d\dx +\d+ns +\d+ns +\d+\.\d\dx +\d+\.\d\n`)
+		if !row.MatchString(stdout.String()) {
+			t.Errorf("no %q row in:\n%s", cell, stdout.String())
 		}
 	}
 }

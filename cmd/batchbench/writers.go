@@ -1,14 +1,14 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/batchconn/batchconn/internal/bench"
 )
 
 // The writers subcommand measures group commit: G goroutines calling WriteTo
@@ -18,9 +18,9 @@ import (
 //
 // For each number of writers it measures two destination sets: every
 // goroutine writing to one destination, and each goroutine to its own. The
-// two sockets run in alternating rounds (A B B A ...), so a shared machine's
-// drift hits both alike, and the table shows medians of the per-round
-// ratios.
+// sockets take turns within each round, in an order that rotates round by
+// round, so a shared machine's drift hits them alike, and the table shows
+// medians of the same-round ratios against the *net.UDPConn.
 
 // writersConfig is what the writers subcommand's flags ask for.
 type writersConfig struct {
@@ -42,90 +42,36 @@ func parseWritersFlags(args []string, stderr io.Writer) (writersConfig, error) {
 	list := fs.String("writers", "1,8,64", "comma-separated numbers of writing goroutines")
 	fs.IntVar(&cfg.size, "size", 1200, "datagram payload `bytes` (at most 65507)")
 	fs.DurationVar(&cfg.duration, "duration", 200*time.Millisecond, "sending time per socket per round")
-	fs.IntVar(&cfg.count, "count", 9, "rounds; the two sockets alternate within each")
+	fs.IntVar(&cfg.count, "count", 9, "rounds; the sockets take turns within each")
 	fs.BoolVar(&cfg.gso, "gso", true, "let the batchconn.Conn coalesce batches into UDP GSO sends")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stderr)
-			fmt.Fprintf(stderr, "usage: batchbench writers [flags]\n\nMeasures G goroutines calling WriteTo on a *net.UDPConn and on a *batchconn.Conn (group commit).\n\n")
-			fs.PrintDefaults()
-			return cfg, err
-		}
-		return cfg, usagef("writers: %v", err)
-	}
-	if fs.NArg() > 0 {
-		return cfg, usagef("writers: unexpected argument %q (it takes only flags)", fs.Arg(0))
+	if err := bench.Parse(fs, args, stderr, "usage: batchbench writers [flags]\n\n"+
+		"Measures G goroutines calling WriteTo on a *net.UDPConn and on a *batchconn.Conn (group commit).\n\n"); err != nil {
+		return cfg, err
 	}
 	var err error
-	if cfg.writers, err = parseWriters(*list); err != nil {
+	if cfg.writers, err = bench.ParseCounts("-writers", *list, "number of goroutines", maxWriters, true); err != nil {
 		return cfg, err
 	}
 	switch {
 	case cfg.size < 1:
-		return cfg, usagef("-size %d: a datagram needs at least 1 byte of payload", cfg.size)
+		return cfg, bench.Usagef("-size %d: a datagram needs at least 1 byte of payload", cfg.size)
 	case cfg.size > maxPayload4:
-		return cfg, usagef("-size %d: the largest UDP payload over IPv4 is %d bytes", cfg.size, maxPayload4)
+		return cfg, bench.Usagef("-size %d: the largest UDP payload over IPv4 is %d bytes", cfg.size, maxPayload4)
 	case cfg.duration <= 0:
-		return cfg, usagef("-duration %v: must be positive", cfg.duration)
+		return cfg, bench.Usagef("-duration %v: must be positive", cfg.duration)
 	case cfg.count < 1 || cfg.count > maxCount:
-		return cfg, usagef("-count %d: must be between 1 and %d", cfg.count, maxCount)
+		return cfg, bench.Usagef("-count %d: must be between 1 and %d", cfg.count, maxCount)
 	}
 	return cfg, nil
 }
 
-// parseWriters parses -writers: distinct numbers from 1 to maxWriters, in
-// the order given.
-func parseWriters(s string) ([]int, error) {
-	var ws []int
-	for f := range strings.SplitSeq(s, ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
-			continue
-		}
-		n, err := strconv.Atoi(f)
-		switch {
-		case err != nil:
-			return nil, usagef("-writers: %q is not a number of goroutines", f)
-		case n < 1 || n > maxWriters:
-			return nil, usagef("-writers: %d goroutines: want 1 to %d", n, maxWriters)
-		case slices.Contains(ws, n):
-			return nil, usagef("-writers: %d listed twice", n)
-		}
-		ws = append(ws, n)
-	}
-	if len(ws) == 0 {
-		return nil, usagef("-writers: no numbers given (for example -writers 1,8,64)")
-	}
-	return ws, nil
-}
-
-// writersMain runs the writers subcommand and returns its exit status.
-func writersMain(args []string, stdout, stderr io.Writer) int {
+// writersMain runs the writers subcommand.
+func writersMain(args []string, stdout, stderr io.Writer) error {
 	cfg, err := parseWritersFlags(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
+	if err != nil {
+		return err
 	}
-	if err == nil {
-		err = runWriters(cfg, stdout, stderr)
-	}
-	if err == nil {
-		return 0
-	}
-	fmt.Fprintf(stderr, "batchbench: %v\n", err)
-	if _, ok := errors.AsType[*usageError](err); ok {
-		fmt.Fprintf(stderr, "run 'batchbench writers -h' for the flags\n")
-		return 2
-	}
-	return 1
-}
-
-// A writersCell is one row: a number of writers and a destination set, with
-// each socket's samples, one per round.
-type writersCell struct {
-	writers int
-	perG    bool // each goroutine its own destination
-	udp     []writersSample
-	bc      []writersSample
+	return runWriters(cfg, stdout, stderr)
 }
 
 // writersSample is one socket's measurement in one round.
@@ -136,50 +82,81 @@ type writersSample struct {
 	cpu       time.Duration // process CPU time (user+system)
 }
 
-func (s writersSample) rate() float64 { return float64(s.datagrams) / s.elapsed.Seconds() }
+func (s writersSample) rate() float64 { return bench.Div(float64(s.datagrams), s.elapsed.Seconds()) }
 func (s writersSample) cpuPer() float64 {
-	return float64(s.cpu.Nanoseconds()) / max(1, float64(s.datagrams))
+	return bench.Div(float64(s.cpu.Nanoseconds()), float64(s.datagrams))
+}
+func (s writersSample) perSyscall() float64 {
+	return bench.Div(float64(s.datagrams), float64(s.syscalls))
 }
 
-// median returns the median of xs (the mean of the middle two for an even
-// count).
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s) == 0 {
-		return 0
-	}
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+// A writersCell is one row of the table: a number of writers, and whether
+// each writes to a destination of its own or all to one.
+type writersCell struct {
+	writers int
+	perG    bool
 }
 
-// printWriters prints the table.
-func printWriters(w io.Writer, cfg writersConfig, cells []*writersCell) {
+func (c writersCell) String() string {
+	if c.perG {
+		return fmt.Sprintf("%d each", c.writers)
+	}
+	return fmt.Sprintf("%d one", c.writers)
+}
+
+// printWriters prints the table: a row per cell (writers, destinations),
+// for each socket its datagrams/s and CPU per datagram, and for each but the
+// first (the *net.UDPConn) the ratios against the first and its datagrams
+// per system call.
+func printWriters(w io.Writer, cfg writersConfig, cells []writersCell, modes []string, res *bench.Results[writersSample]) {
 	fmt.Fprintf(w, "G goroutines calling WriteTo, %d-byte datagrams, loopback, %d rounds of %v per socket, alternating; batchconn GSO %v\n",
 		cfg.size, cfg.count, cfg.duration, onOff(cfg.gso))
-	fmt.Fprintf(w, "datagrams/s and CPU per datagram are medians over rounds; ratios are medians of same-round ratios (batchconn / UDPConn)\n")
+	ref, others := modes[0], modes[1:]
+	fmt.Fprintf(w, "datagrams/s and CPU per datagram are medians over rounds; ratios are medians of same-round ratios (%s / %s)\n",
+		strings.Join(others, ", "), ref)
 	fmt.Fprintf(w, "CPU: the whole process's user+system time (getrusage RUSAGE_SELF), receivers excluded (nothing reads)\n\n")
-	fmt.Fprintf(w, "%-7s %-5s  %14s %14s %7s  %12s %12s %7s  %9s\n",
-		"writers", "dests", "UDPConn dg/s", "batchconn dg/s", "ratio", "UDPConn CPU", "batchconn CPU", "ratio", "dg/syscall")
-	for _, c := range cells {
-		var ur, br, rr, uc, bcpu, cr, per []float64
-		for i := range c.udp {
-			u, b := c.udp[i], c.bc[i]
-			ur, br = append(ur, u.rate()), append(br, b.rate())
-			rr = append(rr, b.rate()/u.rate())
-			uc, bcpu = append(uc, u.cpuPer()), append(bcpu, b.cpuPer())
-			cr = append(cr, b.cpuPer()/u.cpuPer())
-			per = append(per, float64(b.datagrams)/max(1, float64(b.syscalls)))
+	head := []string{"writers", "dests"}
+	for _, fig := range []string{"dg/s", "CPU"} {
+		head = append(head, ref+" "+fig)
+		for _, m := range others {
+			head = append(head, m+" "+fig, "ratio")
 		}
+	}
+	for _, m := range others {
+		if len(others) == 1 {
+			head = append(head, "dg/syscall")
+		} else {
+			head = append(head, m+" dg/syscall")
+		}
+	}
+	rows := [][]string{head}
+	for _, c := range cells {
+		g := c.String()
 		dests := "one"
 		if c.perG {
 			dests = "each"
 		}
-		fmt.Fprintf(w, "%-7d %-5s  %14.0f %14.0f %6.2fx  %10.0fns %10.0fns %6.2fx  %9.1f\n",
-			c.writers, dests, median(ur), median(br), median(rr), median(uc), median(bcpu), median(cr), median(per))
+		row := []string{strconv.Itoa(c.writers), dests}
+		base := res.Get(g, ref).Samples
+		for _, fig := range []struct {
+			f      func(writersSample) float64
+			format func(float64) string
+		}{
+			{writersSample.rate, func(x float64) string { return strconv.FormatFloat(x, 'f', 0, 64) }},
+			{writersSample.cpuPer, func(x float64) string { return strconv.FormatFloat(x, 'f', 0, 64) + "ns" }},
+		} {
+			row = append(row, fig.format(bench.Of(base, fig.f).Median))
+			for _, m := range others {
+				ss := res.Get(g, m).Samples
+				row = append(row, fig.format(bench.Of(ss, fig.f).Median), bench.Times(bench.Ratio(ss, base, bench.Over(fig.f))))
+			}
+		}
+		for _, m := range others {
+			row = append(row, strconv.FormatFloat(bench.Of(res.Get(g, m).Samples, writersSample.perSyscall).Median, 'f', 1, 64))
+		}
+		rows = append(rows, row)
 	}
+	bench.WriteTable(w, 2, rows)
 }
 
 func onOff(b bool) string {

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"fmt"
+	"context"
 	"io"
 	"net"
 	"runtime"
@@ -10,13 +10,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/batchconn/batchconn/batchconn"
+	"github.com/batchconn/batchconn/internal/bench"
 )
 
-// A writersTarget is one socket under test and the destinations its
-// writers use.
+// A writersTarget is one socket under test.
 type writersTarget struct {
 	w interface {
 		WriteTo([]byte, net.Addr) (int, error)
@@ -25,12 +23,32 @@ type writersTarget struct {
 	close func() error
 }
 
-// runWriters measures every cell, the two sockets alternating in each round.
+// writersModes are the sockets compared, the first the one the others are
+// compared with. A mode is a name and how to open its socket on u.
+var writersModes = []struct {
+	name string
+	open func(u *net.UDPConn, cfg writersConfig) (*writersTarget, error)
+}{
+	{"UDPConn", func(u *net.UDPConn, _ writersConfig) (*writersTarget, error) {
+		return &writersTarget{w: u, close: u.Close}, nil
+	}},
+	{"batchconn", func(u *net.UDPConn, cfg writersConfig) (*writersTarget, error) {
+		c, err := batchconn.New(u, batchconn.WithGSO(cfg.gso))
+		if err != nil {
+			return nil, err
+		}
+		return &writersTarget{w: c, bc: c, close: c.Close}, nil
+	}},
+}
+
+// runWriters measures every cell, the sockets taking turns in each round.
 func runWriters(cfg writersConfig, stdout, stderr io.Writer) error {
+	ctx, stop := bench.SignalContext(context.Background())
+	defer stop()
 	maxG := slices.Max(cfg.writers)
-	// The destinations: sockets nobody reads, so that neither side pays for
-	// a receiver; the kernel drops what overflows their buffers, at the same
-	// cost for both.
+	// The destinations: sockets nobody reads, so that no socket pays for a
+	// receiver; the kernel drops what overflows their buffers, at the same
+	// cost for all.
 	var sinks []*net.UDPConn
 	defer func() {
 		for _, s := range sinks {
@@ -46,69 +64,50 @@ func runWriters(cfg writersConfig, stdout, stderr io.Writer) error {
 		sinks = append(sinks, s)
 		dsts = append(dsts, s.LocalAddr())
 	}
-	open := func(bc bool) (*writersTarget, error) {
+	var targets []*writersTarget
+	defer func() {
+		for _, t := range targets {
+			t.close()
+		}
+	}()
+	var names []string
+	for _, m := range writersModes {
 		u, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 		if err != nil {
-			return nil, err
+			return err
 		}
-		if !bc {
-			return &writersTarget{w: u, close: u.Close}, nil
-		}
-		c, err := batchconn.New(u, batchconn.WithGSO(cfg.gso))
+		t, err := m.open(u, cfg)
 		if err != nil {
 			u.Close()
-			return nil, err
+			return err
 		}
-		return &writersTarget{w: c, bc: c, close: c.Close}, nil
+		targets, names = append(targets, t), append(names, m.name)
 	}
-	udp, err := open(false)
-	if err != nil {
-		return err
-	}
-	defer udp.close()
-	bc, err := open(true)
-	if err != nil {
-		return err
-	}
-	defer bc.close()
 
-	var cells []*writersCell
+	var cells []writersCell
+	var groups []bench.Group[writersSample]
+	payload := make([]byte, cfg.size)
 	for _, g := range cfg.writers {
 		for _, perG := range []bool{false, true} {
 			if g == 1 && perG {
 				continue // one goroutine: one destination either way
 			}
-			cells = append(cells, &writersCell{writers: g, perG: perG})
-		}
-	}
-	payload := make([]byte, cfg.size)
-	progress := isTerminal(stderr) // a progress line only where a person watches
-	for round := range cfg.count {
-		if progress {
-			fmt.Fprintf(stderr, "\rround %d/%d", round+1, cfg.count)
-		}
-		for _, c := range cells {
-			first, second := udp, bc
-			if round%2 == 1 {
-				first, second = bc, udp
+			c := writersCell{writers: g, perG: perG}
+			group := bench.Group[writersSample]{Name: c.String()}
+			for i, t := range targets {
+				group.Modes = append(group.Modes, bench.Mode[writersSample]{Name: names[i],
+					Sample: func(context.Context, int) (writersSample, error) {
+						return measureWriters(t, c.writers, c.perG, dsts, payload, cfg.duration)
+					}})
 			}
-			for _, t := range []*writersTarget{first, second} {
-				s, err := measureWriters(t, c.writers, c.perG, dsts, payload, cfg.duration)
-				if err != nil {
-					return err
-				}
-				if t == udp {
-					c.udp = append(c.udp, s)
-				} else {
-					c.bc = append(c.bc, s)
-				}
-			}
+			cells, groups = append(cells, c), append(groups, group)
 		}
 	}
-	if progress {
-		fmt.Fprintf(stderr, "\r%20s\r", "")
+	res, err := bench.Run(ctx, bench.Plan[writersSample]{Name: "batchbench writers", Rounds: cfg.count, Groups: groups, Progress: stderr})
+	if err != nil {
+		return err
 	}
-	printWriters(stdout, cfg, cells)
+	printWriters(stdout, cfg, cells, names, res)
 	return nil
 }
 
@@ -148,19 +147,18 @@ func measureWriters(t *writersTarget, g int, perG bool, dsts []net.Addr, payload
 	}
 	ready.Wait()
 	runtime.GC() // not during the measurement
-	var ru0, ru1 unix.Rusage
-	_ = unix.Getrusage(unix.RUSAGE_SELF, &ru0)
+	cpu0 := bench.ProcessCPU()
 	t0 := time.Now()
 	close(start)
 	time.Sleep(d)
 	stop.Store(true)
 	wg.Wait()
 	elapsed := time.Since(t0)
-	_ = unix.Getrusage(unix.RUSAGE_SELF, &ru1)
+	cpu1 := bench.ProcessCPU()
 	if p := firstErr.Load(); p != nil {
 		return writersSample{}, *p
 	}
-	s := writersSample{datagrams: total.Load(), elapsed: elapsed, cpu: cpuTime(&ru1) - cpuTime(&ru0)}
+	s := writersSample{datagrams: total.Load(), elapsed: elapsed, cpu: cpu1 - cpu0}
 	s.syscalls = s.datagrams // the UDPConn: one sendto each
 	if t.bc != nil {
 		// Batched datagrams are counted in Stats with their sendmmsg

@@ -2,10 +2,14 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/batchconn/batchconn/internal/bench"
 )
 
 func TestWritersFlags(t *testing.T) {
@@ -51,13 +55,37 @@ func TestWritersHelpExitsWith0(t *testing.T) {
 	}
 }
 
-func TestMedian(t *testing.T) {
-	for _, c := range []struct {
-		xs   []float64
-		want float64
-	}{{nil, 0}, {[]float64{3}, 3}, {[]float64{3, 1, 2}, 2}, {[]float64{4, 1, 3, 2}, 2.5}} {
-		if got := median(c.xs); got != c.want {
-			t.Errorf("median(%v) = %v, want %v", c.xs, got, c.want)
+// A mode added to writersModes (issue 23's write queue, say) gets its own
+// columns: datagrams/s and CPU, each with its ratio against the UDPConn,
+// and its datagrams per system call.
+func TestWritersTableHasColumnsForEveryMode(t *testing.T) {
+	cells := []writersCell{{writers: 1}, {writers: 8, perG: true}}
+	modes := []string{"UDPConn", "batchconn", "queue"}
+	var groups []bench.Group[writersSample]
+	for _, c := range cells {
+		g := bench.Group[writersSample]{Name: c.String()}
+		for i, m := range modes {
+			g.Modes = append(g.Modes, bench.Mode[writersSample]{Name: m, Sample: func(context.Context, int) (writersSample, error) {
+				n := uint64(100_000 * (i + 1)) // each mode i+1 times the UDPConn's datagrams, at the same CPU
+				return writersSample{datagrams: n, syscalls: n / uint64(i+1), elapsed: time.Second, cpu: time.Second}, nil
+			}})
 		}
+		groups = append(groups, g)
+	}
+	res, err := bench.Run(context.Background(), bench.Plan[writersSample]{Rounds: 3, Groups: groups})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	printWriters(&b, writersConfig{size: 1200, count: 3, duration: time.Second, gso: true}, cells, modes, res)
+	want := `ratios are medians of same-round ratios (batchconn, queue / UDPConn)
+CPU: the whole process's user+system time (getrusage RUSAGE_SELF), receivers excluded (nothing reads)
+
+writers  dests  UDPConn dg/s  batchconn dg/s  ratio  queue dg/s  ratio  UDPConn CPU  batchconn CPU  ratio  queue CPU  ratio  batchconn dg/syscall  queue dg/syscall
+1        one          100000          200000  2.00x      300000  3.00x      10000ns         5000ns  0.50x     3333ns  0.33x                   2.0               3.0
+8        each         100000          200000  2.00x      300000  3.00x      10000ns         5000ns  0.50x     3333ns  0.33x                   2.0               3.0
+`
+	if !strings.HasSuffix(b.String(), want) {
+		t.Errorf("got\n%s\nwant it to end\n%s", b.String(), want)
 	}
 }

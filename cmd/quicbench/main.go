@@ -7,7 +7,9 @@
 // byte against the deterministic payload the server generates (a run with a
 // wrong byte fails the command). Runs alternate between plain quic-go on a
 // *net.UDPConn and quicbatch (on both sides, or with -wrap on one side
-// only); the table shows medians of -count runs per cell: throughput, CPU
+// only): each of -count rounds runs every cell of the matrix, the two modes
+// back to back in an order that swaps round by round (internal/bench runs
+// the rounds). The table shows medians of the rounds per cell: throughput, CPU
 // seconds per GiB moved (user + system, each process's own rusage, and
 // their sum), and quicbatch's packets per system call: sent per sendmmsg,
 // received per recvmmsg, and per UDP GRO buffer.
@@ -24,7 +26,11 @@
 // With QUICBENCH_CPUPROFILE=dir in the environment, every server and client
 // process writes its CPU profile into dir, for go tool pprof.
 //
-// Exit status: 0 on success, 2 for bad flags, 1 when the measurement fails.
+// SIGINT, SIGTERM or SIGHUP ends the run: the processes of the run under way
+// are killed.
+//
+// Exit status: 0 on success, 2 for bad flags, 1 when the measurement fails
+// or is interrupted.
 package main
 
 import (
@@ -41,13 +47,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"math/big"
 	mrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -57,6 +61,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	quicbatch "github.com/batchconn/batchconn/integration/quic"
+	"github.com/batchconn/batchconn/internal/bench"
 )
 
 // Hidden flags, used when the program re-executes itself.
@@ -99,15 +104,6 @@ type config struct {
 	corrupt   int64 // the server flips the byte at this offset of connection 0's stream; -1: none
 }
 
-// usageError is a problem with the command line; it exits with status 2.
-type usageError struct{ msg string }
-
-func (e *usageError) Error() string { return e.msg }
-
-func usagef(format string, args ...any) error {
-	return &usageError{fmt.Sprintf(format, args...)}
-}
-
 // parseFlags parses and checks the command line. Problems are *usageError
 // values; -h and -help return flag.ErrHelp after printing the usage to stderr.
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -129,135 +125,59 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&cfg.wrap, wrapFlag, false, "")
 	fs.IntVar(&cfg.roleConns, connsFlag, 1, "")
 	fs.Int64Var(&cfg.corrupt, corruptFlag, -1, "")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			usage(fs, stderr)
-			return cfg, err
-		}
-		return cfg, usagef("%v", err)
-	}
-	if fs.NArg() > 0 {
-		return cfg, usagef("unexpected argument %q (quicbench takes only flags)", fs.Arg(0))
+	if err := bench.Parse(fs, args, stderr, "usage: quicbench [flags]\n\nMeasures quic-go over a plain *net.UDPConn against quicbatch, over loopback.\n\n"); err != nil {
+		return cfg, err
 	}
 
 	var err error
-	if cfg.total, err = parseBytes(cfg.bytesArg); err != nil {
+	if cfg.total, err = bench.ParseBytes("-bytes", cfg.bytesArg); err != nil {
 		return cfg, err
 	}
 	switch {
 	case cfg.count < 1 || cfg.count > maxCount:
-		return cfg, usagef("-count %d: must be between 1 and %d", cfg.count, maxCount)
+		return cfg, bench.Usagef("-count %d: must be between 1 and %d", cfg.count, maxCount)
 	case cfg.depth < 0 || cfg.depth > maxDepth:
-		return cfg, usagef("-depth %d: must be between 0 (no queue) and %d", cfg.depth, maxDepth)
+		return cfg, bench.Usagef("-depth %d: must be between 0 (no queue) and %d", cfg.depth, maxDepth)
 	case cfg.qbytes < 0:
-		return cfg, usagef("-qbytes %d: must be 0 or more", cfg.qbytes)
+		return cfg, bench.Usagef("-qbytes %d: must be 0 or more", cfg.qbytes)
 	}
-	if cfg.conns, err = parseConns(*conns); err != nil {
+	if cfg.conns, err = bench.ParseCounts("-conns", *conns, "connection count", maxConns, false); err != nil {
 		return cfg, err
 	}
-	if cfg.gsos, err = parseList("-gso", *gsos, "on", "off"); err != nil {
+	if cfg.gsos, err = bench.ParseList("-gso", *gsos, "on", "off"); err != nil {
 		return cfg, err
 	}
-	if cfg.gros, err = parseList("-gro", *gros, "on", "off"); err != nil {
+	if cfg.gros, err = bench.ParseList("-gro", *gros, "on", "off"); err != nil {
 		return cfg, err
 	}
-	if cfg.wraps, err = parseList("-wrap", *wraps, "both", "client", "server"); err != nil {
+	if cfg.wraps, err = bench.ParseList("-wrap", *wraps, "both", "client", "server"); err != nil {
 		return cfg, err
 	}
 	if cfg.corrupt < -1 || cfg.corrupt >= cfg.total {
-		return cfg, usagef("-%s %d: must be an offset below -bytes, or -1", corruptFlag, cfg.corrupt)
+		return cfg, bench.Usagef("-%s %d: must be an offset below -bytes, or -1", corruptFlag, cfg.corrupt)
 	}
 	if n := int64(slices.Max(cfg.conns)); cfg.role == "" && cfg.total < n {
-		return cfg, usagef("-bytes %s: less than one byte for each of %d connections", cfg.bytesArg, n)
+		return cfg, bench.Usagef("-bytes %s: less than one byte for each of %d connections", cfg.bytesArg, n)
 	}
 	switch cfg.role {
 	case "", "server":
 	case "client":
 		if cfg.addr == "" {
-			return cfg, usagef("-%s client needs -%s", roleFlag, addrFlag)
+			return cfg, bench.Usagef("-%s client needs -%s", roleFlag, addrFlag)
 		}
 		if cfg.roleConns < 1 || int64(cfg.roleConns) > cfg.total {
-			return cfg, usagef("-%s %d: must be between 1 and -bytes", connsFlag, cfg.roleConns)
+			return cfg, bench.Usagef("-%s %d: must be between 1 and -bytes", connsFlag, cfg.roleConns)
 		}
 	default:
-		return cfg, usagef("-%s %q: want server or client", roleFlag, cfg.role)
+		return cfg, bench.Usagef("-%s %q: want server or client", roleFlag, cfg.role)
 	}
 	return cfg, nil
-}
-
-func usage(fs *flag.FlagSet, w io.Writer) {
-	fmt.Fprintf(w, "usage: quicbench [flags]\n\nMeasures quic-go over a plain *net.UDPConn against quicbatch, over loopback.\n\n")
-	fs.VisitAll(func(f *flag.Flag) {
-		if strings.HasPrefix(f.Name, "internal-") {
-			return
-		}
-		fmt.Fprintf(w, "  -%s\t%s (default %q)\n", f.Name, f.Usage, f.DefValue)
-	})
-}
-
-// parseBytes reads a positive byte count with an optional binary suffix.
-func parseBytes(s string) (int64, error) {
-	num, mult := s, int64(1)
-	for _, u := range []struct {
-		suffix string
-		m      int64
-	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
-		if v, ok := strings.CutSuffix(s, u.suffix); ok {
-			num, mult = v, u.m
-			break
-		}
-	}
-	n, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || n <= 0 {
-		return 0, usagef("-bytes %q: want a positive number of bytes, optionally with KiB, MiB or GiB", s)
-	}
-	if n > math.MaxInt64/mult {
-		return 0, usagef("-bytes %q: too large", s)
-	}
-	return n * mult, nil
-}
-
-// parseConns reads -conns: distinct connection counts, 1 to maxConns.
-func parseConns(s string) ([]int, error) {
-	var conns []int
-	for f := range strings.SplitSeq(s, ",") {
-		f = strings.TrimSpace(f)
-		n, err := strconv.Atoi(f)
-		if err != nil || n < 1 || n > maxConns {
-			return nil, usagef("-conns %q: %q is not a connection count from 1 to %d", s, f, maxConns)
-		}
-		if slices.Contains(conns, n) {
-			return nil, usagef("-conns %q: %d listed twice", s, n)
-		}
-		conns = append(conns, n)
-	}
-	return conns, nil
-}
-
-// parseList reads a comma-separated list of the allowed values, each at
-// most once, for flag name.
-func parseList(name, s string, allowed ...string) ([]string, error) {
-	var vals []string
-	for v := range strings.SplitSeq(s, ",") {
-		v = strings.TrimSpace(v)
-		if !slices.Contains(allowed, v) {
-			return nil, usagef("%s %q: %q is not one of %s", name, s, v, strings.Join(allowed, ", "))
-		}
-		if slices.Contains(vals, v) {
-			return nil, usagef("%s %q: %s listed twice", name, s, v)
-		}
-		vals = append(vals, v)
-	}
-	return vals, nil
 }
 
 // quicbench runs the command and returns its exit status: 0 on success, 2
 // for bad flags, 1 when the measurement fails.
 func quicbench(args []string, stdout, stderr io.Writer) int {
 	cfg, err := parseFlags(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
 	if err == nil {
 		switch cfg.role {
 		case "server":
@@ -265,18 +185,10 @@ func quicbench(args []string, stdout, stderr io.Writer) int {
 		case "client":
 			err = profiled("client", cfg, func() error { return runClient(cfg, stdout) })
 		default:
-			err = runMatrix(cfg, stdout)
+			err = runMatrix(cfg, stdout, stderr)
 		}
 	}
-	if err == nil {
-		return 0
-	}
-	fmt.Fprintf(stderr, "quicbench: %v\n", err)
-	if _, ok := errors.AsType[*usageError](err); ok {
-		fmt.Fprintf(stderr, "run 'quicbench -h' for the flags\n")
-		return 2
-	}
-	return 1
+	return bench.Exit(err, stderr, "quicbench", "quicbench")
 }
 
 // envProfile names a directory: each child process writes its CPU profile
@@ -284,20 +196,11 @@ func quicbench(args []string, stdout, stderr io.Writer) int {
 const envProfile = "QUICBENCH_CPUPROFILE"
 
 func profiled(role string, cfg config, run func() error) error {
-	dir := os.Getenv(envProfile)
-	if dir == "" {
-		return run()
-	}
-	f, err := os.Create(fmt.Sprintf("%s/%s-%s-%d.pprof", dir, role, modeName(cfg.wrap), os.Getpid()))
+	stop, err := bench.ChildProfile(envProfile, role+"-"+modeName(cfg.wrap))
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	if err := pprof.StartCPUProfile(f); err != nil {
-		return err
-	}
-	defer pprof.StopCPUProfile()
-	return run()
+	return errors.Join(run(), stop())
 }
 
 func main() {
@@ -317,86 +220,90 @@ type runResult struct {
 	GSO                bool
 }
 
-// A cell is one combination of the matrix: plain and quicbatch runs
-// alternate in it, so each ratio compares runs made at about the same time.
+// A cell is one combination of the matrix, a group of the engine's: plain
+// and quicbatch take turns in it, so each ratio compares runs made at about
+// the same time.
 type cell struct {
 	conns         int
 	gso, gro, who string
-	plain, qb     []runResult
 }
 
-func runMatrix(cfg config, stdout io.Writer) error {
+func (c cell) String() string {
+	return fmt.Sprintf("%d conns, GSO %s, GRO %s, wrap %s", c.conns, c.gso, c.gro, c.who)
+}
+
+func runMatrix(cfg config, stdout, stderr io.Writer) error {
 	exe, err := os.Executable()
 	if err != nil {
 		return err
 	}
+	ctx, stop := bench.SignalContext(context.Background())
+	defer stop()
 	fmt.Fprintf(stdout, "quicbench: %s per run, median of %d, loopback, server and client in separate processes, every byte checked\n\n",
 		cfg.bytesArg, cfg.count)
 
-	var cells []*cell
+	var cells []cell
+	var groups []bench.Group[runResult]
 	for _, who := range cfg.wraps {
 		for _, g := range cfg.gsos {
 			for _, gro := range cfg.gros {
 				for _, n := range cfg.conns {
-					c := &cell{conns: n, gso: g, gro: gro, who: who}
-					if err := c.run(cfg, exe, stdout); err != nil {
-						return err
+					c := cell{conns: n, gso: g, gro: gro, who: who}
+					group := bench.Group[runResult]{Name: c.String()}
+					for _, wrap := range []bool{false, true} {
+						group.Modes = append(group.Modes, bench.Mode[runResult]{Name: modeName(wrap),
+							Sample: func(ctx context.Context, _ int) (runResult, error) {
+								r, err := oneRun(ctx, cfg, exe, c, wrap)
+								if err == nil && cfg.verbose {
+									fmt.Fprintf(stdout, "  conns=%-2d gso=%-3s gro=%-3s wrap=%-6s %-9s %6.2f Gbit/s %6.2f CPU s/GiB (srv %.2f cli %.2f) send %.2f/%.2f recv %.2f gro %.2f pkts/syscall lost=%d connGSO=%v\n",
+										c.conns, c.gso, c.gro, c.who, modeName(wrap), r.Gbps, r.CPUPerGiB, r.SrvCPU, r.CliCPU,
+										r.SrvPerSys, r.CliPerS, r.CliRecvPerSys, r.CliPerGRO, r.Lost, r.GSO)
+								}
+								return r, err
+							}})
 					}
-					cells = append(cells, c)
+					cells, groups = append(cells, c), append(groups, group)
 				}
 			}
 		}
 	}
-	printTable(stdout, cells)
-	return nil
-}
-
-func (c *cell) run(cfg config, exe string, stdout io.Writer) error {
-	for i := range cfg.count {
-		order := []bool{false, true}
-		if i%2 == 1 {
-			order = []bool{true, false}
-		}
-		for _, wrap := range order {
-			r, err := oneRun(cfg, exe, c, wrap)
-			if err != nil {
-				return fmt.Errorf("conns=%d gso=%s gro=%s wrap=%s %s: %w", c.conns, c.gso, c.gro, c.who, modeName(wrap), err)
-			}
-			if cfg.verbose {
-				fmt.Fprintf(stdout, "  conns=%-2d gso=%-3s gro=%-3s wrap=%-6s %-9s %6.2f Gbit/s %6.2f CPU s/GiB (srv %.2f cli %.2f) send %.2f/%.2f recv %.2f gro %.2f pkts/syscall lost=%d connGSO=%v\n",
-					c.conns, c.gso, c.gro, c.who, modeName(wrap), r.Gbps, r.CPUPerGiB, r.SrvCPU, r.CliCPU,
-					r.SrvPerSys, r.CliPerS, r.CliRecvPerSys, r.CliPerGRO, r.Lost, r.GSO)
-			}
-			if wrap {
-				c.qb = append(c.qb, r)
-			} else {
-				c.plain = append(c.plain, r)
-			}
-		}
+	progress := stderr
+	if cfg.verbose {
+		progress = nil // the runs' lines are the progress
 	}
+	res, err := bench.Run(ctx, bench.Plan[runResult]{Name: "quicbench", Rounds: cfg.count, Groups: groups, Progress: progress})
+	if err != nil {
+		return err
+	}
+	printTable(stdout, cells, res)
 	return nil
 }
 
-// The targets of issue 10, for cells with quicbatch on both sides and GRO
-// on; every cell must keep at least 0.97x the throughput, and a plain peer
-// that sends to a quicbatch client must gain.
-func targets(c *cell, tr, cr float64, check func(ok bool, what string)) {
-	check(tr >= 0.97, ">=0.97x")
+// targets are issue 10's, for a cell: every cell keeps at least 0.97x the
+// throughput; with quicbatch on both sides and GRO on it gains more, and a
+// plain server that sends to a quicbatch client gains too. tr and cr are
+// the throughput and CPU ratios, quicbatch's over plain's.
+func targets(c cell, tr, cr float64) []bench.Target {
+	const thr, cpu = "throughput ratio", "CPU/GiB ratio"
+	ts := []bench.Target{bench.Check(">=0.97x", thr, tr, bench.AtLeast, 0.97)}
 	switch {
 	case c.who == "client" && c.gro == "on":
-		check(tr > 1 && cr < 1, "gains")
+		ts = append(ts, bench.Check(">1x", thr, tr, bench.Above, 1), bench.Check("CPU<1x", cpu, cr, bench.Below, 1))
 	case c.who != "both" || c.gro != "on":
 	case c.gso == "off":
-		check(tr >= 1.5, ">=1.5x")
+		ts = append(ts, bench.Check(">=1.5x", thr, tr, bench.AtLeast, 1.5))
 	case c.conns >= 8:
-		check(tr >= 1.15, ">=1.15x")
-		check(cr <= 0.80, "CPU<=0.80x")
+		ts = append(ts, bench.Check(">=1.15x", thr, tr, bench.AtLeast, 1.15), bench.Check("CPU<=0.80x", cpu, cr, bench.AtMost, 0.80))
 	default:
-		check(cr <= 0.90, "CPU<=0.90x")
+		ts = append(ts, bench.Check("CPU<=0.90x", cpu, cr, bench.AtMost, 0.90))
 	}
+	for i := range ts {
+		ts[i].Where = c.String()
+	}
+	return ts
 }
 
-func printTable(stdout io.Writer, cells []*cell) {
+func printTable(stdout io.Writer, cells []cell, res *bench.Results[runResult]) {
 	fmt.Fprintf(stdout, "%-5s %-3s %-3s %-6s | %-23s | %-23s | %-11s | %-23s | %s\n",
 		"", "", "", "", "throughput Gbit/s", "CPU s per GiB (both)", "CPU ratio", "quicbatch pkts/syscall", "")
 	fmt.Fprintf(stdout, "%-5s %-3s %-3s %-6s | %7s %7s %7s | %7s %7s %7s | %5s %5s | %5s %5s %5s %5s | %s\n",
@@ -404,50 +311,35 @@ func printTable(stdout io.Writer, cells []*cell) {
 		"send", "send", "recv", "GRO", "targets")
 	fmt.Fprintf(stdout, "%-5s %-3s %-3s %-6s | %23s | %23s | %11s | %5s %5s %5s %5s |\n",
 		"", "", "", "", "", "", "", "srv", "cli", "cli", "cli")
-	var missed []string
-	met := 0
+	var all []bench.Target
 	for _, c := range cells {
-		m := func(rs []runResult, f func(runResult) float64) float64 { return median(rs, f) }
-		pt, qt := m(c.plain, func(r runResult) float64 { return r.Gbps }), m(c.qb, func(r runResult) float64 { return r.Gbps })
-		pc, qc := m(c.plain, func(r runResult) float64 { return r.CPUPerGiB }), m(c.qb, func(r runResult) float64 { return r.CPUPerGiB })
+		plain, qb := res.Get(c.String(), modeName(false)).Samples, res.Get(c.String(), modeName(true)).Samples
+		m := func(ss []bench.Sample[runResult], f func(runResult) float64) float64 { return bench.Of(ss, f).Median }
 		// Ratios are medians of the per-round ratios: runs of one round ran
 		// side by side, so a busy moment of the machine affects both.
-		tr, cr := roundRatio(c, func(r runResult) float64 { return r.Gbps }), roundRatio(c, func(r runResult) float64 { return r.CPUPerGiB })
-		sr, clr := roundRatio(c, func(r runResult) float64 { return r.SrvCPU }), roundRatio(c, func(r runResult) float64 { return r.CliCPU })
-		name := fmt.Sprintf("%d conns, GSO %s, GRO %s, wrap %s", c.conns, c.gso, c.gro, c.who)
-		var notes []string
-		targets(c, tr, cr, func(ok bool, what string) {
-			if ok {
-				met++
-				notes = append(notes, "ok:"+what)
-				return
+		ratio := func(f func(runResult) float64) float64 {
+			if st := bench.Ratio(qb, plain, bench.Over(f)); st != nil {
+				return st.Median
 			}
-			missed = append(missed, fmt.Sprintf("%s: %s (throughput %.2fx, CPU/GiB %.2fx)", name, what, tr, cr))
-			notes = append(notes, "MISS:"+what)
-		})
-		fmt.Fprintf(stdout, "%-5d %-3s %-3s %-6s | %7.2f %7.2f %6.2fx | %7.2f %7.2f %6.2fx | %4.2fx %4.2fx | %5.1f %5.1f %5.1f %5.1f | %s\n",
-			c.conns, c.gso, c.gro, c.who, pt, qt, tr, pc, qc, cr, sr, clr,
-			m(c.qb, func(r runResult) float64 { return r.SrvPerSys }), m(c.qb, func(r runResult) float64 { return r.CliPerS }),
-			m(c.qb, func(r runResult) float64 { return r.CliRecvPerSys }), m(c.qb, func(r runResult) float64 { return r.CliPerGRO }),
-			strings.Join(notes, " "))
-	}
-	fmt.Fprintf(stdout, "\nratios are medians of per-round ratios (plain and quicbatch run back to back in each round),\nnot quotients of the medians beside them; CPU is each process's user+system time\n")
-	fmt.Fprintf(stdout, "\ntargets met: %d, missed: %d\n", met, len(missed))
-	for _, s := range missed {
-		fmt.Fprintln(stdout, "  missed:", s)
-	}
-}
-
-// roundRatio returns the median over rounds of quicbatch's value over
-// plain's.
-func roundRatio(c *cell, f func(runResult) float64) float64 {
-	rs := make([]runResult, 0, len(c.qb))
-	for i := range min(len(c.qb), len(c.plain)) {
-		if p := f(c.plain[i]); p > 0 {
-			rs = append(rs, runResult{Gbps: f(c.qb[i]) / p})
+			return 0
 		}
+		gbps, cpu := func(r runResult) float64 { return r.Gbps }, func(r runResult) float64 { return r.CPUPerGiB }
+		tr, cr := ratio(gbps), ratio(cpu)
+		ts := targets(c, tr, cr)
+		all = append(all, ts...)
+		var tags []string
+		for _, t := range ts {
+			tags = append(tags, t.Tag())
+		}
+		fmt.Fprintf(stdout, "%-5d %-3s %-3s %-6s | %7.2f %7.2f %6.2fx | %7.2f %7.2f %6.2fx | %4.2fx %4.2fx | %5.1f %5.1f %5.1f %5.1f | %s\n",
+			c.conns, c.gso, c.gro, c.who, m(plain, gbps), m(qb, gbps), tr, m(plain, cpu), m(qb, cpu), cr,
+			ratio(func(r runResult) float64 { return r.SrvCPU }), ratio(func(r runResult) float64 { return r.CliCPU }),
+			m(qb, func(r runResult) float64 { return r.SrvPerSys }), m(qb, func(r runResult) float64 { return r.CliPerS }),
+			m(qb, func(r runResult) float64 { return r.CliRecvPerSys }), m(qb, func(r runResult) float64 { return r.CliPerGRO }),
+			strings.Join(tags, " "))
 	}
-	return median(rs, func(r runResult) float64 { return r.Gbps })
+	fmt.Fprintf(stdout, "\nratios are medians of per-round ratios (plain and quicbatch run back to back in each round),\nnot quotients of the medians beside them; CPU is each process's user+system time\n\n")
+	bench.WriteTargets(stdout, all)
 }
 
 func modeName(wrap bool) string {
@@ -455,21 +347,6 @@ func modeName(wrap bool) string {
 		return "quicbatch"
 	}
 	return "plain"
-}
-
-func median(rs []runResult, f func(runResult) float64) float64 {
-	v := make([]float64, len(rs))
-	for i, r := range rs {
-		v[i] = f(r)
-	}
-	slices.Sort(v)
-	if len(v) == 0 {
-		return 0
-	}
-	if len(v)%2 == 1 {
-		return v[len(v)/2]
-	}
-	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }
 
 type clientReport struct {
@@ -487,8 +364,8 @@ type serverReport struct {
 // oneRun runs one server and one client process and returns their numbers.
 // wrap false runs plain quic-go on both sides; true wraps the sides c.who
 // names.
-func oneRun(cfg config, exe string, c *cell, wrap bool) (runResult, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+func oneRun(ctx context.Context, cfg config, exe string, c cell, wrap bool) (runResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
 	env := os.Environ()
 	if c.gso == "off" {
@@ -546,8 +423,8 @@ func oneRun(cfg config, exe string, c *cell, wrap bool) (runResult, error) {
 		return runResult{}, fmt.Errorf("client checked %d bytes, want %d", cr.Bytes, cfg.total/int64(c.conns)*int64(c.conns))
 	}
 	gib := float64(cr.Bytes) / (1 << 30)
-	srvCPU := (srv.ProcessState.UserTime() + srv.ProcessState.SystemTime()).Seconds() / gib
-	cliCPU := (cli.ProcessState.UserTime() + cli.ProcessState.SystemTime()).Seconds() / gib
+	srvCPU := bench.ChildCPU(srv.ProcessState).Seconds() / gib
+	cliCPU := bench.ChildCPU(cli.ProcessState).Seconds() / gib
 	return runResult{
 		Gbps:          float64(cr.Bytes) * 8 / cr.Seconds / 1e9,
 		CPUPerGiB:     srvCPU + cliCPU,

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	quicbatch "github.com/batchconn/batchconn/integration/quic"
+	"github.com/batchconn/batchconn/internal/bench"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -125,8 +126,8 @@ func TestParseFlags(t *testing.T) {
 			if err == nil {
 				t.Fatalf("parseFlags(%q) succeeded, want error containing %q", tt.args, tt.wantErr)
 			}
-			if _, ok := errors.AsType[*usageError](err); !ok {
-				t.Errorf("error %v is a %T, want *usageError", err, err)
+			if _, ok := errors.AsType[*bench.UsageError](err); !ok {
+				t.Errorf("error %v is a %T, want *bench.UsageError", err, err)
 			}
 			if !strings.Contains(err.Error(), tt.wantErr) {
 				t.Errorf("error %q does not contain %q", err, tt.wantErr)

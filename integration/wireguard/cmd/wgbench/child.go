@@ -11,12 +11,11 @@ import (
 	"log"
 	mrand "math/rand/v2"
 	"net"
-	"os"
-	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/batchconn/batchconn/internal/bench"
 	"golang.zx2c4.com/wireguard/device"
 	"golang.zx2c4.com/wireguard/tun"
 )
@@ -56,7 +55,7 @@ func runWireGuard(stdin io.Reader, stdout, stderr io.Writer) error {
 	if err := json.Unmarshal(in.Bytes(), &cfg); err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
-	stop, err := startProfile("wg-" + cfg.Label)
+	stop, err := bench.ChildProfile(envProfile, "wg-"+cfg.Label)
 	if err != nil {
 		return err
 	}
@@ -139,22 +138,6 @@ func handshake(dev *device.Device, peerIP string, timeout time.Duration) error {
 // envProfile names a directory: each wireguard-go process writes its CPU
 // profile there (wg-<label>-<pid>.pprof).
 const envProfile = "WGBENCH_CPUPROFILE"
-
-func startProfile(name string) (stop func(), err error) {
-	dir := os.Getenv(envProfile)
-	if dir == "" {
-		return func() {}, nil
-	}
-	f, err := os.Create(fmt.Sprintf("%s/%s-%d.pprof", dir, name, os.Getpid()))
-	if err != nil {
-		return nil, err
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() { pprof.StopCPUProfile(); f.Close() }, nil
-}
 
 // ---- the TCP endpoints ----
 

@@ -14,7 +14,8 @@
 // batch (wgbatch in both) and mixed (StdNetBind in A, wgbatch in B, so A->B
 // is a StdNetBind sender talking to a wgbatch receiver and B->A the other
 // way round). Every round runs each mode once per direction, back to back,
-// in an order that reverses every round; the table shows medians over the
+// each round starting one mode further along (internal/bench runs the
+// rounds); the table shows medians over the
 // rounds, and each ratio is the median of the same-round ratios against
 // std, so a busy moment of the machine affects both sides of a ratio.
 //
@@ -55,15 +56,13 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"slices"
-	"strconv"
-	"strings"
+
+	"github.com/batchconn/batchconn/internal/bench"
 )
 
 // Hidden flags, used when the program re-executes itself.
@@ -100,15 +99,6 @@ type config struct {
 	corrupt int64  // the sender flips the byte at this offset; -1: none
 }
 
-// usageError is a problem with the command line; it exits with status 2.
-type usageError struct{ msg string }
-
-func (e *usageError) Error() string { return e.msg }
-
-func usagef(format string, args ...any) error {
-	return &usageError{fmt.Sprintf(format, args...)}
-}
-
 // parseFlags parses and checks the command line. Problems are *usageError
 // values; -h and -help return flag.ErrHelp after printing the usage to stderr.
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -127,34 +117,29 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.role, roleFlag, "", "")
 	fs.StringVar(&cfg.addr, addrFlag, "", "")
 	fs.Int64Var(&cfg.corrupt, corruptFlag, -1, "")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			usage(fs, stderr)
-			return cfg, err
-		}
-		return cfg, usagef("%v", err)
-	}
-	if fs.NArg() > 0 {
-		return cfg, usagef("unexpected argument %q (wgbench takes only flags)", fs.Arg(0))
+	if err := bench.Parse(fs, args, stderr, "usage: wgbench [flags]\n\n"+
+		"Measures wireguard-go with StdNetBind against wgbatch's Bind: TCP through a tunnel\n"+
+		"on kernel TUNs between two network namespaces joined by a veth pair. Needs root.\n\n"); err != nil {
+		return cfg, err
 	}
 
 	var err error
-	if cfg.total, err = parseBytes(cfg.bytesArg); err != nil {
+	if cfg.total, err = bench.ParseBytes("-bytes", cfg.bytesArg); err != nil {
 		return cfg, err
 	}
 	switch {
 	case cfg.count < 1 || cfg.count > maxCount:
-		return cfg, usagef("-count %d: must be between 1 and %d", cfg.count, maxCount)
+		return cfg, bench.Usagef("-count %d: must be between 1 and %d", cfg.count, maxCount)
 	case cfg.mtu < minMTU || cfg.mtu > maxMTU:
-		return cfg, usagef("-mtu %d: must be between %d and %d", cfg.mtu, minMTU, maxMTU)
+		return cfg, bench.Usagef("-mtu %d: must be between %d and %d", cfg.mtu, minMTU, maxMTU)
 	}
-	if cfg.modes, err = parseList("-modes", *modes, "std", "batch", "mixed"); err != nil {
+	if cfg.modes, err = bench.ParseList("-modes", *modes, "std", "batch", "mixed"); err != nil {
 		return cfg, err
 	}
 	if !slices.Contains(cfg.modes, "std") {
-		return cfg, usagef("-modes %q: std must be among them, the ratios are against it", *modes)
+		return cfg, bench.Usagef("-modes %q: std must be among them, the ratios are against it", *modes)
 	}
-	if cfg.dirs, err = parseList("-dir", *dirs, "a2b", "b2a"); err != nil {
+	if cfg.dirs, err = bench.ParseList("-dir", *dirs, "a2b", "b2a"); err != nil {
 		return cfg, err
 	}
 	if cfg.gro, err = parseOnOff("-gro", *gro); err != nil {
@@ -164,69 +149,18 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return cfg, err
 	}
 	if cfg.corrupt < -1 || cfg.corrupt >= cfg.total {
-		return cfg, usagef("-%s %d: must be an offset below -bytes, or -1", corruptFlag, cfg.corrupt)
+		return cfg, bench.Usagef("-%s %d: must be an offset below -bytes, or -1", corruptFlag, cfg.corrupt)
 	}
 	switch cfg.role {
 	case "", "wg":
 	case "send", "recv":
 		if cfg.addr == "" {
-			return cfg, usagef("-%s %s needs -%s", roleFlag, cfg.role, addrFlag)
+			return cfg, bench.Usagef("-%s %s needs -%s", roleFlag, cfg.role, addrFlag)
 		}
 	default:
-		return cfg, usagef("-%s %q: want wg, send or recv", roleFlag, cfg.role)
+		return cfg, bench.Usagef("-%s %q: want wg, send or recv", roleFlag, cfg.role)
 	}
 	return cfg, nil
-}
-
-func usage(fs *flag.FlagSet, w io.Writer) {
-	fmt.Fprintf(w, "usage: wgbench [flags]\n\n"+
-		"Measures wireguard-go with StdNetBind against wgbatch's Bind: TCP through a tunnel\n"+
-		"on kernel TUNs between two network namespaces joined by a veth pair. Needs root.\n\n")
-	fs.VisitAll(func(f *flag.Flag) {
-		if strings.HasPrefix(f.Name, "internal-") {
-			return
-		}
-		fmt.Fprintf(w, "  -%s\t%s (default %q)\n", f.Name, f.Usage, f.DefValue)
-	})
-}
-
-// parseBytes reads a positive byte count with an optional binary suffix.
-func parseBytes(s string) (int64, error) {
-	num, mult := s, int64(1)
-	for _, u := range []struct {
-		suffix string
-		m      int64
-	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
-		if v, ok := strings.CutSuffix(s, u.suffix); ok {
-			num, mult = v, u.m
-			break
-		}
-	}
-	n, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || n <= 0 {
-		return 0, usagef("-bytes %q: want a positive number of bytes, optionally with KiB, MiB or GiB", s)
-	}
-	if n > math.MaxInt64/mult {
-		return 0, usagef("-bytes %q: too large", s)
-	}
-	return n * mult, nil
-}
-
-// parseList reads a comma-separated list of the allowed values, each at
-// most once, for flag name.
-func parseList(name, s string, allowed ...string) ([]string, error) {
-	var vals []string
-	for v := range strings.SplitSeq(s, ",") {
-		v = strings.TrimSpace(v)
-		if !slices.Contains(allowed, v) {
-			return nil, usagef("%s %q: %q is not one of %s", name, s, v, strings.Join(allowed, ", "))
-		}
-		if slices.Contains(vals, v) {
-			return nil, usagef("%s %q: %s listed twice", name, s, v)
-		}
-		vals = append(vals, v)
-	}
-	return vals, nil
 }
 
 func parseOnOff(name, s string) (bool, error) {
@@ -236,16 +170,13 @@ func parseOnOff(name, s string) (bool, error) {
 	case "off":
 		return false, nil
 	}
-	return false, usagef("%s %q: want on or off", name, s)
+	return false, bench.Usagef("%s %q: want on or off", name, s)
 }
 
 // wgbench runs the command and returns its exit status: 0 on success, 2
 // for bad flags, 1 when the measurement fails.
 func wgbench(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cfg, err := parseFlags(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
 	if err == nil {
 		switch cfg.role {
 		case "wg":
@@ -258,15 +189,7 @@ func wgbench(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			err = runBench(cfg, stdout, stderr)
 		}
 	}
-	if err == nil {
-		return 0
-	}
-	fmt.Fprintf(stderr, "wgbench: %v\n", err)
-	if _, ok := errors.AsType[*usageError](err); ok {
-		fmt.Fprintf(stderr, "run 'wgbench -h' for the flags\n")
-		return 2
-	}
-	return 1
+	return bench.Exit(err, stderr, "wgbench", "wgbench")
 }
 
 func main() {

@@ -13,13 +13,14 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/batchconn/batchconn/internal/bench"
 )
 
 // The addresses of a run: the veth link in 198.18.0.0/15 and the tunnel in
@@ -63,7 +64,7 @@ func runBench(cfg config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	ctx, stop := bench.SignalContext(context.Background())
 	defer stop()
 	removeStale()
 	tb, err := newTestbed(ctx, cfg.mtu)
@@ -73,57 +74,50 @@ func runBench(cfg config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	b := &bench{cfg: cfg, exe: exe, tb: tb, log: stdout}
+	b := &wgBench{cfg: cfg, exe: exe, tb: tb, log: stdout}
 	if cfg.json {
 		b.log = stderr
 	}
-	res := summary{
+	sum := summary{
 		Bytes: cfg.total, Rounds: cfg.count, MTU: cfg.mtu, TunnelMTU: cfg.mtu - 80, GRO: cfg.gro, GSO: cfg.gso,
-		LoadStart: loadAverage(), Veth: tb.offloads(),
+		LoadStart: bench.LoadAverage(), Veth: tb.offloads(),
 	}
 	if !cfg.json {
-		b.header(res)
+		b.header(sum)
 	}
-	for round := range cfg.count {
-		order := cfg.modes
-		if round%2 == 1 {
-			order = reversed(cfg.modes)
+	// A group per direction, the modes taking turns in each round.
+	var groups []bench.Group[runResult]
+	for _, dir := range cfg.dirs {
+		g := bench.Group[runResult]{Name: dirName(dir)}
+		for _, mode := range cfg.modes {
+			g.Modes = append(g.Modes, bench.Mode[runResult]{Name: mode,
+				Sample: func(ctx context.Context, round int) (runResult, error) {
+					r, err := b.run(ctx, round, mode, dir)
+					if err == nil && cfg.verbose {
+						fmt.Fprintf(b.log, "  round %d %-5s %s %-14s %6.2f Gbit/s  CPU s/GiB: sender %.2f receiver %.2f end-to-end %.2f (TCP ends %.2f %.2f)\n",
+							round, mode, dirName(dir), pairName(r.SendBind, r.RecvBind), r.Gbps, r.SenderCPU, r.ReceiverCPU, r.EndToEndCPU,
+							r.TCPSenderCPU, r.TCPReceiverCPU)
+					}
+					return r, err
+				}})
 		}
-		for _, dir := range cfg.dirs {
-			for _, mode := range order {
-				r, err := b.run(ctx, round, mode, dir)
-				if ctx.Err() != nil {
-					return fmt.Errorf("interrupted: %w", context.Cause(ctx))
-				}
-				if err != nil {
-					return fmt.Errorf("round %d, %s, %s: %w", round+1, mode, dirName(dir), err)
-				}
-				if cfg.verbose {
-					fmt.Fprintf(b.log, "  round %d %-5s %s %-14s %6.2f Gbit/s  CPU s/GiB: sender %.2f receiver %.2f end-to-end %.2f (TCP ends %.2f %.2f)\n",
-						round+1, mode, dirName(dir), pairName(r.SendBind, r.RecvBind), r.Gbps, r.SenderCPU, r.ReceiverCPU, r.EndToEndCPU,
-						r.TCPSenderCPU, r.TCPReceiverCPU)
-				}
-				res.Runs = append(res.Runs, r)
-			}
-		}
+		groups = append(groups, g)
 	}
-	res.LoadEnd = loadAverage()
-	res.cells(cfg)
+	progress := stderr
+	if cfg.verbose || cfg.json {
+		progress = nil
+	}
+	res, err := bench.Run(ctx, bench.Plan[runResult]{Name: "wgbench", Rounds: cfg.count, Groups: groups, Progress: progress})
+	if err != nil {
+		return err
+	}
+	sum.LoadEnd = bench.LoadAverage()
+	sum.fill(cfg, res)
 	if cfg.json {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(res)
+		return bench.WriteJSON(stdout, sum)
 	}
-	printTable(stdout, res)
+	printTable(stdout, sum)
 	return nil
-}
-
-func reversed(s []string) []string {
-	r := make([]string, len(s))
-	for i, v := range s {
-		r[len(s)-1-i] = v
-	}
-	return r
 }
 
 // ---- the namespaces ----
@@ -261,21 +255,9 @@ func ipCmd(ctx context.Context, args ...string) error {
 	return nil
 }
 
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
-}
-
 // ---- one run ----
 
-type bench struct {
+type wgBench struct {
 	cfg config
 	exe string
 	tb  *testbed
@@ -317,8 +299,8 @@ func dirName(dir string) string {
 func pairName(send, recv string) string { return send + " -> " + recv }
 
 // run moves cfg.total bytes of TCP through a fresh pair of wireguard-go
-// processes in the given mode and direction.
-func (b *bench) run(parent context.Context, round int, mode, dir string) (runResult, error) {
+// processes in the given mode and direction, in round (from 1).
+func (b *wgBench) run(parent context.Context, round int, mode, dir string) (runResult, error) {
 	// Generous: 60s for setup plus 10 MB/s, some 50 times slower than
 	// this machine's tunnel.
 	ctx, cancel := context.WithTimeout(parent, 60*time.Second+time.Duration(b.cfg.total/10e6)*time.Second)
@@ -332,7 +314,7 @@ func (b *bench) run(parent context.Context, round int, mode, dir string) (runRes
 		return runResult{}, err
 	}
 	bindA, bindB := binds(mode)
-	label := fmt.Sprintf("r%d-%s-%s", round+1, dir, mode)
+	label := fmt.Sprintf("r%d-%s-%s", round, dir, mode)
 	side := func(ns, bind, ownTunnel, peerTunnel, peerVeth string, own, peer *ecdh.PrivateKey) (*wgProc, error) {
 		return b.startWireGuard(ctx, ns, ownTunnel, wgConfig{
 			Label: label + "-" + ns[len(ns)-1:] + "-" + bind, Bind: bind, GRO: b.cfg.gro, GSO: b.cfg.gso,
@@ -357,7 +339,7 @@ func (b *bench) run(parent context.Context, round int, mode, dir string) (runRes
 	}
 
 	snd, rcv, sendNS, recvNS, recvAddr := wgA, wgB, b.tb.nsA, b.tb.nsB, tunnelB
-	r := runResult{Round: round + 1, Mode: mode, Dir: dir, SendBind: bindA, RecvBind: bindB, Bytes: b.cfg.total}
+	r := runResult{Round: round, Mode: mode, Dir: dir, SendBind: bindA, RecvBind: bindB, Bytes: b.cfg.total}
 	if dir == "b2a" {
 		snd, rcv, sendNS, recvNS, recvAddr = wgB, wgA, b.tb.nsB, b.tb.nsA, tunnelA
 		r.SendBind, r.RecvBind = bindB, bindA
@@ -442,7 +424,7 @@ func (b *bench) run(parent context.Context, round int, mode, dir string) (runRes
 	r.SenderCPU = (send1 - send0).Seconds() / gib
 	r.ReceiverCPU = (recv1 - recv0).Seconds() / gib
 	r.EndToEndCPU = r.SenderCPU + r.ReceiverCPU
-	cpu := func(p *os.ProcessState) float64 { return (p.UserTime() + p.SystemTime()).Seconds() / gib }
+	cpu := func(p *os.ProcessState) float64 { return bench.ChildCPU(p).Seconds() / gib }
 	r.TCPSenderCPU, r.TCPReceiverCPU = cpu(send.ProcessState), cpu(recv.ProcessState)
 	return r, nil
 }
@@ -459,7 +441,7 @@ type wgProc struct {
 
 // startWireGuard starts a wireguard-go process in namespace ns, waits for
 // its device, and gives its TUN the tunnel address.
-func (b *bench) startWireGuard(ctx context.Context, ns, tunnelAddr string, cfg wgConfig) (*wgProc, error) {
+func (b *wgBench) startWireGuard(ctx context.Context, ns, tunnelAddr string, cfg wgConfig) (*wgProc, error) {
 	p := &wgProc{cmd: exec.CommandContext(ctx, "ip", "netns", "exec", ns, b.exe, "-"+roleFlag+"=wg")}
 	p.cmd.Stderr = &p.stderr
 	// ip netns exec execs the command (it does not fork), so this process

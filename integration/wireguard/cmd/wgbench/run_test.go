@@ -80,26 +80,15 @@ func TestTargets(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var missed []string
-			targets(&tt.c, func(ok bool, what string) {
-				if !ok {
-					missed = append(missed, what)
+			for _, tg := range targets(tt.c) {
+				if !tg.Met {
+					missed = append(missed, tg.Name)
 				}
-			})
+			}
 			if strings.Join(missed, ";") != strings.Join(tt.missed, ";") {
 				t.Errorf("missed %q, want %q", missed, tt.missed)
 			}
 		})
-	}
-}
-
-// Ratios pair runs of the same round: a round where the machine was busy
-// for both modes gives the same ratio as a quiet one.
-func TestRatiosAreMediansOfSameRoundRatios(t *testing.T) {
-	std := []runResult{{Gbps: 1}, {Gbps: 10}, {Gbps: 2}}
-	batch := []runResult{{Gbps: 1.2}, {Gbps: 12}, {Gbps: 1}}
-	got := roundRatio(batch, std, func(r runResult) float64 { return r.Gbps })
-	if got != 1.2 { // ratios 1.2, 1.2, 0.5; the quotient of the medians would be 1.2/2 = 0.6
-		t.Errorf("ratio = %v, want 1.2", got)
 	}
 }
 

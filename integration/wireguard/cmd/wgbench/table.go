@@ -3,8 +3,9 @@ package main
 import (
 	"fmt"
 	"io"
-	"slices"
 	"strings"
+
+	"github.com/batchconn/batchconn/internal/bench"
 )
 
 // summary is everything a measurement produced; -json prints it whole.
@@ -19,6 +20,7 @@ type summary struct {
 	Cells              []cell
 	Met                int
 	Missed             []string
+	targets            []bench.Target
 }
 
 // A cell is one mode and direction: medians over the rounds, and ratios
@@ -37,96 +39,88 @@ type cell struct {
 	Targets                                              []string
 }
 
-// cells fills in Cells, Met and Missed from Runs.
-func (s *summary) cells(cfg config) {
-	for _, dir := range cfg.dirs {
-		for _, mode := range cfg.modes {
-			runs := s.pick(mode, dir)
-			c := cell{Mode: mode, Dir: dir, SendBind: runs[0].SendBind, RecvBind: runs[0].RecvBind}
-			c.Gbps = median(runs, func(r runResult) float64 { return r.Gbps })
-			c.SenderCPU = median(runs, func(r runResult) float64 { return r.SenderCPU })
-			c.ReceiverCPU = median(runs, func(r runResult) float64 { return r.ReceiverCPU })
-			c.EndToEndCPU = median(runs, func(r runResult) float64 { return r.EndToEndCPU })
-			c.TCPCPU = median(runs, func(r runResult) float64 { return r.TCPSenderCPU + r.TCPReceiverCPU })
-			if mode != "std" {
-				std := s.pick("std", dir)
-				ratio := func(f func(runResult) float64) float64 { return roundRatio(runs, std, f) }
-				c.GbpsRatio = ratio(func(r runResult) float64 { return r.Gbps })
-				c.SenderRatio = ratio(func(r runResult) float64 { return r.SenderCPU })
-				c.ReceiverRatio = ratio(func(r runResult) float64 { return r.ReceiverCPU })
-				c.EndToEndRatio = ratio(func(r runResult) float64 { return r.EndToEndCPU })
-				targets(&c, func(ok bool, what string) {
-					if ok {
-						s.Met++
-						c.Targets = append(c.Targets, "ok:"+what)
-						return
+// fill fills in Runs, Cells, Met and Missed from the results.
+func (s *summary) fill(cfg config, res *bench.Results[runResult]) {
+	for round := 1; round <= cfg.count; round++ {
+		for _, dir := range cfg.dirs {
+			for _, mode := range cfg.modes {
+				for _, r := range res.Get(dirName(dir), mode).Samples {
+					if r.Round == round {
+						s.Runs = append(s.Runs, r.Value)
 					}
-					c.Targets = append(c.Targets, "MISS:"+what)
-					s.Missed = append(s.Missed, fmt.Sprintf("%s %s: %s (throughput %.2fx, sender CPU %.2fx, end-to-end CPU %.2fx)",
-						pairName(c.SendBind, c.RecvBind), dirName(dir), what, c.GbpsRatio, c.SenderRatio, c.EndToEndRatio))
-				})
+				}
+			}
+		}
+	}
+	for _, dir := range cfg.dirs {
+		std := res.Get(dirName(dir), "std").Samples
+		for _, mode := range cfg.modes {
+			runs := res.Get(dirName(dir), mode).Samples
+			if len(runs) == 0 {
+				continue // a run that fails ends the command: no cell is empty
+			}
+			first := runs[0].Value
+			c := cell{Mode: mode, Dir: dir, SendBind: first.SendBind, RecvBind: first.RecvBind}
+			med := func(f func(runResult) float64) float64 { return bench.Of(runs, f).Median }
+			c.Gbps = med(runResult.gbps)
+			c.SenderCPU = med(runResult.senderCPU)
+			c.ReceiverCPU = med(runResult.receiverCPU)
+			c.EndToEndCPU = med(runResult.endToEndCPU)
+			c.TCPCPU = med(func(r runResult) float64 { return r.TCPSenderCPU + r.TCPReceiverCPU })
+			if mode != "std" {
+				ratio := func(f func(runResult) float64) float64 {
+					if st := bench.Ratio(runs, std, bench.Over(f)); st != nil {
+						return st.Median
+					}
+					return 0
+				}
+				c.GbpsRatio = ratio(runResult.gbps)
+				c.SenderRatio = ratio(runResult.senderCPU)
+				c.ReceiverRatio = ratio(runResult.receiverCPU)
+				c.EndToEndRatio = ratio(runResult.endToEndCPU)
+				for _, t := range targets(c) {
+					c.Targets = append(c.Targets, t.Tag())
+					s.targets = append(s.targets, t)
+					if t.Met {
+						s.Met++
+					} else {
+						s.Missed = append(s.Missed, t.String())
+					}
+				}
 			}
 			s.Cells = append(s.Cells, c)
 		}
 	}
 }
 
-// pick returns the runs of one mode and direction, in round order.
-func (s *summary) pick(mode, dir string) []runResult {
-	var rs []runResult
-	for _, r := range s.Runs {
-		if r.Mode == mode && r.Dir == dir {
-			rs = append(rs, r)
-		}
-	}
-	return rs
-}
+func (r runResult) gbps() float64        { return r.Gbps }
+func (r runResult) senderCPU() float64   { return r.SenderCPU }
+func (r runResult) receiverCPU() float64 { return r.ReceiverCPU }
+func (r runResult) endToEndCPU() float64 { return r.EndToEndCPU }
 
 // The targets of issue 15. Every cell keeps at least 0.97x StdNetBind's
 // throughput; wgbatch on both ends sends with at most 0.75x the CPU, moves
 // a GiB with at most 0.85x in all, at 1.10x the throughput or more; a
 // StdNetBind peer talking to a wgbatch peer gains: the pair spends less CPU
 // per GiB than two StdNetBinds.
-func targets(c *cell, check func(ok bool, what string)) {
-	check(c.GbpsRatio >= 0.97, "throughput>=0.97x")
+func targets(c cell) []bench.Target {
+	const thr, cpu = "throughput ratio", "CPU/GiB ratio"
+	ts := []bench.Target{bench.Check("throughput>=0.97x", thr, c.GbpsRatio, bench.AtLeast, 0.97)}
 	switch c.Mode {
 	case "batch":
-		check(c.SenderRatio <= 0.75, "sender CPU<=0.75x")
-		check(c.EndToEndRatio <= 0.85, "end-to-end CPU<=0.85x")
-		check(c.GbpsRatio >= 1.10, "throughput>=1.10x")
+		ts = append(ts, bench.Check("sender CPU<=0.75x", "sender "+cpu, c.SenderRatio, bench.AtMost, 0.75),
+			bench.Check("end-to-end CPU<=0.85x", "end-to-end "+cpu, c.EndToEndRatio, bench.AtMost, 0.85),
+			bench.Check("throughput>=1.10x", thr, c.GbpsRatio, bench.AtLeast, 1.10))
 	case "mixed":
-		check(c.EndToEndRatio < 1, "gains (end-to-end CPU<1x)")
+		ts = append(ts, bench.Check("gains (end-to-end CPU<1x)", "end-to-end "+cpu, c.EndToEndRatio, bench.Below, 1))
 	}
+	for i := range ts {
+		ts[i].Where = pairName(c.SendBind, c.RecvBind) + " " + dirName(c.Dir)
+	}
+	return ts
 }
 
-// roundRatio returns the median over rounds of f(runs) over f(std): run i
-// of each ran in the same round, back to back.
-func roundRatio(runs, std []runResult, f func(runResult) float64) float64 {
-	var rs []runResult
-	for i := range min(len(runs), len(std)) {
-		if d := f(std[i]); d > 0 {
-			rs = append(rs, runResult{Gbps: f(runs[i]) / d})
-		}
-	}
-	return median(rs, func(r runResult) float64 { return r.Gbps })
-}
-
-func median(rs []runResult, f func(runResult) float64) float64 {
-	v := make([]float64, len(rs))
-	for i, r := range rs {
-		v[i] = f(r)
-	}
-	slices.Sort(v)
-	if len(v) == 0 {
-		return 0
-	}
-	if len(v)%2 == 1 {
-		return v[len(v)/2]
-	}
-	return (v[len(v)/2-1] + v[len(v)/2]) / 2
-}
-
-func (b *bench) header(s summary) {
+func (b *wgBench) header(s summary) {
 	fmt.Fprintf(b.log, "wgbench: %s of TCP per run through wireguard-go on kernel TUNs, between two network namespaces\n", b.cfg.bytesArg)
 	fmt.Fprintf(b.log, "joined by a veth pair (MTU %d, tunnel MTU %d), %s of modes %s, directions %s, every byte checked (CRC-32C)\n",
 		s.MTU, s.TunnelMTU, rounds(s.Rounds), strings.Join(b.cfg.modes, ","), strings.Join(b.cfg.dirs, ","))
@@ -157,11 +151,8 @@ func printTable(w io.Writer, s summary) {
 		"direction, not quotients of the medians beside them. CPU is user+system of each wireguard-go process\n"+
 		"during the transfer; end-to-end is both; TCP is the TCP sender and receiver processes, not in end-to-end.\n",
 		rounds(s.Rounds))
-	fmt.Fprintf(w, "load average at start: %s, at end: %s\n", s.LoadStart, s.LoadEnd)
-	fmt.Fprintf(w, "\ntargets met: %d, missed: %d\n", s.Met, len(s.Missed))
-	for _, m := range s.Missed {
-		fmt.Fprintln(w, "  missed:", m)
-	}
+	fmt.Fprintf(w, "load average at start: %s, at end: %s\n\n", s.LoadStart, s.LoadEnd)
+	bench.WriteTargets(w, s.targets)
 }
 
 func rounds(n int) string {

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"io"
@@ -7,42 +7,38 @@ import (
 	"time"
 )
 
-// progress keeps one live line on a terminal: round, mode, elapsed time. Its
-// ticks allocate nothing, so it does not disturb the allocation counts.
+// progress keeps one live line on a terminal: round, mode, time spent. Its
+// ticks allocate nothing, so it does not disturb allocation counts.
 type progress struct {
 	w      io.Writer
+	name   string
 	start  time.Time
 	rounds int
 	round  atomic.Int64
-	mode   atomic.Pointer[string]
+	label  atomic.Pointer[string]
 	quit   chan struct{}
 	done   chan struct{}
 	line   []byte
 }
 
-// startProgress starts the line if w is a terminal; otherwise it returns nil,
-// and the nil *progress does nothing.
-func startProgress(w io.Writer, cfg config) *progress {
-	if !isTerminal(w) {
+// startProgress starts the line if w is a terminal; otherwise it returns
+// nil, and the nil *progress does nothing.
+func startProgress(w io.Writer, name string, rounds int) *progress {
+	if w == nil || !isTerminal(w) {
 		return nil
 	}
-	p := &progress{w: w, start: time.Now(), rounds: cfg.count,
+	p := &progress{w: w, name: name, start: time.Now(), rounds: rounds,
 		quit: make(chan struct{}), done: make(chan struct{}), line: make([]byte, 0, 128)}
 	go p.loop()
 	return p
 }
 
-func (p *progress) set(mode string, round int) {
+// set says what runs now; label must not change afterwards.
+func (p *progress) set(label *string, round int) {
 	if p == nil {
 		return
 	}
-	for _, list := range [][]string{allModes, allRecvModes} {
-		for i := range list {
-			if list[i] == mode {
-				p.mode.Store(&list[i])
-			}
-		}
-	}
+	p.label.Store(label)
 	p.round.Store(int64(round))
 }
 
@@ -62,11 +58,13 @@ func (p *progress) loop() {
 }
 
 func (p *progress) draw() {
-	mode := p.mode.Load()
-	if mode == nil {
+	label := p.label.Load()
+	if label == nil {
 		return
 	}
-	b := append(p.line[:0], "\r\033[Kbatchbench: "...)
+	b := append(p.line[:0], "\r\033[K"...)
+	b = append(b, p.name...)
+	b = append(b, ": "...)
 	if r := p.round.Load(); r == 0 {
 		b = append(b, "warm-up"...)
 	} else {
@@ -76,7 +74,7 @@ func (p *progress) draw() {
 		b = strconv.AppendInt(b, int64(p.rounds), 10)
 	}
 	b = append(b, "  "...)
-	b = append(b, *mode...)
+	b = append(b, *label...)
 	b = append(b, "  "...)
 	b = strconv.AppendFloat(b, time.Since(p.start).Seconds(), 'f', 1, 64)
 	b = append(b, "s elapsed"...)

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -10,18 +10,21 @@ import (
 	"strings"
 )
 
-// A chart is a table drawn as horizontal bars, one per mode.
-type chart struct {
+// A Chart is a table drawn as horizontal bars, one per mode: what -svg
+// writes.
+type Chart struct {
 	Title    string
-	Subtitle string
+	Subtitle string // may hold several lines
 	Unit     string // what a bar's length measures, e.g. "datagrams/s"
-	Bars     []bar
+	Bars     []Bar
 	Footer   string
+	// Format prints a value on the axis and after a bar; nil: [Rate].
+	Format func(float64) string
 }
 
-// A bar is one mode: its median and the min–max of its rounds (a whisker),
+// A Bar is one mode: its median and the min–max of its rounds (a whisker),
 // and a note (its ratios) written after it.
-type bar struct {
+type Bar struct {
 	Label         string
 	Value         float64
 	Min, Max      float64
@@ -42,8 +45,12 @@ const (
 	svgPadding = 12
 )
 
-// writeSVG draws c as a standalone SVG document.
-func writeSVG(w io.Writer, c chart) error {
+// WriteSVG draws c as a standalone SVG document.
+func WriteSVG(w io.Writer, c Chart) error {
+	format := c.Format
+	if format == nil {
+		format = Rate
+	}
 	scale := 0.0
 	for _, b := range c.Bars {
 		scale = max(scale, b.Max, b.Value)
@@ -78,7 +85,7 @@ func writeSVG(w io.Writer, c chart) error {
 		v := scale * float64(i) / 5
 		x := x0 + px(v)
 		fmt.Fprintf(&b, `<line class="grid" x1="%.1f" y1="%d" x2="%.1f" y2="%d"/>`+"\n", x, top-6, x, gridBottom)
-		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle" class="muted">%s</text>`+"\n", x, gridBottom+16, esc(rate(v)))
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle" class="muted">%s</text>`+"\n", x, gridBottom+16, esc(format(v)))
 	}
 	fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle" class="muted">%s</text>`+"\n", x0+svgBarW/2, gridBottom+34, esc(c.Unit+" (median of the rounds; whiskers: min–max)"))
 
@@ -87,7 +94,7 @@ func writeSVG(w io.Writer, c chart) error {
 		mid := y + svgBarH/2 + 4
 		fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end">%s</text>`+"\n", svgLabelW, mid, esc(bb.Label))
 		if bb.Unavailable != "" {
-			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" class="muted">unavailable: %s</text>`+"\n", x0+4, mid, esc(truncate(bb.Unavailable, 90)))
+			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" class="muted">unavailable: %s</text>`+"\n", x0+4, mid, esc(Truncate(bb.Unavailable, 90)))
 			continue
 		}
 		class := "bar"
@@ -98,7 +105,7 @@ func writeSVG(w io.Writer, c chart) error {
 			class = "bar best"
 		}
 		fmt.Fprintf(&b, `<rect class="%s" x="%.1f" y="%.1f" width="%.1f" height="%d"><title>%s: %s</title></rect>`+"\n",
-			class, x0, y, px(bb.Value), svgBarH, esc(bb.Label), esc(rate(bb.Value)+" "+c.Unit))
+			class, x0, y, px(bb.Value), svgBarH, esc(bb.Label), esc(format(bb.Value)+" "+c.Unit))
 		if bb.Max > bb.Min {
 			wy := y + svgBarH/2
 			fmt.Fprintf(&b, `<line class="whisker" x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f"/>`+"\n", x0+px(bb.Min), wy, x0+px(bb.Max), wy)
@@ -108,7 +115,7 @@ func writeSVG(w io.Writer, c chart) error {
 			note = " — " + bb.Note
 		}
 		fmt.Fprintf(&b, `<text class="note" x="%.1f" y="%.1f"><tspan font-weight="bold">%s</tspan>%s</text>`+"\n",
-			x0+max(px(bb.Value), px(bb.Max))+6, mid, esc(rate(bb.Value)), esc(note))
+			x0+max(px(bb.Value), px(bb.Max))+6, mid, esc(format(bb.Value)), esc(note))
 	}
 	if c.Footer != "" {
 		fmt.Fprintf(&b, `<text x="%d" y="%d" class="muted" font-size="11">%s</text>`+"\n", svgPadding, height-8, esc(c.Footer))
@@ -118,10 +125,10 @@ func writeSVG(w io.Writer, c chart) error {
 	return err
 }
 
-// writeSVGFile writes the chart to path.
-func writeSVGFile(path string, c chart) error {
+// WriteSVGFile writes the chart to path; errors name the -svg flag.
+func WriteSVGFile(path string, c Chart) error {
 	var b bytes.Buffer
-	if err := writeSVG(&b, c); err != nil {
+	if err := WriteSVG(&b, c); err != nil {
 		return err
 	}
 	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
@@ -151,93 +158,11 @@ func esc(s string) string {
 	return b.String()
 }
 
-func truncate(s string, n int) string {
+// Truncate shortens s to n runes, ending it with an ellipsis if it was longer.
+func Truncate(s string, n int) string {
 	r := []rune(s)
 	if len(r) <= n {
 		return s
 	}
 	return string(r[:n-1]) + "…"
-}
-
-// chart is the send table as bars of datagrams/s sent.
-func (r *report) chart() chart {
-	c := &r.Config
-	ch := chart{
-		Title: fmt.Sprintf("batchbench: sending %d-byte datagrams in batches of %d over %s (%s)", c.Size, c.Batch, c.Path, c.Network),
-		Subtitle: fmt.Sprintf("%s, %s, %d CPUs; %d rounds x %v per mode, modes alternating\nratios: medians of same-round ratios; grey: the raw limit, green: the fastest usable mode",
-			r.Env.Kernel, r.Env.GoVersion, r.Env.NumCPU, c.Count, c.Duration),
-		Unit:   "datagrams/s sent",
-		Footer: "GSO: " + truncate(r.gsoLine(), 140),
-	}
-	for _, m := range r.Modes {
-		b := bar{Label: m.Mode, Ceiling: isRaw(m.Mode), Best: m.Mode == r.Winner}
-		if len(m.Samples) == 0 {
-			b.Unavailable = m.Unavailable
-			if b.Unavailable == "" {
-				b.Unavailable = "no samples"
-			}
-		} else {
-			b.Value, b.Min, b.Max = m.SentPerSec.Median, m.SentPerSec.Min, m.SentPerSec.Max
-			var notes []string
-			if m.VsWriteTo != nil && m.Mode != modeWriteTo {
-				notes = append(notes, times(m.VsWriteTo)+" writeto")
-			}
-			if m.VsRaw != nil && !isRaw(m.Mode) {
-				notes = append(notes, times(m.VsRaw)+" "+m.RawRef)
-			}
-			b.Note = strings.Join(notes, " · ")
-		}
-		ch.Bars = append(ch.Bars, b)
-	}
-	return ch
-}
-
-// chart is the receive table as bars of datagrams/s read.
-func (r *recvReport) chart() chart {
-	c := &r.Config
-	traffic, how := "plain traffic (one datagram per send)", "drained from a pre-filled socket"
-	detail := fmt.Sprintf("loopback (%s); the socket pre-filled with %d datagrams, then read alone", c.Network, c.Fill)
-	if c.Traffic == trafficGSO {
-		traffic = fmt.Sprintf("GSO-sent traffic (%d datagrams per send)", c.Segs)
-	}
-	if c.Live {
-		how = "read live"
-		detail = fmt.Sprintf("loopback (%s); read while a sender sends for %v", c.Network, c.Duration)
-	}
-	detail += fmt.Sprintf("; up to %d messages per batch read", c.Batch)
-	ch := chart{
-		Title: fmt.Sprintf("batchbench -recv: %d-byte datagrams, %s, %s", c.Size, traffic, how),
-		Subtitle: detail + "\n" + fmt.Sprintf("%s, %s, %d CPUs; %d rounds, modes alternating; ratios: medians of same-round ratios; grey: the raw recvmmsg loop (a reference)",
-			r.Env.Kernel, r.Env.GoVersion, r.Env.NumCPU, c.Count),
-		Unit: "datagrams/s read",
-	}
-	best, bestMode := 0.0, ""
-	for _, m := range r.Modes {
-		if len(m.Samples) > 0 && m.Mode != modeRawRecvmmsg && m.PerSec.Median > best {
-			best, bestMode = m.PerSec.Median, m.Mode
-		}
-	}
-	for _, m := range r.Modes {
-		b := bar{Label: m.Mode, Ceiling: m.Mode == modeRawRecvmmsg, Best: m.Mode == bestMode}
-		if len(m.Samples) == 0 {
-			b.Unavailable = m.Unavailable
-			if b.Unavailable == "" {
-				b.Unavailable = "no samples"
-			}
-		} else {
-			b.Value, b.Min, b.Max = m.PerSec.Median, m.PerSec.Min, m.PerSec.Max
-			var notes []string
-			for _, ref := range recvRefs {
-				if ref == m.Mode {
-					continue
-				}
-				if rr := m.ratio(ref); rr != nil && rr.Rate != nil {
-					notes = append(notes, times(rr.Rate)+" "+shortRef(ref))
-				}
-			}
-			b.Note = strings.Join(notes, " · ") + "  (" + nanos(m.CPUNsPerDgram.Median) + " CPU/dgram)"
-		}
-		ch.Bars = append(ch.Bars, b)
-	}
-	return ch
 }
