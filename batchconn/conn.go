@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -49,19 +48,16 @@ type Conn struct {
 	// bufMsgs keeps the Message slices of finished WriteBuffersTo calls.
 	bufMsgs msgSlices
 
-	// gate admits one writer at a time. Whoever holds it owns the fields
-	// below it and the batch state in tx.
-	gate chan struct{}
-	// parked says the gate's holder waits in the poller for room in the
-	// send buffer, so a writer that must not wait does not queue behind
-	// it (lock).
-	parked atomic.Bool
+	// wg, the write gate, admits one writer at a time. Whoever holds it
+	// owns the fields below it and the batch state in tx.
+	wg gate
 
 	// Context cancellation ends a wait by setting a past write deadline
 	// (kick); the user's deadline is restored afterwards (disarm).
 	dlMu     sync.Mutex
-	deadline time.Time // the write deadline the user set
-	kicked   bool      // a kick's past deadline is in force
+	deadline time.Time    // the write deadline the user set
+	kicked   bool         // a kick's past deadline is in force
+	dlNano   atomic.Int64 // deadline as UnixNano, 0 for none: for writes that bypass the poller
 
 	ctx      context.Context // the current writer's context
 	armed    bool
@@ -150,7 +146,6 @@ func New(c *net.UDPConn, opts ...Option) (*Conn, error) {
 		rc:      rc,
 		laddr:   c.LocalAddr(),
 		closing: make(chan struct{}),
-		gate:    make(chan struct{}, 1),
 	}
 	if bc.laddr == nil {
 		return nil, &net.OpError{Op: "new", Net: "udp", Err: net.ErrClosed}
@@ -303,47 +298,22 @@ func (c *Conn) WaitWritable(ctx context.Context) error {
 
 // lock takes the write gate, or gives up when ctx is done or the Conn
 // closes. A writer that must not wait (wait false: a non-blocking
-// WriteMessages) does not queue behind one that waits in the poller for
-// room in the send buffer: it gets [ErrWouldBlock], as it would from the
-// full buffer itself. Until the holder either parks or releases the gate
-// (it is sending, which takes microseconds), such a writer yields and
-// looks again; it must not block on the gate, because a holder that
-// parks after it looked could keep it there without bound (C5).
+// WriteMessages) does not queue behind one that waits for room in the send
+// buffer: it gets [ErrWouldBlock], as it would from the full buffer itself.
+// Behind a holder that is only sending it waits, parked, for the release
+// (see gate).
 func (c *Conn) lock(ctx context.Context, wait bool) error {
-	for !wait {
-		if c.tryLock() {
-			return nil
-		}
-		switch {
-		case c.parked.Load():
-			return ErrWouldBlock
-		case ctx.Err() != nil:
-			return ctx.Err()
-		case c.closed.Load():
-			return net.ErrClosed
-		}
-		runtime.Gosched()
+	if wait {
+		return c.wg.lock(ctx, c.closing)
 	}
-	select {
-	case c.gate <- struct{}{}:
-		return nil
-	default:
-	}
-	select {
-	case c.gate <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-c.closing:
-		return net.ErrClosed
-	}
+	return c.wg.lockNow(ctx, c.closing, c.writable)
 }
 
 // unlock releases the write gate, or hands it to the first queued
 // single-datagram writer (group.go).
 func (c *Conn) unlock() {
 	c.ctx = nil
-	<-c.gate
+	c.wg.unlock()
 	if c.grp.n.Load() != 0 {
 		c.handoff()
 	}
@@ -356,7 +326,7 @@ var aLongTimeAgo = time.Unix(1, 0)
 // It is called only when a wait begins, so calls that never wait allocate
 // nothing for it.
 func (c *Conn) arm() {
-	c.parked.Store(true)
+	c.wg.park()
 	if c.armed || c.ctx.Done() == nil {
 		return
 	}
@@ -376,7 +346,7 @@ func (c *Conn) kick() {
 // disarm undoes arm, and restores the user's write deadline if a kick
 // replaced it.
 func (c *Conn) disarm() {
-	c.parked.Store(false)
+	c.wg.unpark()
 	if !c.armed {
 		return
 	}
@@ -553,10 +523,42 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 	c.dlMu.Lock()
 	defer c.dlMu.Unlock()
 	c.deadline = t
+	c.dlNano.Store(unixNano(t))
 	if c.kicked {
 		return nil // disarm applies it
 	}
 	return c.udp.SetWriteDeadline(t)
+}
+
+// unixNano is t as a deadline in nanoseconds: 0 for none.
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return max(t.UnixNano(), 1)
+}
+
+// writeExpired reports whether the user's write deadline has passed.
+func (c *Conn) writeExpired() bool {
+	d := c.dlNano.Load()
+	return d != 0 && time.Now().UnixNano() >= d
+}
+
+// rawWrite makes a send system call: fn as the RawConn.Write callback,
+// ctl as the RawConn.Control one (both bound once, so nothing allocates).
+// A writer that may wait goes through RawConn.Write, which waits in the
+// poller under the write deadline. One that must not wait goes through
+// RawConn.Control, which takes none of the net package's locks, so it
+// never queues behind a write that waits for the socket behind the Conn's
+// back (C5); it applies the write deadline itself.
+func (c *Conn) rawWrite(fn func(uintptr) bool, ctl func(uintptr), wait bool) error {
+	if wait {
+		return c.rc.Write(fn)
+	}
+	if c.writeExpired() {
+		return os.ErrDeadlineExceeded
+	}
+	return c.rc.Control(ctl)
 }
 
 // SyscallConn returns the socket's raw connection. Reading through it with
