@@ -65,8 +65,9 @@ type Conn struct {
 	kickWG   sync.WaitGroup
 	kickFn   func()
 
-	tx  sendState // send state: headers, iovecs, sockaddrs
-	grp group     // single-datagram writers waiting for the gate (group.go)
+	tx  sendState   // send state: headers, iovecs, sockaddrs
+	grp group       // single-datagram writers waiting for the gate (group.go)
+	q   *writeQueue // the write queue (queue.go); nil without WithWriteQueue
 
 	// The receive side: rd is the portable part (read gate, read deadline,
 	// GRO queue), rx the platform's (headers, iovecs, sockaddrs, GRO slots).
@@ -92,8 +93,10 @@ var (
 type Option func(*config)
 
 type config struct {
-	gso bool
-	gro bool
+	gso     bool
+	gro     bool
+	queue   int
+	onError func(Message, error) bool
 }
 
 // WithGSO turns the use of UDP generic segmentation offload (GSO) on or off.
@@ -118,6 +121,56 @@ func WithGRO(enabled bool) Option {
 	return func(c *config) { c.gro = enabled }
 }
 
+// WithWriteQueue gives the Conn a write queue of the given size in bytes,
+// for code that writes datagrams one at a time, from one goroutine or a
+// few: the single-datagram write methods (Write, WriteTo, WriteToUDP,
+// WriteToUDPAddrPort, WriteMsgUDP, WriteMsgUDPAddrPort) then copy the
+// datagram and its control messages into the queue and return at once,
+// and a goroutine of the Conn sends the queue in batches through
+// WriteMessages' path (sendmmsg, UDP GSO runs). No timer is involved: a
+// datagram waits at most for the send in flight. 0, the default, means no
+// queue: those methods then send as [Conn.Write] describes.
+//
+// The price is that a datagram the kernel refuses after its write returned
+// (its path's MTU, no route, a full device queue) can no longer fail that
+// write: it is counted by cause in [Stats].QueueFailures, the first such
+// error since the last [Conn.Flush] is what Flush returns, and
+// [WithWriteQueueErrors] sees each one. What a UDPConn would refuse before
+// sending (a closed Conn, a passed write deadline, a bad address, an
+// oversized datagram, malformed control data) is refused by the write
+// itself, as the UDPConn refuses it. A full queue makes a writer wait for
+// room, up to the write deadline, or return [ErrWouldBlock] after
+// [Conn.SetBlocking](false). Datagrams to one destination leave in the
+// order they were written, also across WriteMessages and WriteBuffersTo;
+// within a batch the queue groups each destination's datagrams, so that
+// GSO can send them as one. [Conn.Flush] waits for the queue; [Conn.Close]
+// sends what is queued for at most 100 ms first.
+//
+// The queue is one buffer of bytes (rounded up to a multiple of 8),
+// allocated by New; each datagram takes its length and its control
+// messages' plus 40 bytes. A datagram that does not fit in the whole queue
+// is sent with the UDPConn's own method, after the datagrams queued before
+// it. bytes must be at most 1 GiB.
+func WithWriteQueue(bytes int) Option {
+	return func(c *config) { c.queue = bytes }
+}
+
+// WithWriteQueueErrors sets f to be told of every datagram of the write
+// queue ([WithWriteQueue]) that failed after its write returned: m is the
+// datagram (its Buffers and OOB valid only during the call), err the error
+// WriteMessages would have returned for it (a *net.OpError whose Addr is
+// the destination). If f returns true, the datagram is sent once more at
+// once, in its place; if that fails too, f is told again, and its answer
+// does not count. f is called by whichever goroutine sends the queue, with
+// the Conn's writes held up meanwhile: it must return quickly, and must not
+// write to the Conn.
+func WithWriteQueueErrors(f func(m Message, err error) (retry bool)) Option {
+	return func(c *config) { c.onError = f }
+}
+
+// maxWriteQueue bounds WithWriteQueue: the queue is allocated at once.
+const maxWriteQueue = 1 << 30
+
 // envDisableGRO is the environment variable that keeps GRO off everywhere.
 const envDisableGRO = "BATCHCONN_DISABLE_GRO"
 
@@ -136,6 +189,9 @@ func New(c *net.UDPConn, opts ...Option) (*Conn, error) {
 		if o != nil {
 			o(&cfg)
 		}
+	}
+	if cfg.queue < 0 || cfg.queue > maxWriteQueue {
+		return nil, errors.New("batchconn: WithWriteQueue(" + strconv.Itoa(cfg.queue) + "): the size must be from 0 to 1 GiB")
 	}
 	rc, err := c.SyscallConn()
 	if err != nil {
@@ -170,6 +226,9 @@ func New(c *net.UDPConn, opts ...Option) (*Conn, error) {
 	}
 	bc.tx.init(bc)
 	bc.initRead(cfg.gro)
+	if cfg.queue > 0 {
+		bc.q = newWriteQueue(bc, cfg.queue, cfg.onError)
+	}
 	return bc, nil
 }
 
@@ -243,6 +302,32 @@ type Stats struct {
 	GROBuffers   uint64 // coalesced buffers the kernel returned and batchconn split
 	GROMessages  uint64 // datagrams that arrived in those coalesced buffers
 	GROOff       string // why GRO is off, or "" while it is in use
+
+	// The write queue (WithWriteQueue); its sends are counted above too.
+	QueueWrites    uint64        // datagrams the single-datagram write methods put in the queue
+	QueueWaits     uint64        // writes that waited for room in the queue
+	QueueGSOSplits uint64        // callers' GSO buffers (UDP_SEGMENT) sent as separate datagrams, after the kernel failed one with EIO
+	QueueFailures  QueueFailures // queued datagrams that failed after their write returned, by cause
+}
+
+// QueueFailures counts, by cause, the datagrams of a write queue that
+// failed after their write had returned (see [WithWriteQueue]).
+type QueueFailures struct {
+	MessageSize uint64 // EMSGSIZE: larger than the path takes (its MTU, with IP_PMTUDISC_DO)
+	Unreachable uint64 // ENETUNREACH, EHOSTUNREACH, ENETDOWN, EHOSTDOWN: no route to the destination
+	Refused     uint64 // ECONNREFUSED: the connected peer refused an earlier datagram
+	Denied      uint64 // EPERM, EACCES: a firewall rule, or a broadcast without SO_BROADCAST
+	NoBuffers   uint64 // ENOBUFS: a device or qdisc queue was full (reported where IP_RECVERR is on)
+	Address     uint64 // EINVAL, EADDRNOTAVAIL, EAFNOSUPPORT, EDESTADDRREQ: an address or control message the kernel refused
+	Deadline    uint64 // the write deadline passed before it could be sent
+	Closed      uint64 // the Conn was closed before it could be sent
+	Other       uint64 // any other error
+}
+
+// Total returns the number of failures, of every cause.
+func (f QueueFailures) Total() uint64 {
+	return f.MessageSize + f.Unreachable + f.Refused + f.Denied + f.NoBuffers +
+		f.Address + f.Deadline + f.Closed + f.Other
 }
 
 // Stats returns the Conn's counters. Writes through the single-datagram
@@ -266,6 +351,21 @@ func (c *Conn) Stats() Stats {
 	s.GROBuffers = c.rstats.groBuffers.Load()
 	s.GROMessages = c.rstats.groMessages.Load()
 	s.GROOff = c.groOff
+	if q := c.q; q != nil {
+		st := &q.stats
+		s.QueueWrites, s.QueueWaits, s.QueueGSOSplits = st.writes.Load(), st.waits.Load(), st.gsoSplits.Load()
+		s.QueueFailures = QueueFailures{
+			MessageSize: st.msgSize.Load(),
+			Unreachable: st.unreach.Load(),
+			Refused:     st.refused.Load(),
+			Denied:      st.denied.Load(),
+			NoBuffers:   st.noBufs.Load(),
+			Address:     st.address.Load(),
+			Deadline:    st.deadline.Load(),
+			Closed:      st.closed.Load(),
+			Other:       st.other.Load(),
+		}
+	}
 	return s
 }
 
@@ -397,11 +497,25 @@ func (c *Conn) UDPConn() *net.UDPConn { return c.udp }
 
 // Close closes the socket. A WriteMessages call waiting for space returns
 // what it sent so far, or net.ErrClosed; so does a waiting read. Datagrams
-// still queued in the Conn (GRO) are dropped.
+// still queued in the Conn (GRO) are dropped. With a write queue, Close
+// first stops taking writes and sends what is queued for at most 100 ms;
+// what is left then is dropped and counted (Stats.QueueFailures.Closed).
 func (c *Conn) Close() error {
+	first := false
+	c.closeMu.Do(func() {
+		first = true
+		if c.q != nil {
+			c.q.closeQueue()
+		}
+		c.closed.Store(true)
+		close(c.closing)
+	})
 	c.closed.Store(true)
-	c.closeMu.Do(func() { close(c.closing) })
-	return c.udp.Close()
+	err := c.udp.Close()
+	if first && c.q != nil {
+		c.q.dropLeft()
+	}
+	return err
 }
 
 // LocalAddr returns the socket's local address.
@@ -445,7 +559,7 @@ func (c *Conn) ReadMsgUDP(b, oob []byte) (n, oobn, flags int, addr *net.UDPAddr,
 // during a send wait and leave together in the next sendmmsg. See
 // [Conn.Write] for the rules.
 func (c *Conn) WriteTo(p []byte, addr net.Addr) (int, error) {
-	if c.sendAlone() {
+	if c.q == nil && c.sendAlone() {
 		n, err := c.udp.WriteTo(p, addr)
 		c.unlock()
 		return n, err
@@ -456,7 +570,7 @@ func (c *Conn) WriteTo(p []byte, addr net.Addr) (int, error) {
 		q.dst, ok = c.udpAddrPort(a)
 		q.direct = !ok
 	}
-	c.writeQueued(q)
+	c.write(q)
 	n, err := q.n, q.err
 	c.grp.putQueued(q)
 	return n, err
@@ -470,7 +584,7 @@ func (c *Conn) WriteMsgUDP(b, oob []byte, addr *net.UDPAddr) (n, oobn int, err e
 	if addr != nil {
 		ap, ok = c.udpAddrPort(addr)
 	}
-	if c.sendAlone() {
+	if c.q == nil && c.sendAlone() {
 		if ok && addr != nil {
 			// The UDPConn's WriteMsgUDP allocates a sockaddr for addr;
 			// its WriteMsgUDPAddrPort does not, and differs only in the
@@ -488,7 +602,7 @@ func (c *Conn) WriteMsgUDP(b, oob []byte, addr *net.UDPAddr) (n, oobn int, err e
 	q := c.grp.getQueued()
 	q.kind, q.b, q.oob, q.uaddr, q.dst = kindWriteMsgUDP, b, oob, addr, ap
 	q.direct = !ok || !plainOOB(oob)
-	c.writeQueued(q)
+	c.write(q)
 	n, oobn, err = q.n, q.oobn, q.err
 	c.grp.putQueued(q)
 	return n, oobn, err

@@ -26,9 +26,10 @@ import (
 // the sender's small send buffer, so the socket really fills and the kernel
 // really returns EAGAIN. Lifting the throttle drains it.
 type stalledLink struct {
-	pair *testnet.Pair
-	c    *batchconn.Conn
-	r    *testnet.Receiver
+	pair   *testnet.Pair
+	c      *batchconn.Conn
+	r      *testnet.Receiver
+	filled uint64 // datagrams the Conn had sent when its socket was full
 }
 
 func newStalledLink(t *testing.T) *stalledLink {

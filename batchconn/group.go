@@ -166,6 +166,16 @@ func (g *group) putQueued(q *queued) {
 	g.mu.Unlock()
 }
 
+// write sends the single-datagram write q: through the write queue if
+// the Conn has one, else through group commit.
+func (c *Conn) write(q *queued) {
+	if c.q != nil {
+		c.queueWrite(q)
+		return
+	}
+	c.writeQueued(q)
+}
+
 // writeQueued queues q, waits until it has been sent or has failed, and
 // returns its entry with the result set; the caller recycles it.
 func (c *Conn) writeQueued(q *queued) {
