@@ -306,6 +306,8 @@ type Stats struct {
 	// The write queue (WithWriteQueue); its sends are counted above too.
 	QueueWrites    uint64        // datagrams the single-datagram write methods put in the queue
 	QueueWaits     uint64        // writes that waited for room in the queue
+	QueueBatches   uint64        // batches the queue was sent in (each one or more system calls)
+	QueueMaxBatch  uint64        // the most datagrams one batch held
 	QueueGSOSplits uint64        // callers' GSO buffers (UDP_SEGMENT) sent as separate datagrams, after the kernel failed one with EIO
 	QueueFailures  QueueFailures // queued datagrams that failed after their write returned, by cause
 }
@@ -354,6 +356,7 @@ func (c *Conn) Stats() Stats {
 	if q := c.q; q != nil {
 		st := &q.stats
 		s.QueueWrites, s.QueueWaits, s.QueueGSOSplits = st.writes.Load(), st.waits.Load(), st.gsoSplits.Load()
+		s.QueueBatches, s.QueueMaxBatch = st.batches.Load(), st.most.Load()
 		s.QueueFailures = QueueFailures{
 			MessageSize: st.msgSize.Load(),
 			Unreachable: st.unreach.Load(),

@@ -713,4 +713,20 @@ func TestContractC19CallersGSOBufferAfterEIO(t *testing.T) {
 	if s.QueueGSOSplits != 2 || s.QueueFailures.Total() != 0 || c.GSOEnabled() {
 		t.Errorf("QueueGSOSplits %d, failures %+v, GSOEnabled %v; want 2 splits, none failed, GSO off", s.QueueGSOSplits, s.QueueFailures, c.GSOEnabled())
 	}
+	// A buffer of one segment carries UDP_SEGMENT too (quic-go writes such
+	// ones), and the kernel refuses it with EIO just the same.
+	c2, err := batchconn.New(udpLite(t), batchconn.WithWriteQueue(64<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if _, _, err := c2.WriteMsgUDPAddrPort(numbered(0, seg/2), gso, dst); err != nil {
+		t.Fatal(err)
+	}
+	if err := c2.Flush(context.Background()); err != nil {
+		t.Fatalf("Flush after a one-segment GSO buffer: %v", err)
+	}
+	if n, err := rx.Read(b); err != nil || string(b[:n]) != string(numbered(0, seg/2)) {
+		t.Fatalf("the one-segment buffer: %q, %v", b[:max(n, 0)], err)
+	}
 }

@@ -69,7 +69,7 @@ type writeQueue struct {
 }
 
 type queueStats struct {
-	writes, waits, gsoSplits                  atomic.Uint64
+	writes, waits, gsoSplits, batches, most   atomic.Uint64
 	msgSize, unreach, refused, denied, noBufs atomic.Uint64
 	address, deadline, closed, other          atomic.Uint64
 }
@@ -359,8 +359,13 @@ var errRetake = errors.New("batchconn: retake the write queue")
 func (c *Conn) drainQueue(ctx context.Context, wait bool, until int64) error {
 	q := c.q
 	for {
-		if q.take(until) == 0 {
+		k := q.take(until)
+		if k == 0 {
 			return nil
+		}
+		q.stats.batches.Add(1)
+		if uint64(k) > q.stats.most.Load() {
+			q.stats.most.Store(uint64(k)) // only the gate holder stores it
 		}
 		err := c.sendTaken(ctx, wait)
 		q.release()
@@ -414,8 +419,9 @@ func (q *writeQueue) take(until int64) int {
 }
 
 // markSplit turns the record at off, if it is a caller's GSO buffer (a
-// UDP_SEGMENT control message and more than one segment), into a split
-// one: UDP_SEGMENT removed in place, the segment size kept in the header.
+// UDP_SEGMENT control message), into a split one: UDP_SEGMENT removed in
+// place, the segment size kept in the header. One of a single segment is
+// one too: the kernel refuses UDP_SEGMENT with EIO whatever the length.
 // It reports whether it did.
 func (q *writeQueue) markSplit(off int) bool {
 	r := q.arena[off:]
@@ -424,7 +430,7 @@ func (q *writeQueue) markSplit(off int) bool {
 	o := recHead + recAlignUp(n)
 	oob := r[o : o+oobn]
 	seg, start, end := findUDPSegment(oob)
-	if seg <= 0 || n <= seg || (n+seg-1)/seg > MaxMessages {
+	if seg <= 0 || (n+seg-1)/seg > MaxMessages {
 		return false
 	}
 	copy(oob[start:], oob[end:])
@@ -436,11 +442,12 @@ func (q *writeQueue) markSplit(off int) bool {
 	return true
 }
 
-// segments returns how many datagrams the split record at off makes.
+// segments returns how many datagrams the split record at off makes (an
+// empty one makes one, as it did before the split).
 func (q *writeQueue) segments(off int) int {
 	r := q.arena[off:]
 	n, seg := int(binary.NativeEndian.Uint32(r[recLen:])), int(binary.NativeEndian.Uint16(r[recSeg:]))
-	return (n + seg - 1) / seg
+	return max(1, (n+seg-1)/seg)
 }
 
 // regroup reorders the taken messages so that each destination's are
