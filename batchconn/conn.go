@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -49,19 +48,16 @@ type Conn struct {
 	// bufMsgs keeps the Message slices of finished WriteBuffersTo calls.
 	bufMsgs msgSlices
 
-	// gate admits one writer at a time. Whoever holds it owns the fields
-	// below it and the batch state in tx.
-	gate chan struct{}
-	// parked says the gate's holder waits in the poller for room in the
-	// send buffer, so a writer that must not wait does not queue behind
-	// it (lock).
-	parked atomic.Bool
+	// wg, the write gate, admits one writer at a time. Whoever holds it
+	// owns the fields below it and the batch state in tx.
+	wg gate
 
 	// Context cancellation ends a wait by setting a past write deadline
 	// (kick); the user's deadline is restored afterwards (disarm).
 	dlMu     sync.Mutex
-	deadline time.Time // the write deadline the user set
-	kicked   bool      // a kick's past deadline is in force
+	deadline time.Time    // the write deadline the user set
+	kicked   bool         // a kick's past deadline is in force
+	dlNano   atomic.Int64 // deadline as UnixNano, 0 for none: for writes that bypass the poller
 
 	ctx      context.Context // the current writer's context
 	armed    bool
@@ -69,8 +65,9 @@ type Conn struct {
 	kickWG   sync.WaitGroup
 	kickFn   func()
 
-	tx  sendState // send state: headers, iovecs, sockaddrs
-	grp group     // single-datagram writers waiting for the gate (group.go)
+	tx  sendState   // send state: headers, iovecs, sockaddrs
+	grp group       // single-datagram writers waiting for the gate (group.go)
+	q   *writeQueue // the write queue (queue.go); nil without WithWriteQueue
 
 	// The receive side: rd is the portable part (read gate, read deadline,
 	// GRO queue), rx the platform's (headers, iovecs, sockaddrs, GRO slots).
@@ -96,8 +93,10 @@ var (
 type Option func(*config)
 
 type config struct {
-	gso bool
-	gro bool
+	gso     bool
+	gro     bool
+	queue   int
+	onError func(Message, error) bool
 }
 
 // WithGSO turns the use of UDP generic segmentation offload (GSO) on or off.
@@ -122,6 +121,56 @@ func WithGRO(enabled bool) Option {
 	return func(c *config) { c.gro = enabled }
 }
 
+// WithWriteQueue gives the Conn a write queue of the given size in bytes,
+// for code that writes datagrams one at a time, from one goroutine or a
+// few: the single-datagram write methods (Write, WriteTo, WriteToUDP,
+// WriteToUDPAddrPort, WriteMsgUDP, WriteMsgUDPAddrPort) then copy the
+// datagram and its control messages into the queue and return at once,
+// and a goroutine of the Conn sends the queue in batches through
+// WriteMessages' path (sendmmsg, UDP GSO runs). No timer is involved: a
+// datagram waits at most for the send in flight. 0, the default, means no
+// queue: those methods then send as [Conn.Write] describes.
+//
+// The price is that a datagram the kernel refuses after its write returned
+// (its path's MTU, no route, a full device queue) can no longer fail that
+// write: it is counted by cause in [Stats].QueueFailures, the first such
+// error since the last [Conn.Flush] is what Flush returns, and
+// [WithWriteQueueErrors] sees each one. What a UDPConn would refuse before
+// sending (a closed Conn, a passed write deadline, a bad address, an
+// oversized datagram, malformed control data) is refused by the write
+// itself, as the UDPConn refuses it. A full queue makes a writer wait for
+// room, up to the write deadline, or return [ErrWouldBlock] after
+// [Conn.SetBlocking](false). Datagrams to one destination leave in the
+// order they were written, also across WriteMessages and WriteBuffersTo;
+// within a batch the queue groups each destination's datagrams, so that
+// GSO can send them as one. [Conn.Flush] waits for the queue; [Conn.Close]
+// sends what is queued for at most 100 ms first.
+//
+// The queue is one buffer of bytes (rounded up to a multiple of 8),
+// allocated by New; each datagram takes its length and its control
+// messages' plus 40 bytes. A datagram that does not fit in the whole queue
+// is sent with the UDPConn's own method, after the datagrams queued before
+// it. bytes must be at most 1 GiB.
+func WithWriteQueue(bytes int) Option {
+	return func(c *config) { c.queue = bytes }
+}
+
+// WithWriteQueueErrors sets f to be told of every datagram of the write
+// queue ([WithWriteQueue]) that failed after its write returned: m is the
+// datagram (its Buffers and OOB valid only during the call), err the error
+// WriteMessages would have returned for it (a *net.OpError whose Addr is
+// the destination). If f returns true, the datagram is sent once more at
+// once, in its place; if that fails too, f is told again, and its answer
+// does not count. f is called by whichever goroutine sends the queue, with
+// the Conn's writes held up meanwhile: it must return quickly, and must not
+// write to the Conn.
+func WithWriteQueueErrors(f func(m Message, err error) (retry bool)) Option {
+	return func(c *config) { c.onError = f }
+}
+
+// maxWriteQueue bounds WithWriteQueue: the queue is allocated at once.
+const maxWriteQueue = 1 << 30
+
 // envDisableGRO is the environment variable that keeps GRO off everywhere.
 const envDisableGRO = "BATCHCONN_DISABLE_GRO"
 
@@ -141,6 +190,9 @@ func New(c *net.UDPConn, opts ...Option) (*Conn, error) {
 			o(&cfg)
 		}
 	}
+	if cfg.queue < 0 || cfg.queue > maxWriteQueue {
+		return nil, errors.New("batchconn: WithWriteQueue(" + strconv.Itoa(cfg.queue) + "): the size must be from 0 to 1 GiB")
+	}
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return nil, err
@@ -150,7 +202,6 @@ func New(c *net.UDPConn, opts ...Option) (*Conn, error) {
 		rc:      rc,
 		laddr:   c.LocalAddr(),
 		closing: make(chan struct{}),
-		gate:    make(chan struct{}, 1),
 	}
 	if bc.laddr == nil {
 		return nil, &net.OpError{Op: "new", Net: "udp", Err: net.ErrClosed}
@@ -175,6 +226,9 @@ func New(c *net.UDPConn, opts ...Option) (*Conn, error) {
 	}
 	bc.tx.init(bc)
 	bc.initRead(cfg.gro)
+	if cfg.queue > 0 {
+		bc.q = newWriteQueue(bc, cfg.queue, cfg.onError)
+	}
 	return bc, nil
 }
 
@@ -248,6 +302,34 @@ type Stats struct {
 	GROBuffers   uint64 // coalesced buffers the kernel returned and batchconn split
 	GROMessages  uint64 // datagrams that arrived in those coalesced buffers
 	GROOff       string // why GRO is off, or "" while it is in use
+
+	// The write queue (WithWriteQueue); its sends are counted above too.
+	QueueWrites    uint64        // datagrams the single-datagram write methods put in the queue
+	QueueWaits     uint64        // writes that waited for room in the queue
+	QueueBatches   uint64        // batches the queue was sent in (each one or more system calls)
+	QueueMaxBatch  uint64        // the most datagrams one batch held
+	QueueGSOSplits uint64        // callers' GSO buffers (UDP_SEGMENT) sent as separate datagrams, after the kernel failed one with EIO
+	QueueFailures  QueueFailures // queued datagrams that failed after their write returned, by cause
+}
+
+// QueueFailures counts, by cause, the datagrams of a write queue that
+// failed after their write had returned (see [WithWriteQueue]).
+type QueueFailures struct {
+	MessageSize uint64 // EMSGSIZE: larger than the path takes (its MTU, with IP_PMTUDISC_DO)
+	Unreachable uint64 // ENETUNREACH, EHOSTUNREACH, ENETDOWN, EHOSTDOWN: no route to the destination
+	Refused     uint64 // ECONNREFUSED: the connected peer refused an earlier datagram
+	Denied      uint64 // EPERM, EACCES: a firewall rule, or a broadcast without SO_BROADCAST
+	NoBuffers   uint64 // ENOBUFS: a device or qdisc queue was full (reported where IP_RECVERR is on)
+	Address     uint64 // EINVAL, EADDRNOTAVAIL, EAFNOSUPPORT, EDESTADDRREQ: an address or control message the kernel refused
+	Deadline    uint64 // the write deadline passed before it could be sent
+	Closed      uint64 // the Conn was closed before it could be sent
+	Other       uint64 // any other error
+}
+
+// Total returns the number of failures, of every cause.
+func (f QueueFailures) Total() uint64 {
+	return f.MessageSize + f.Unreachable + f.Refused + f.Denied + f.NoBuffers +
+		f.Address + f.Deadline + f.Closed + f.Other
 }
 
 // Stats returns the Conn's counters. Writes through the single-datagram
@@ -271,6 +353,22 @@ func (c *Conn) Stats() Stats {
 	s.GROBuffers = c.rstats.groBuffers.Load()
 	s.GROMessages = c.rstats.groMessages.Load()
 	s.GROOff = c.groOff
+	if q := c.q; q != nil {
+		st := &q.stats
+		s.QueueWrites, s.QueueWaits, s.QueueGSOSplits = st.writes.Load(), st.waits.Load(), st.gsoSplits.Load()
+		s.QueueBatches, s.QueueMaxBatch = st.batches.Load(), st.most.Load()
+		s.QueueFailures = QueueFailures{
+			MessageSize: st.msgSize.Load(),
+			Unreachable: st.unreach.Load(),
+			Refused:     st.refused.Load(),
+			Denied:      st.denied.Load(),
+			NoBuffers:   st.noBufs.Load(),
+			Address:     st.address.Load(),
+			Deadline:    st.deadline.Load(),
+			Closed:      st.closed.Load(),
+			Other:       st.other.Load(),
+		}
+	}
 	return s
 }
 
@@ -303,47 +401,22 @@ func (c *Conn) WaitWritable(ctx context.Context) error {
 
 // lock takes the write gate, or gives up when ctx is done or the Conn
 // closes. A writer that must not wait (wait false: a non-blocking
-// WriteMessages) does not queue behind one that waits in the poller for
-// room in the send buffer: it gets [ErrWouldBlock], as it would from the
-// full buffer itself. Until the holder either parks or releases the gate
-// (it is sending, which takes microseconds), such a writer yields and
-// looks again; it must not block on the gate, because a holder that
-// parks after it looked could keep it there without bound (C5).
+// WriteMessages) does not queue behind one that waits for room in the send
+// buffer: it gets [ErrWouldBlock], as it would from the full buffer itself.
+// Behind a holder that is only sending it waits, parked, for the release
+// (see gate).
 func (c *Conn) lock(ctx context.Context, wait bool) error {
-	for !wait {
-		if c.tryLock() {
-			return nil
-		}
-		switch {
-		case c.parked.Load():
-			return ErrWouldBlock
-		case ctx.Err() != nil:
-			return ctx.Err()
-		case c.closed.Load():
-			return net.ErrClosed
-		}
-		runtime.Gosched()
+	if wait {
+		return c.wg.lock(ctx, c.closing)
 	}
-	select {
-	case c.gate <- struct{}{}:
-		return nil
-	default:
-	}
-	select {
-	case c.gate <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-c.closing:
-		return net.ErrClosed
-	}
+	return c.wg.lockNow(ctx, c.closing, c.writable)
 }
 
 // unlock releases the write gate, or hands it to the first queued
 // single-datagram writer (group.go).
 func (c *Conn) unlock() {
 	c.ctx = nil
-	<-c.gate
+	c.wg.unlock()
 	if c.grp.n.Load() != 0 {
 		c.handoff()
 	}
@@ -356,7 +429,7 @@ var aLongTimeAgo = time.Unix(1, 0)
 // It is called only when a wait begins, so calls that never wait allocate
 // nothing for it.
 func (c *Conn) arm() {
-	c.parked.Store(true)
+	c.wg.park()
 	if c.armed || c.ctx.Done() == nil {
 		return
 	}
@@ -376,7 +449,7 @@ func (c *Conn) kick() {
 // disarm undoes arm, and restores the user's write deadline if a kick
 // replaced it.
 func (c *Conn) disarm() {
-	c.parked.Store(false)
+	c.wg.unpark()
 	if !c.armed {
 		return
 	}
@@ -427,11 +500,25 @@ func (c *Conn) UDPConn() *net.UDPConn { return c.udp }
 
 // Close closes the socket. A WriteMessages call waiting for space returns
 // what it sent so far, or net.ErrClosed; so does a waiting read. Datagrams
-// still queued in the Conn (GRO) are dropped.
+// still queued in the Conn (GRO) are dropped. With a write queue, Close
+// first stops taking writes and sends what is queued for at most 100 ms;
+// what is left then is dropped and counted (Stats.QueueFailures.Closed).
 func (c *Conn) Close() error {
+	first := false
+	c.closeMu.Do(func() {
+		first = true
+		if c.q != nil {
+			c.q.closeQueue()
+		}
+		c.closed.Store(true)
+		close(c.closing)
+	})
 	c.closed.Store(true)
-	c.closeMu.Do(func() { close(c.closing) })
-	return c.udp.Close()
+	err := c.udp.Close()
+	if first && c.q != nil {
+		c.q.dropLeft()
+	}
+	return err
 }
 
 // LocalAddr returns the socket's local address.
@@ -475,7 +562,7 @@ func (c *Conn) ReadMsgUDP(b, oob []byte) (n, oobn, flags int, addr *net.UDPAddr,
 // during a send wait and leave together in the next sendmmsg. See
 // [Conn.Write] for the rules.
 func (c *Conn) WriteTo(p []byte, addr net.Addr) (int, error) {
-	if c.sendAlone() {
+	if c.q == nil && c.sendAlone() {
 		n, err := c.udp.WriteTo(p, addr)
 		c.unlock()
 		return n, err
@@ -486,7 +573,7 @@ func (c *Conn) WriteTo(p []byte, addr net.Addr) (int, error) {
 		q.dst, ok = c.udpAddrPort(a)
 		q.direct = !ok
 	}
-	c.writeQueued(q)
+	c.write(q)
 	n, err := q.n, q.err
 	c.grp.putQueued(q)
 	return n, err
@@ -500,7 +587,7 @@ func (c *Conn) WriteMsgUDP(b, oob []byte, addr *net.UDPAddr) (n, oobn int, err e
 	if addr != nil {
 		ap, ok = c.udpAddrPort(addr)
 	}
-	if c.sendAlone() {
+	if c.q == nil && c.sendAlone() {
 		if ok && addr != nil {
 			// The UDPConn's WriteMsgUDP allocates a sockaddr for addr;
 			// its WriteMsgUDPAddrPort does not, and differs only in the
@@ -518,7 +605,7 @@ func (c *Conn) WriteMsgUDP(b, oob []byte, addr *net.UDPAddr) (n, oobn int, err e
 	q := c.grp.getQueued()
 	q.kind, q.b, q.oob, q.uaddr, q.dst = kindWriteMsgUDP, b, oob, addr, ap
 	q.direct = !ok || !plainOOB(oob)
-	c.writeQueued(q)
+	c.write(q)
 	n, oobn, err = q.n, q.oobn, q.err
 	c.grp.putQueued(q)
 	return n, oobn, err
@@ -553,10 +640,42 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 	c.dlMu.Lock()
 	defer c.dlMu.Unlock()
 	c.deadline = t
+	c.dlNano.Store(unixNano(t))
 	if c.kicked {
 		return nil // disarm applies it
 	}
 	return c.udp.SetWriteDeadline(t)
+}
+
+// unixNano is t as a deadline in nanoseconds: 0 for none.
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return max(t.UnixNano(), 1)
+}
+
+// writeExpired reports whether the user's write deadline has passed.
+func (c *Conn) writeExpired() bool {
+	d := c.dlNano.Load()
+	return d != 0 && time.Now().UnixNano() >= d
+}
+
+// rawWrite makes a send system call: fn as the RawConn.Write callback,
+// ctl as the RawConn.Control one (both bound once, so nothing allocates).
+// A writer that may wait goes through RawConn.Write, which waits in the
+// poller under the write deadline. One that must not wait goes through
+// RawConn.Control, which takes none of the net package's locks, so it
+// never queues behind a write that waits for the socket behind the Conn's
+// back (C5); it applies the write deadline itself.
+func (c *Conn) rawWrite(fn func(uintptr) bool, ctl func(uintptr), wait bool) error {
+	if wait {
+		return c.rc.Write(fn)
+	}
+	if c.writeExpired() {
+		return os.ErrDeadlineExceeded
+	}
+	return c.rc.Control(ctl)
 }
 
 // SyscallConn returns the socket's raw connection. Reading through it with

@@ -3,11 +3,14 @@
 package batchconn_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -23,9 +26,10 @@ import (
 // the sender's small send buffer, so the socket really fills and the kernel
 // really returns EAGAIN. Lifting the throttle drains it.
 type stalledLink struct {
-	pair *testnet.Pair
-	c    *batchconn.Conn
-	r    *testnet.Receiver
+	pair   *testnet.Pair
+	c      *batchconn.Conn
+	r      *testnet.Receiver
+	filled uint64 // datagrams the Conn had sent when its socket was full
 }
 
 func newStalledLink(t *testing.T) *stalledLink {
@@ -234,62 +238,211 @@ func TestContractC5NonBlocking(t *testing.T) {
 	})
 }
 
+// newStalledConnected is a stalledLink whose Conn is connected to the
+// receiver, for Write.
+func newStalledConnected(t *testing.T) *stalledLink {
+	t.Helper()
+	p := testnet.NewPair(t, testnet.LinkConfig{Rate: "8bit", Burst: "1600", Limit: "1mb"})
+	r := testnet.NewReceiver(t, p.B.ListenUDP(t, "udp4", 0))
+	var udp *net.UDPConn
+	if err := p.A.Run(func() (err error) {
+		udp, err = net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(r.Addr()))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := udp.SetWriteBuffer(4096); err != nil {
+		t.Fatal(err)
+	}
+	c, err := batchconn.New(udp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &stalledLink{pair: p, c: c, r: r}
+}
+
+// inIOWait reports whether a goroutine whose stack holds fn waits in the
+// poller ("IO wait"): a writer blocked inside a *net.UDPConn method, which
+// the Conn cannot otherwise see.
+func inIOWait(fn string) bool {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	for _, g := range bytes.Split(buf, []byte("\n\n")) {
+		if bytes.Contains(g, []byte("[IO wait")) && bytes.Contains(g, []byte(fn)) {
+			return true
+		}
+	}
+	return false
+}
+
+// A blockedWriter is a way for a writer to end up waiting for room on a
+// full socket while it holds the write gate: start starts it, and waiting
+// reports once it waits.
+type blockedWriter struct {
+	name      string
+	connected bool
+	start     func(s *stalledLink, done chan<- error)
+	waiting   func(s *stalledLink) bool
+}
+
+func parked(s *stalledLink) bool { return s.c.WriterParked() }
+
+func blockedWriters() []blockedWriter {
+	dgram := payload(0, 1200)
+	in := func(fn string) func(*stalledLink) bool {
+		return func(*stalledLink) bool { return inIOWait("batchconn.(*Conn)." + fn) }
+	}
+	// Trailing bytes after the last control message: the kernel ignores
+	// them and sends, so group commit hands such a datagram to the
+	// UDPConn's own method (a "direct" write).
+	leftover := append(unix.PktInfo4(&unix.Inet4Pktinfo{}), 0, 0, 0)
+	return []blockedWriter{
+		{name: "WriteMessages", waiting: parked, start: func(s *stalledLink, done chan<- error) {
+			_, err := s.c.WriteMessages(context.Background(), s.msgs(64), 0)
+			done <- err
+		}},
+		{name: "WaitWritable", waiting: parked, start: func(s *stalledLink, done chan<- error) {
+			done <- s.c.WaitWritable(context.Background())
+		}},
+		{name: "WriteTo", waiting: in("WriteTo"), start: func(s *stalledLink, done chan<- error) {
+			_, err := s.c.WriteTo(dgram, net.UDPAddrFromAddrPort(s.r.Addr()))
+			done <- err
+		}},
+		{name: "WriteToUDP", waiting: in("WriteToUDP"), start: func(s *stalledLink, done chan<- error) {
+			_, err := s.c.WriteToUDP(dgram, net.UDPAddrFromAddrPort(s.r.Addr()))
+			done <- err
+		}},
+		{name: "WriteToUDPAddrPort", waiting: in("WriteToUDPAddrPort"), start: func(s *stalledLink, done chan<- error) {
+			_, err := s.c.WriteToUDPAddrPort(dgram, s.r.Addr())
+			done <- err
+		}},
+		{name: "WriteMsgUDP", waiting: in("WriteMsgUDP"), start: func(s *stalledLink, done chan<- error) {
+			_, _, err := s.c.WriteMsgUDP(dgram, nil, net.UDPAddrFromAddrPort(s.r.Addr()))
+			done <- err
+		}},
+		{name: "WriteMsgUDPAddrPort", waiting: in("WriteMsgUDPAddrPort"), start: func(s *stalledLink, done chan<- error) {
+			_, _, err := s.c.WriteMsgUDPAddrPort(dgram, nil, s.r.Addr())
+			done <- err
+		}},
+		{name: "Write", connected: true, waiting: in("Write"), start: func(s *stalledLink, done chan<- error) {
+			_, err := s.c.Write(dgram)
+			done <- err
+		}},
+		{name: "a group-commit leader's batch", waiting: parked, start: func(s *stalledLink, done chan<- error) {
+			done <- leadQueued(s, func() error {
+				_, err := s.c.WriteToUDPAddrPort(dgram, s.r.Addr())
+				return err
+			})
+		}},
+		{name: "a group-commit leader's direct write", waiting: in("writeDirect"), start: func(s *stalledLink, done chan<- error) {
+			done <- leadQueued(s, func() error {
+				_, _, err := s.c.WriteMsgUDPAddrPort(dgram, leftover, s.r.Addr())
+				return err
+			})
+		}},
+	}
+}
+
+// leadQueued queues two single-datagram writers behind a held gate and
+// releases it, so that the first becomes a group-commit leader that sends
+// both; it returns the first error, once both have returned.
+func leadQueued(s *stalledLink, write func() error) error {
+	s.c.HoldGate()
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() { errs <- write() }()
+	}
+	for s.c.QueuedWriters() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	s.c.ReleaseGate()
+	return errors.Join(<-errs, <-errs)
+}
+
 // TestContractC5NonBlockingBesideABlockedWriter: a non-blocking call never
-// waits, not even on the write gate behind a blocking writer that waits in
-// the poller for room on a choked link (one that, here, never drains until
-// the test lifts its throttle). Every non-blocking call must return, with
+// waits, not even on the write gate behind a writer that waits in the
+// poller for room on a choked link (one that, here, never drains until the
+// test lifts its throttle), whichever method that writer called: the
+// single-datagram methods wait inside the *net.UDPConn's own, where the
+// gate cannot see them park. Every non-blocking call must return, with
 // ErrWouldBlock, while the blocked writer is still waiting; before the fix
-// they queued on the gate until the throttle was lifted.
+// they queued on the gate until the throttle was lifted (behind
+// WriteMessages, before an earlier fix), or yielded in a loop, burning a
+// CPU, until it was (behind the others).
 func TestContractC5NonBlockingBesideABlockedWriter(t *testing.T) {
-	s := newStalledLink(t)
-	s.fill(t)
-	blocked := make(chan error, 1)
-	go func() {
-		_, err := s.c.WriteMessages(context.Background(), s.msgs(64), 0)
-		blocked <- err
-	}()
-	for !s.c.WriterParked() {
-		select {
-		case err := <-blocked:
-			t.Fatalf("the blocking writer returned (%v) on a link that does not drain", err)
-		case <-time.After(time.Millisecond):
-		}
-	}
-	nonBlocking := make(chan error, 1)
-	go func() {
-		for i := range 20 {
-			flags := unix.MSG_DONTWAIT
-			if i >= 10 {
-				s.c.SetBlocking(false) // the other way to ask for it
-				flags = 0
+	for _, bw := range blockedWriters() {
+		t.Run("behind "+bw.name, func(t *testing.T) {
+			s := newStalledLink(t)
+			if bw.connected {
+				s = newStalledConnected(t)
 			}
-			n, err := s.c.WriteMessages(context.Background(), s.msgs(4), flags)
-			if n != 0 || !errors.Is(err, batchconn.ErrWouldBlock) || !errors.Is(err, syscall.EAGAIN) {
-				nonBlocking <- fmt.Errorf("non-blocking call %d = %d, %v; want 0, ErrWouldBlock", i, n, err)
-				return
+			s.fill(t)
+			blocked := make(chan error, 1)
+			go bw.start(s, blocked)
+			for !bw.waiting(s) {
+				select {
+				case err := <-blocked:
+					t.Fatalf("the blocking writer returned (%v) on a link that does not drain", err)
+				case <-time.After(time.Millisecond):
+				}
 			}
-		}
-		nonBlocking <- nil
-	}()
-	// A guard, not a measurement: if the calls hang behind the blocked
-	// writer, lifting the throttle lets both finish, and the order shows it.
-	after(t, 10*time.Second, func() { s.lift(t) })
-	select {
-	case err := <-nonBlocking:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case err := <-blocked:
-		t.Fatalf("the blocked writer returned (%v) before the non-blocking calls did: they waited behind it", err)
-	}
-	select {
-	case err := <-blocked:
-		t.Fatalf("the blocking writer returned (%v) on a link that does not drain", err)
-	default:
-	}
-	s.lift(t)
-	if err := <-blocked; err != nil {
-		t.Fatalf("the blocking writer, once the link drains: %v", err)
+			dst := s.r.Addr()
+			if bw.connected {
+				dst = netip.AddrPort{}
+			}
+			nonBlocking := make(chan error, 1)
+			go func() {
+				bufs := [][]byte{payload(1, 1200), payload(2, 1200)}
+				calls := []struct {
+					name string
+					call func() (int, error)
+				}{
+					{"WriteMessages with MSG_DONTWAIT", func() (int, error) {
+						return s.c.WriteMessages(context.Background(), messages(dst, 4, 1200), unix.MSG_DONTWAIT)
+					}},
+					{"WriteBuffersTo with MSG_DONTWAIT", func() (int, error) {
+						return s.c.WriteBuffersTo(context.Background(), bufs, nil, dst, unix.MSG_DONTWAIT)
+					}},
+					{"WriteMessages after SetBlocking(false)", func() (int, error) {
+						s.c.SetBlocking(false)
+						defer s.c.SetBlocking(true)
+						return s.c.WriteMessages(context.Background(), messages(dst, 4, 1200), 0)
+					}},
+				}
+				for _, c := range calls {
+					for range 5 {
+						n, err := c.call()
+						if n != 0 || !errors.Is(err, batchconn.ErrWouldBlock) || !errors.Is(err, syscall.EAGAIN) {
+							nonBlocking <- fmt.Errorf("%s = %d, %v; want 0, ErrWouldBlock", c.name, n, err)
+							return
+						}
+					}
+				}
+				nonBlocking <- nil
+			}()
+			// A guard, not a measurement: if the calls hang behind the
+			// blocked writer, lifting the throttle lets both finish, and
+			// the order shows it.
+			after(t, 10*time.Second, func() { s.lift(t) })
+			select {
+			case err := <-nonBlocking:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case err := <-blocked:
+				t.Fatalf("the blocked writer returned (%v) before the non-blocking calls did: they waited behind it", err)
+			}
+			select {
+			case err := <-blocked:
+				t.Fatalf("the blocking writer returned (%v) on a link that does not drain", err)
+			default:
+			}
+			s.lift(t)
+			if err := <-blocked; err != nil {
+				t.Fatalf("the blocking writer, once the link drains: %v", err)
+			}
+		})
 	}
 }
 

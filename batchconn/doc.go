@@ -86,6 +86,36 @@
 // later. There are no copies, timers or goroutines of the Conn, and nothing
 // is allocated per write.
 //
+// # One writer: the write queue
+//
+// Code that writes from one goroutine (an SFU's forwarding loop, a game
+// tick, a relay) never collides with itself, so group commit gives it
+// nothing. [WithWriteQueue] gives the Conn a write queue: the
+// single-datagram write methods then copy the datagram into it and return
+// at once, and a goroutine of the Conn sends the queue in batches, sendmmsg
+// and GSO runs, the datagrams of each destination grouped so that a writer
+// that sends packet k to every subscriber, then packet k+1, gets GSO runs.
+// No timer is involved: a datagram waits at most for the send in flight.
+//
+//	c, err := batchconn.Listen("udp", ":5004", batchconn.WithWriteQueue(256<<10))
+//	...
+//	for _, sub := range subscribers {
+//		c.WriteToUDPAddrPort(packet, sub) // copied; returns at once
+//	}
+//
+// What changes is when errors are known. What a *net.UDPConn refuses before
+// sending (a closed Conn, a passed deadline, a bad address, an oversized
+// datagram, malformed control data) the write still refuses, with the
+// UDPConn's result; a failure the kernel reports later (a path MTU, no
+// route, a full device queue) is charged to that datagram alone: counted by
+// cause in [Stats].QueueFailures, the first one since the last
+// [Conn.Flush] returned by Flush, and each one told to [WithWriteQueueErrors].
+// Datagrams to one destination leave in the order they were written, also
+// across WriteMessages and WriteBuffersTo, which send what was queued before
+// them first. A full queue makes a writer wait, up to the write deadline, or
+// return ErrWouldBlock after SetBlocking(false). Close sends what is queued
+// for at most 100 ms first.
+//
 // # Waiting
 //
 // A Conn is blocking by default: a full send buffer makes WriteMessages wait

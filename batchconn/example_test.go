@@ -101,3 +101,41 @@ func ExampleWithGSO() {
 	fmt.Println(c.GSOEnabled(), c.Stats().GSOOff)
 	// Output: false disabled by WithGSO(false)
 }
+
+// A forwarding loop writes one packet to every subscriber, then the next:
+// one goroutine, one datagram per call, as a media server does. With a
+// write queue each write copies its datagram and returns, and the Conn
+// sends them in batches; Flush waits until they are out and reports the
+// first one the kernel refused.
+func ExampleWithWriteQueue() {
+	var subs []*net.UDPConn
+	for range 3 {
+		s, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer s.Close()
+		subs = append(subs, s)
+	}
+	c, err := batchconn.Listen("udp4", "127.0.0.1:0", batchconn.WithWriteQueue(64<<10))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+
+	packet := make([]byte, 1200)
+	for seq := range 10 {
+		packet[0] = byte(seq)
+		for _, s := range subs {
+			if _, err := c.WriteToUDPAddrPort(packet, s.LocalAddr().(*net.UDPAddr).AddrPort()); err != nil {
+				log.Fatal(err) // refused before queueing, as a *net.UDPConn refuses it
+			}
+		}
+	}
+	if err := c.Flush(context.Background()); err != nil {
+		log.Fatal(err) // the first queued datagram the kernel refused
+	}
+	st := c.Stats()
+	fmt.Println("queued", st.QueueWrites, "sent", st.Messages, "failed", st.QueueFailures.Total())
+	// Output: queued 30 sent 30 failed 0
+}

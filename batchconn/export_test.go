@@ -6,7 +6,7 @@ var GSOSegments = gsoSegments
 
 // WriterParked reports whether the write gate's holder waits in the poller
 // for room in the send buffer.
-func (c *Conn) WriterParked() bool { return c.parked.Load() }
+func (c *Conn) WriterParked() bool { return c.wg.parked() }
 
 // GSORetryDatagrams is how many datagrams a destination turned off for GSO
 // gets plain before it is offered GSO again.

@@ -120,25 +120,17 @@ type group struct {
 }
 
 // sendAlone takes the write gate for a writer that should send its own
-// datagram at once: the gate is free and writers have not been meeting.
-func (c *Conn) sendAlone() bool { return !c.grp.hot.Load() && c.tryLock() }
-
-// tryLock takes the write gate if it is free.
-func (c *Conn) tryLock() bool {
-	select {
-	case c.gate <- struct{}{}:
-		return true
-	default:
-		return false
-	}
-}
+// datagram at once with the UDPConn's method: the gate is free and writers
+// have not been meeting. The method may wait for room in the send buffer
+// where the gate cannot see it, so the gate is taken opaque (see gate).
+func (c *Conn) sendAlone() bool { return !c.grp.hot.Load() && c.wg.tryLockAs(gateOpaque) }
 
 // handoff is called after the gate was released while writers were
 // queued: the first of them gets the gate. If someone else took the gate
 // first, it sees the queue when it releases.
 func (c *Conn) handoff() {
 	g := &c.grp
-	for g.n.Load() != 0 && c.tryLock() {
+	for g.n.Load() != 0 && c.wg.tryLock() {
 		g.mu.Lock()
 		q := g.head
 		g.mu.Unlock()
@@ -146,7 +138,7 @@ func (c *Conn) handoff() {
 			q.wake <- true
 			return
 		}
-		<-c.gate // the queue emptied meanwhile; release and look again
+		c.wg.unlock() // the queue emptied meanwhile; release and look again
 	}
 }
 
@@ -174,6 +166,16 @@ func (g *group) putQueued(q *queued) {
 	g.mu.Unlock()
 }
 
+// write sends the single-datagram write q: through the write queue if
+// the Conn has one, else through group commit.
+func (c *Conn) write(q *queued) {
+	if c.q != nil {
+		c.queueWrite(q)
+		return
+	}
+	c.writeQueued(q)
+}
+
 // writeQueued queues q, waits until it has been sent or has failed, and
 // returns its entry with the result set; the caller recycles it.
 func (c *Conn) writeQueued(q *queued) {
@@ -189,7 +191,7 @@ func (c *Conn) writeQueued(q *queued) {
 	g.mu.Unlock()
 	// The gate may have been released between our failed tryLock and the
 	// queueing (its holder saw no queue): then nobody would hand it to us.
-	if c.tryLock() {
+	if c.wg.tryLock() {
 		c.lead()
 	}
 	for <-q.wake {
@@ -330,8 +332,10 @@ func fatalSendErr(err error) bool {
 }
 
 // writeDirect sends q with the UDPConn's own method. The caller holds the
-// gate.
+// gate, which says the method may wait unseen (opaque).
 func (c *Conn) writeDirect(q *queued) {
+	c.wg.opaque(true)
+	defer c.wg.opaque(false)
 	switch q.kind {
 	case kindWriteTo:
 		q.n, q.err = c.udp.WriteTo(q.b, q.addr)

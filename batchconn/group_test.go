@@ -202,6 +202,67 @@ func closedPort(t *testing.T, network string) netip.AddrPort {
 	return ap
 }
 
+// singleWrites returns single-datagram writes, good and bad, for a socket
+// of network: each with a result the UDPConn decides in its own way (an
+// address of another type, nil, port 0 or 70000, another family, a zone, an
+// oversized datagram, malformed control data) or that goes out.
+func singleWrites(t *testing.T, network string) []writeCall {
+	t.Helper()
+	r := receiver(t, "udp")
+	dst := r.Addr()
+	dst4 := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), dst.Port())
+	dst6 := netip.AddrPortFrom(netip.IPv6Loopback(), dst.Port())
+	to := dst4
+	if network == "udp6" {
+		to = dst6
+	}
+	ok := []byte("datagram")
+	huge := make([]byte, 70000)
+	tos := tosOOB(0x10)
+	if network != "udp4" {
+		tos = tclassOOB(0x10)
+	}
+	calls := []writeCall{
+		writeTo(ok, net.UDPAddrFromAddrPort(to)),
+		writeTo(ok, &net.IPAddr{IP: net.IPv4(127, 0, 0, 1)}),
+		writeTo(ok, nil),
+		writeTo(ok, (*net.UDPAddr)(nil)),
+		writeTo(ok, &net.UDPAddr{IP: to.Addr().AsSlice(), Port: 0}),
+		writeTo(ok, &net.UDPAddr{IP: to.Addr().AsSlice(), Port: 70000}),
+		writeTo(ok, &net.UDPAddr{Port: int(to.Port())}),
+		writeTo(huge, net.UDPAddrFromAddrPort(to)),
+		writeTo([]byte{}, net.UDPAddrFromAddrPort(to)),
+		writeToUDP(ok, net.UDPAddrFromAddrPort(to)),
+		writeToUDP(ok, nil),
+		writeToUDP(ok, &net.UDPAddr{IP: net.ParseIP("::ffff:127.0.0.1"), Port: int(dst.Port())}),
+		writeToUDP(ok, &net.UDPAddr{IP: net.IPv6loopback, Port: int(dst.Port())}),
+		writeToUDP(ok, &net.UDPAddr{IP: net.ParseIP("fe80::1"), Port: int(dst.Port()), Zone: "nosuchif0"}),
+		writeToUDP(huge, net.UDPAddrFromAddrPort(to)),
+		writeToAddrPort(ok, to),
+		writeToAddrPort(ok, netip.AddrPort{}),
+		writeToAddrPort(ok, netip.AddrPortFrom(to.Addr(), 0)),
+		writeToAddrPort(ok, dst6),
+		writeToAddrPort(ok, dst4),
+		writeToAddrPort(ok, netip.AddrPortFrom(netip.AddrFrom16(dst4.Addr().As16()), dst.Port())),
+		writeToAddrPort(huge, to),
+		writeMsgUDP(ok, nil, net.UDPAddrFromAddrPort(to)),
+		writeMsgUDP(ok, tos, net.UDPAddrFromAddrPort(to)),
+		writeMsgUDP(ok, []byte{1, 2, 3}, net.UDPAddrFromAddrPort(to)),
+		writeMsgUDP(ok, append(tos[:len(tos):len(tos)], 0, 0, 0), net.UDPAddrFromAddrPort(to)), // bytes left over
+		writeMsgUDP(ok, badCmsgLen(tos), net.UDPAddrFromAddrPort(to)),
+		writeMsgUDP(ok, nil, nil),
+		writeMsgUDP(ok, nil, &net.UDPAddr{IP: net.ParseIP("::ffff:127.0.0.1"), Port: int(dst.Port())}),
+		writeMsgUDP(ok, nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1).To4(), Port: int(dst.Port())}),
+		writeMsgUDP(ok, nil, &net.UDPAddr{IP: net.IPv6loopback, Port: int(dst.Port())}),
+		writeMsgUDP(huge, tos, net.UDPAddrFromAddrPort(to)),
+		writeMsgAddrPort(ok, tos, to),
+		writeMsgAddrPort(ok, nil, netip.AddrPort{}),
+		writeMsgAddrPort(huge, nil, to),
+		write(ok),
+	}
+	return calls
+}
+
 // TestGroupResultsMatchUDPConn makes each call on a *net.UDPConn and on a
 // Conn, both alone (the Conn sends at once) and queued behind a send in
 // flight (the Conn's group commit sends it), and requires the UDPConn's
@@ -209,56 +270,7 @@ func closedPort(t *testing.T, network string) netip.AddrPort {
 func TestGroupResultsMatchUDPConn(t *testing.T) {
 	for _, network := range []string{"udp4", "udp6", "udp"} {
 		t.Run(network, func(t *testing.T) {
-			r := receiver(t, "udp")
-			dst := r.Addr()
-			dst4 := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), dst.Port())
-			dst6 := netip.AddrPortFrom(netip.IPv6Loopback(), dst.Port())
-			to := dst4
-			if network == "udp6" {
-				to = dst6
-			}
-			ok := []byte("datagram")
-			huge := make([]byte, 70000)
-			tos := tosOOB(0x10)
-			if network != "udp4" {
-				tos = tclassOOB(0x10)
-			}
-			calls := []writeCall{
-				writeTo(ok, net.UDPAddrFromAddrPort(to)),
-				writeTo(ok, &net.IPAddr{IP: net.IPv4(127, 0, 0, 1)}),
-				writeTo(ok, nil),
-				writeTo(ok, (*net.UDPAddr)(nil)),
-				writeTo(ok, &net.UDPAddr{IP: to.Addr().AsSlice(), Port: 0}),
-				writeTo(ok, &net.UDPAddr{IP: to.Addr().AsSlice(), Port: 70000}),
-				writeTo(ok, &net.UDPAddr{Port: int(to.Port())}),
-				writeTo(huge, net.UDPAddrFromAddrPort(to)),
-				writeTo([]byte{}, net.UDPAddrFromAddrPort(to)),
-				writeToUDP(ok, net.UDPAddrFromAddrPort(to)),
-				writeToUDP(ok, nil),
-				writeToUDP(ok, &net.UDPAddr{IP: net.ParseIP("::ffff:127.0.0.1"), Port: int(dst.Port())}),
-				writeToUDP(ok, &net.UDPAddr{IP: net.IPv6loopback, Port: int(dst.Port())}),
-				writeToUDP(ok, &net.UDPAddr{IP: net.ParseIP("fe80::1"), Port: int(dst.Port()), Zone: "nosuchif0"}),
-				writeToUDP(huge, net.UDPAddrFromAddrPort(to)),
-				writeToAddrPort(ok, to),
-				writeToAddrPort(ok, netip.AddrPort{}),
-				writeToAddrPort(ok, netip.AddrPortFrom(to.Addr(), 0)),
-				writeToAddrPort(ok, dst6),
-				writeToAddrPort(ok, dst4),
-				writeToAddrPort(ok, netip.AddrPortFrom(netip.AddrFrom16(dst4.Addr().As16()), dst.Port())),
-				writeToAddrPort(huge, to),
-				writeMsgUDP(ok, nil, net.UDPAddrFromAddrPort(to)),
-				writeMsgUDP(ok, tos, net.UDPAddrFromAddrPort(to)),
-				writeMsgUDP(ok, []byte{1, 2, 3}, net.UDPAddrFromAddrPort(to)),
-				writeMsgUDP(ok, nil, nil),
-				writeMsgUDP(ok, nil, &net.UDPAddr{IP: net.ParseIP("::ffff:127.0.0.1"), Port: int(dst.Port())}),
-				writeMsgUDP(ok, nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1).To4(), Port: int(dst.Port())}),
-				writeMsgUDP(ok, nil, &net.UDPAddr{IP: net.IPv6loopback, Port: int(dst.Port())}),
-				writeMsgUDP(huge, tos, net.UDPAddrFromAddrPort(to)),
-				writeMsgAddrPort(ok, tos, to),
-				writeMsgAddrPort(ok, nil, netip.AddrPort{}),
-				writeMsgAddrPort(huge, nil, to),
-				write(ok),
-			}
+			calls := singleWrites(t, network)
 			ref := testnet.ListenUDP(t, network)
 			c := listen(t, network)
 			for _, call := range calls {
@@ -270,6 +282,14 @@ func TestGroupResultsMatchUDPConn(t *testing.T) {
 			}
 		})
 	}
+}
+
+// badCmsgLen returns a copy of oob whose first cmsg_len points past its end.
+func badCmsgLen(oob []byte) []byte {
+	b := append([]byte(nil), oob...)
+	h := (*unix.Cmsghdr)(unsafePointer(b))
+	h.SetLen(len(b) + 8)
+	return b
 }
 
 // tclassOOB is an IPV6_TCLASS control message.

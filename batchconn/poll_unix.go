@@ -16,3 +16,15 @@ func pollWritable(pfd *[1]unix.PollFd, fd uintptr) bool {
 		return err != nil || n > 0
 	}
 }
+
+// writable reports whether the socket can take data now, for a writer that
+// must not wait and finds the write gate held by a writer inside a
+// *net.UDPConn method (see gate): if it can, that writer's one datagram goes
+// out without waiting. It polls with a pollfd of its own, since it does not
+// hold the gate.
+func (c *Conn) writable() bool {
+	ok := true // a closed socket: the waiter learns it from Close
+	var pfd [1]unix.PollFd
+	c.rc.Control(func(fd uintptr) { ok = pollWritable(&pfd, fd) })
+	return ok
+}

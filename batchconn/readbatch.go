@@ -7,9 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -85,10 +83,9 @@ type readSide struct {
 	network string // for errors of both directions, as the UDPConn names it
 
 	// gate admits one reader at a time; its holder owns the fields below it
-	// and the Conn's rx. parked says the holder waits in the poller, so
-	// the socket had nothing queued when it last looked.
-	gate   chan struct{}
-	parked atomic.Bool
+	// and the Conn's rx. It is parked while the holder waits in the poller,
+	// so the socket had nothing queued when it last looked.
+	gate gate
 
 	// pending is a kernel error met after datagrams were received: it is
 	// the next call's to report (R9), as the kernel does for recvmmsg.
@@ -122,7 +119,6 @@ func (c *Conn) initRead(gro bool) {
 	r := &c.rd
 	r.c = c
 	r.network = udpNetwork(c.udp, c.laddr)
-	r.gate = make(chan struct{}, 1)
 	r.kickFn = r.kick
 	switch {
 	case !gro:
@@ -142,54 +138,25 @@ func (c *Conn) initRead(gro bool) {
 // rlock takes the read gate, or gives up when ctx is done or the Conn
 // closes. A reader that must not wait does not queue behind one that waits
 // in the poller: that one found the socket empty, and would take any
-// datagram first anyway. Until the holder either parks in the poller or
-// releases the gate (it is reading, which takes microseconds), such a
-// reader yields and looks again; it must not block on the gate, because a
-// holder that parks after it looked would keep it there until a datagram
-// came.
+// datagram first anyway. Behind a holder that is reading it waits, parked,
+// for the release (see gate).
 func (c *Conn) rlock(ctx context.Context, wait bool) error {
-	r := &c.rd
-	for !wait {
-		select {
-		case r.gate <- struct{}{}:
-			return nil
-		default:
-		}
-		switch {
-		case r.parked.Load():
-			return ErrWouldBlock
-		case ctx.Err() != nil:
-			return ctx.Err()
-		case c.closed.Load():
-			return net.ErrClosed
-		}
-		runtime.Gosched()
+	if wait {
+		return c.rd.gate.lock(ctx, c.closing)
 	}
-	select {
-	case r.gate <- struct{}{}:
-		return nil
-	default:
-	}
-	select {
-	case r.gate <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-c.closing:
-		return net.ErrClosed
-	}
+	return c.rd.gate.lockNow(ctx, c.closing, nil)
 }
 
 func (c *Conn) runlock() {
 	c.rd.ctx = nil
-	<-c.rd.gate
+	c.rd.gate.unlock()
 }
 
 // arm makes the cancellation of the current reader's context end its wait.
 // It is called only when a wait begins, so calls that never wait allocate
 // nothing for it.
 func (r *readSide) arm() {
-	r.parked.Store(true)
+	r.gate.park()
 	if r.armed || r.ctx == nil || r.ctx.Done() == nil {
 		return
 	}
@@ -209,7 +176,7 @@ func (r *readSide) kick() {
 // disarm undoes arm, and restores the user's read deadline if a kick
 // replaced it.
 func (r *readSide) disarm() {
-	r.parked.Store(false)
+	r.gate.unpark()
 	if !r.armed {
 		return
 	}
@@ -235,6 +202,22 @@ func (r *readSide) expired() bool {
 	d := r.deadline
 	r.dlMu.Unlock()
 	return !d.IsZero() && !time.Now().Before(d)
+}
+
+// rawRead makes a receive system call, as rawWrite makes a send: a reader
+// that may wait goes through RawConn.Read, one that must not through
+// RawConn.Control, which takes none of the net package's locks. So a
+// non-blocking read never queues behind a read that waits in the poller
+// without the read gate: the single-datagram read methods of a Conn with
+// GRO off are the UDPConn's own (R3). The read deadline is applied here.
+func (c *Conn) rawRead(fn func(uintptr) bool, ctl func(uintptr), wait bool) error {
+	if wait {
+		return c.rc.Read(fn)
+	}
+	if c.rd.expired() {
+		return os.ErrDeadlineExceeded
+	}
+	return c.rc.Control(ctl)
 }
 
 // readError wraps err the way *net.UDPConn reports read errors.

@@ -40,12 +40,14 @@ type recvState struct {
 	got       int
 	errno     syscall.Errno
 
-	readFn func(fd uintptr) bool // the RawConn.Read callback, bound once
+	readFn  func(fd uintptr) bool // the RawConn.Read callback, bound once
+	readCtl func(fd uintptr)      // readFn for RawConn.Control
 }
 
 func (s *recvState) init(c *Conn) {
 	s.c = c
 	s.readFn = s.read
+	s.readCtl = func(fd uintptr) { s.read(fd) }
 }
 
 // recv receives into msgs. The caller holds the read gate.
@@ -87,7 +89,7 @@ func (c *Conn) recvBatch(ctx context.Context, nh, flags int, wait bool) error {
 	// Go's sockets are non-blocking already; MSG_DONTWAIT keeps a socket
 	// made blocking behind the Conn's back from blocking the thread.
 	s.nh, s.flags, s.wait = nh, flags|unix.MSG_DONTWAIT, wait
-	if err := c.rc.Read(s.readFn); err != nil {
+	if err := c.rawRead(s.readFn, s.readCtl, s.wait); err != nil {
 		return c.waitErr(ctx, err)
 	}
 	switch s.errno {

@@ -29,12 +29,14 @@ type recvState struct {
 	from            netip.AddrPort
 	errno           syscall.Errno
 
-	readFn func(fd uintptr) bool
+	readFn  func(fd uintptr) bool
+	readCtl func(fd uintptr) // readFn for RawConn.Control
 }
 
 func (s *recvState) init(c *Conn) {
 	s.c = c
 	s.readFn = s.read
+	s.readCtl = func(fd uintptr) { s.read(fd) }
 }
 
 // recv receives one recvmsg(2) per message until the socket has nothing
@@ -53,7 +55,7 @@ func (c *Conn) recv(ctx context.Context, msgs []Message, flags int, wait bool) (
 		s.m, s.flags, s.wait = m, flags|unix.MSG_DONTWAIT, wait && i == 0
 		s.errno = 0
 		var err error
-		if rerr := c.rc.Read(s.readFn); rerr != nil {
+		if rerr := c.rawRead(s.readFn, s.readCtl, s.wait); rerr != nil {
 			err = c.readError(c.waitErr(ctx, rerr))
 		} else if s.errno == unix.EAGAIN {
 			err = c.readError(ErrWouldBlock)

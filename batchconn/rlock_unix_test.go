@@ -25,7 +25,7 @@ func TestContractR3NonBlockingBesideAReaderAboutToPark(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	c.rd.gate <- struct{}{} // the "blocking reader" holds the gate, not yet parked
+	c.rd.gate.lock(context.Background(), nil) // the "blocking reader" holds the gate, not yet parked
 	done := make(chan error, 1)
 	go func() {
 		msgs := []Message{{Buffers: [][]byte{make([]byte, 10)}}}
@@ -33,7 +33,7 @@ func TestContractR3NonBlockingBesideAReaderAboutToPark(t *testing.T) {
 		done <- err
 	}()
 	time.Sleep(10 * time.Millisecond) // let the non-blocking read find the gate held
-	c.rd.parked.Store(true)           // the holder parks in the poller
+	c.rd.gate.park()                  // the holder parks in the poller
 	select {
 	case err := <-done:
 		if !errors.Is(err, ErrWouldBlock) {
@@ -42,6 +42,6 @@ func TestContractR3NonBlockingBesideAReaderAboutToPark(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("a non-blocking ReadMessages waited for the read gate behind a reader that parked")
 	}
-	c.rd.parked.Store(false)
-	<-c.rd.gate
+	c.rd.gate.unpark()
+	c.rd.gate.unlock()
 }

@@ -52,6 +52,7 @@ type sendState struct {
 
 	// Callbacks for RawConn.Write, bound once.
 	writeFn, writableFn func(fd uintptr) bool
+	writeCtl            func(fd uintptr) // writeFn for RawConn.Control
 	pollfd              [1]unix.PollFd
 }
 
@@ -62,6 +63,7 @@ func (s *sendState) init(c *Conn) {
 		s.p.maxSegs = gsoSegments()
 	}
 	s.writeFn = s.write
+	s.writeCtl = func(fd uintptr) { s.write(fd) }
 	s.writableFn = s.writable
 }
 
@@ -105,7 +107,7 @@ func (c *Conn) send(ctx context.Context, msgs []Message, flags int, wait bool) (
 		s.h, s.nh = 0, nh
 		retry := false
 		for s.h < s.nh && !retry {
-			if err := c.rc.Write(s.writeFn); err != nil {
+			if err := c.rawWrite(s.writeFn, s.writeCtl, wait); err != nil {
 				return done, c.opError(nil, c.waitErr(ctx, err))
 			}
 			if s.errno == 0 {

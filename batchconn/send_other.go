@@ -34,6 +34,11 @@ func (s *sendState) init(c *Conn) {
 // msgDontwait is 0: there is no such flag here.
 const msgDontwait = 0
 
+// writable would report whether the socket can take data now; these
+// platforms cannot tell without writing, so a writer that must not wait
+// does not wait behind one inside a *net.UDPConn method (see gate).
+func (c *Conn) writable() bool { return false }
+
 // send sends msgs one write each until all are accepted or one fails. The
 // caller holds the write gate. Context cancellation is armed up front,
 // because the wait happens inside the net package.

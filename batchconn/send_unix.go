@@ -31,12 +31,14 @@ type sendState struct {
 	errno    syscall.Errno
 
 	writeFn, writableFn func(fd uintptr) bool
+	writeCtl            func(fd uintptr) // writeFn for RawConn.Control
 	pollfd              [1]unix.PollFd
 }
 
 func (s *sendState) init(c *Conn) {
 	s.c = c
 	s.writeFn = s.write
+	s.writeCtl = func(fd uintptr) { s.write(fd) }
 	s.writableFn = s.writable
 }
 
@@ -71,7 +73,7 @@ func (c *Conn) send(ctx context.Context, msgs []Message, flags int, wait bool) (
 			s.to = s.sockaddr(ip, m.Addr.Port(), zone)
 		}
 		s.buf, s.oob = gather(&s.scratch, m), m.OOB
-		if err := c.rc.Write(s.writeFn); err != nil {
+		if err := c.rawWrite(s.writeFn, s.writeCtl, wait); err != nil {
 			return i, c.opError(nil, c.waitErr(ctx, err))
 		}
 		switch s.errno {

@@ -85,7 +85,7 @@ func (c *Conn) ReadMsgUDPAddrPort(b, oob []byte) (n, oobn, flags int, addr netip
 // or net.ErrClosed and is never sent later. No copies, timers or goroutines
 // are involved, and nothing is allocated per write.
 func (c *Conn) Write(b []byte) (int, error) {
-	if c.sendAlone() {
+	if c.q == nil && c.sendAlone() {
 		n, err := c.udp.Write(b)
 		c.unlock()
 		return n, err
@@ -93,7 +93,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 	q := c.grp.getQueued()
 	q.kind, q.b = kindWrite, b
 	q.direct = c.udp.RemoteAddr() == nil // EDESTADDRREQ, as the UDPConn says it
-	c.writeQueued(q)
+	c.write(q)
 	n, err := q.n, q.err
 	c.grp.putQueued(q)
 	return n, err
@@ -102,7 +102,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 // WriteToUDP writes one datagram, as [net.UDPConn.WriteToUDP], combined with
 // concurrent writers as [Conn.Write] is.
 func (c *Conn) WriteToUDP(b []byte, addr *net.UDPAddr) (int, error) {
-	if c.sendAlone() {
+	if c.q == nil && c.sendAlone() {
 		n, err := c.udp.WriteToUDP(b, addr)
 		c.unlock()
 		return n, err
@@ -112,7 +112,7 @@ func (c *Conn) WriteToUDP(b []byte, addr *net.UDPAddr) (int, error) {
 	var ok bool
 	q.dst, ok = c.udpAddrPort(addr)
 	q.direct = !ok
-	c.writeQueued(q)
+	c.write(q)
 	n, err := q.n, q.err
 	c.grp.putQueued(q)
 	return n, err
@@ -121,7 +121,7 @@ func (c *Conn) WriteToUDP(b []byte, addr *net.UDPAddr) (int, error) {
 // WriteToUDPAddrPort writes one datagram, as [net.UDPConn.WriteToUDPAddrPort],
 // combined with concurrent writers as [Conn.Write] is.
 func (c *Conn) WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error) {
-	if c.sendAlone() {
+	if c.q == nil && c.sendAlone() {
 		n, err := c.udp.WriteToUDPAddrPort(b, addr)
 		c.unlock()
 		return n, err
@@ -129,7 +129,7 @@ func (c *Conn) WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error) {
 	q := c.grp.getQueued()
 	q.kind, q.b, q.ap, q.dst = kindWriteToUDPAddrPort, b, addr, addr
 	q.direct = !c.batchDest(addr, false)
-	c.writeQueued(q)
+	c.write(q)
 	n, err := q.n, q.err
 	c.grp.putQueued(q)
 	return n, err
@@ -139,7 +139,7 @@ func (c *Conn) WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error) {
 // [net.UDPConn.WriteMsgUDPAddrPort], combined with concurrent writers as
 // [Conn.Write] is.
 func (c *Conn) WriteMsgUDPAddrPort(b, oob []byte, addr netip.AddrPort) (n, oobn int, err error) {
-	if c.sendAlone() {
+	if c.q == nil && c.sendAlone() {
 		n, oobn, err = c.udp.WriteMsgUDPAddrPort(b, oob, addr)
 		c.unlock()
 		return n, oobn, err
@@ -148,7 +148,7 @@ func (c *Conn) WriteMsgUDPAddrPort(b, oob []byte, addr netip.AddrPort) (n, oobn 
 	q.kind, q.b, q.oob, q.ap, q.dst = kindWriteMsgUDPAddrPort, b, oob, addr, addr
 	toPeer := !addr.IsValid() && c.udp.RemoteAddr() != nil
 	q.direct = !(toPeer || c.batchDest(addr, false)) || !plainOOB(oob)
-	c.writeQueued(q)
+	c.write(q)
 	n, oobn, err = q.n, q.oobn, q.err
 	c.grp.putQueued(q)
 	return n, oobn, err

@@ -160,6 +160,12 @@ func (c *Conn) WriteMessages(ctx context.Context, msgs []Message, flags int) (in
 		return 0, c.opError(nil, err)
 	}
 	defer c.unlock()
+	if c.q != nil {
+		// What the write queue holds was written first (C20).
+		if err := c.drainQueue(ctx, wait, c.q.enqueued()); err != nil {
+			return 0, c.opError(nil, err)
+		}
+	}
 	n, err := c.send(ctx, msgs, flags, wait)
 	c.disarm()
 	if n > 0 {

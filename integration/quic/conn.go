@@ -25,11 +25,12 @@ import (
 // through [Conn.ReadBatch] rather than from the file descriptor directly
 // (where, with GRO on, it would meet coalesced buffers it cannot parse).
 type Conn struct {
-	udp   *net.UDPConn
-	s     *sender
-	r     reader // quic-go's reads, through batchconn
-	laddr net.Addr
-	reads atomic.Uint64 // ReadBatch calls
+	udp    *net.UDPConn
+	s      *sender
+	r      reader // quic-go's reads, through batchconn
+	laddr  net.Addr
+	reads  atomic.Uint64 // ReadBatch calls
+	closed atomic.Bool
 }
 
 // The interfaces quic-go type-asserts on a Transport's Conn (v0.65).
@@ -53,32 +54,35 @@ type config struct {
 	gro        bool
 }
 
-// DefaultQueueDepth is the number of packets [Wrap] lets wait, copied, for
-// the send in flight, unless [WithQueueDepth] says otherwise.
+// DefaultQueueDepth was the number of packets [Wrap] let wait; the queue
+// is now bounded by bytes alone.
+//
+// Deprecated: see [WithQueueDepth].
 const DefaultQueueDepth = 128
 
-// DefaultQueueBytes is the number of payload bytes [Wrap] lets wait, copied,
-// for the send in flight, unless [WithQueueBytes] says otherwise: three of
-// quic-go's 20 KiB GSO buffers, or 45 single packets. Packets that wait are
-// already counted as sent by quic-go, so a longer queue only adds delay
-// (measured with cmd/quicbench: 256 KiB was slower than 64 KiB).
+// DefaultQueueBytes is the size of the queue in which [Wrap] lets packets
+// wait, copied, for the send in flight, unless [WithQueueBytes] says
+// otherwise: three of quic-go's 20 KiB GSO buffers, or about 45 single
+// packets. Packets that wait are already counted as sent by quic-go, so a
+// longer queue only adds delay (measured with cmd/quicbench: 256 KiB was
+// slower than 64 KiB).
 const DefaultQueueBytes = 64 << 10
 
-// maxQueueDepth keeps one WriteMessages call within batchconn.MaxMessages
-// (1024, Linux's UIO_MAXIOV) with room for the writers that wait uncopied.
-const maxQueueDepth = 512
-
-// WithQueueDepth sets how many copied packets may wait for the send in
-// flight (default [DefaultQueueDepth], at most 512). Each holds a buffer of
-// up to 20 KiB, quic-go's largest GSO buffer, allocated when first needed.
-// Writers that find the queue full block until there is room.
-// A depth of 0 disables copying: every writer waits for its own packet.
+// WithQueueDepth(0) turns the queue off, as [WithAsync](false) does. Other
+// values are accepted and ignored: the queue is bounded by bytes alone
+// ([WithQueueBytes]), since it became batchconn's write queue.
+//
+// Deprecated: use WithAsync(false) to turn the queue off and
+// WithQueueBytes to size it.
 func WithQueueDepth(n int) Option {
-	return func(c *config) { c.queueDepth = max(0, min(n, maxQueueDepth)) }
+	return func(c *config) { c.queueDepth = max(0, n) }
 }
 
-// WithQueueBytes sets how many payload bytes may wait, copied, for the send
-// in flight (default [DefaultQueueBytes]). One packet is always let in.
+// WithQueueBytes sets the size of the queue, in bytes (default
+// [DefaultQueueBytes]): each packet takes its length, its control
+// messages' and 40 bytes. A packet larger than the whole queue is sent
+// directly, after the packets queued before it; a size of 0 turns the
+// queue off, as [WithAsync](false) does.
 func WithQueueBytes(n int) Option {
 	return func(c *config) { c.queueBytes = max(0, n) }
 }
@@ -101,14 +105,15 @@ func WithGSO(enabled bool) Option {
 const envQuicGoDisableGSO = "QUIC_GO_DISABLE_GSO"
 
 // WithAsync sets whether every short-header packet is queued (on, the
-// default): WriteMsgUDP copies it and returns, and a goroutine of the Conn
-// sends the queue in batches, so a single connection gets batched too, at
-// the cost of a copy per packet and a goroutine hand-off. WithAsync(false)
-// selects combining: nothing is copied; every packet goes to batchconn's
-// group commit, which sends a writer's packet at once when no send is in
-// flight and combines the writers that arrive during one (the queue depth
-// and bytes do not apply). Long-header packets are sent by their writer
-// either way.
+// default): WriteMsgUDP copies it into batchconn's write queue
+// ([batchconn.WithWriteQueue]) and returns, and a goroutine of the
+// batchconn.Conn sends the queue in batches, so a single connection gets
+// batched too, at the cost of a copy per packet and a goroutine hand-off.
+// WithAsync(false) selects combining: nothing is copied; every packet goes
+// to batchconn's group commit, which sends a writer's packet at once when
+// no send is in flight and combines the writers that arrive during one
+// (the queue size does not apply). Long-header packets are sent by their
+// writer either way. Off Linux the queue is always off.
 func WithAsync(enabled bool) Option {
 	return func(c *config) { c.async = enabled }
 }
@@ -144,11 +149,7 @@ func Wrap(udp *net.UDPConn, opts ...Option) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	bc, err := readConn(udp, s, cfg)
-	if err != nil {
-		return nil, err // only off Linux, where the sender holds no goroutine
-	}
-	return &Conn{udp: udp, s: s, r: reader{bc: bc, groAsked: cfg.gro}, laddr: udp.LocalAddr()}, nil
+	return &Conn{udp: udp, s: s, r: reader{bc: s.bc, groAsked: cfg.gro}, laddr: udp.LocalAddr()}, nil
 }
 
 // WriteMsgUDP sends b as one datagram (or, when oob carries UDP_SEGMENT, as
@@ -219,7 +220,7 @@ func (c *Conn) SetReadDeadline(t time.Time) error { return c.r.bc.SetReadDeadlin
 // room in the queue. A write that runs out of time fails with
 // [os.ErrDeadlineExceeded]; a queued packet whose send runs out of time is
 // dropped.
-func (c *Conn) SetWriteDeadline(t time.Time) error { return c.s.setWriteDeadline(t) }
+func (c *Conn) SetWriteDeadline(t time.Time) error { return c.s.bc.SetWriteDeadline(t) }
 
 // SyscallConn returns the wrapped socket's raw connection. quic-go uses it to
 // set socket options and to detect UDP GSO.
@@ -244,10 +245,10 @@ func (c *Conn) Flush() error {
 // Close stops accepting writes, flushes the queue for at most 100 ms and
 // closes the wrapped socket, which ends a ReadBatch in progress.
 func (c *Conn) Close() error {
-	if err := c.s.close(); err != nil {
-		return &net.OpError{Op: "close", Net: "udp", Source: c.laddr, Err: err}
+	if c.closed.Swap(true) {
+		return &net.OpError{Op: "close", Net: "udp", Source: c.laddr, Err: net.ErrClosed}
 	}
-	return nil
+	return c.s.bc.Close()
 }
 
 // Stats are counters of a [Conn] since [Wrap].
@@ -256,11 +257,11 @@ type Stats struct {
 	Queued     uint64 // of those, copied into the queue (the writer returned before the send)
 	QueueWaits uint64 // writes that blocked because the queue was full
 
-	Batches  uint64 // batchconn WriteMessages calls
+	Batches  uint64 // batches the queue was sent in
 	Syscalls uint64 // send system calls made by batchconn (on Linux)
 	Messages uint64 // packets (datagrams or GSO buffers) the kernel accepted
 	Bytes    uint64 // payload bytes the kernel accepted
-	MaxBatch uint64 // most packets handed to one WriteMessages call
+	MaxBatch uint64 // most packets in one batch of the queue
 
 	GSOSplits   uint64 // queued GSO buffers sent as separate packets after EIO
 	DropMsgSize uint64 // queued packets dropped on EMSGSIZE

@@ -19,13 +19,13 @@
 // # What is batched
 //
 // By default every short-header packet (the bulk of a connection's traffic)
-// is queued: WriteMsgUDP copies the packet and its control messages into a
-// pooled FIFO queue, bounded by [WithQueueDepth] packets and
-// [WithQueueBytes] bytes, and returns at once; a goroutine of the Conn sends
-// the queue in batches, one batchconn WriteMessages call per round. So the
-// packets one connection writes back to back leave together, and quic-go
-// packs the next packets while the last ones are being sent. When the queue
-// is full, writers block (bounded by the write deadline): that is the only
+// is queued: WriteMsgUDP copies the packet and its control messages into
+// batchconn's write queue ([batchconn.WithWriteQueue], sized by
+// [WithQueueBytes]) and returns at once; a goroutine of the batchconn.Conn
+// sends the queue in batches, sendmmsg with UDP GSO runs. So the packets
+// one connection writes back to back leave together, and quic-go packs the
+// next packets while the last ones are being sent. When the queue is full,
+// writers block (bounded by the write deadline): that is the only
 // backpressure signal quic-go understands. There are no timers: a packet
 // waits at most for the system call in flight.
 //
@@ -37,10 +37,11 @@
 // nothing but batches only when connections collide.
 //
 // Long-header packets (Initial, Handshake, 0-RTT, Retry, Version
-// Negotiation) are never copied: their writer waits until they are sent and
-// gets their exact error, which quic-go needs during the handshake. An
-// uncopied packet that finds copies queued waits behind them, and the queue
-// is FIFO, so the packets of one QUIC connection are never reordered.
+// Negotiation) are never queued: their writer waits until they are sent and
+// gets their exact error, which quic-go needs during the handshake. Such a
+// packet leaves after the packets queued before it (batchconn's
+// WriteMessages sends the queue first), so the packets of one QUIC
+// connection are never reordered.
 //
 // The gains of batched sending are largest where quic-go cannot use GSO
 // (QUIC_GO_DISABLE_GSO, kernels before 5.0, or a connection that got EIO),
@@ -88,15 +89,20 @@
 // kernel would have returned (EINVAL, EAFNOSUPPORT).
 //
 // An error belongs to the one packet that met it: to its destination (which
-// a remote peer chooses, down to port 0), its size, its control messages, or
-// a moment's shortage of buffers. So it is charged to that packet alone, and
-// the packets queued after it in the same batch are still sent. A writer
-// that waits for its own packet (long-header packets, and combining) gets
-// the error. A queued packet has no caller left to tell, so the wrapper
-// reacts for quic-go:
+// a remote peer chooses), its size, its control messages, or a moment's
+// shortage of buffers. So it is charged to that packet alone, and the
+// packets queued after it are still sent. A writer that waits for its own
+// packet (long-header packets, and combining) gets the error. A write the
+// queue does not take, because its destination is one batchconn refuses
+// before any system call (port 0, an address of the wrong family, a zone),
+// is sent at once with the socket's own method and gets that error too. A
+// queued packet has no caller left to tell; batchconn's write queue counts
+// its failure by cause, and quicbatch adds its policy:
 //
-//   - EIO on a GSO buffer: resent as separate packets; later GSO buffers to
-//     that address are split before sending.
+//   - EIO on a GSO buffer (or on any packet with UDP_SEGMENT: the kernel
+//     refuses those whatever their length): resent as separate packets at
+//     once, and later GSO buffers are split before sending; batchconn's
+//     own GSO goes off (counted in [Stats].GSOSplits).
 //   - EMSGSIZE: dropped and counted in [Stats].DropMsgSize (quic-go sees a
 //     lost packet, which is what DPLPMTUD expects).
 //   - EPERM: retried once, then dropped.
@@ -105,11 +111,10 @@
 //     deadline, and errors not named here): dropped and counted in
 //     [Stats].Dropped.
 //
-// Only a closed socket stops the Conn: once a send finds the socket closed
-// (net.ErrClosed or EBADF), that write and every later one fail with
-// net.ErrClosed, so the connections using the socket close. No other error
-// is kept, so nothing a peer sends can stop the socket for other
-// connections.
+// Only a closed socket stops the Conn: once the socket is closed, every
+// later write fails with net.ErrClosed, so the connections using the
+// socket close. No other error is kept, so nothing a peer sends can stop
+// the socket for other connections.
 //
 // # Close
 //
@@ -120,7 +125,8 @@
 //
 // # Other platforms
 //
-// Off Linux, [Wrap] returns a pass-through Conn with the same API that sends
-// each packet with the socket's own WriteMsgUDP and reads one datagram per
-// system call through batchconn, without GRO.
+// Off Linux, [Wrap] returns a Conn with the same API that sends each packet
+// with one system call (batchconn without a queue: there would be nothing
+// to batch) and reads one datagram per system call through batchconn,
+// without GRO.
 package quicbatch

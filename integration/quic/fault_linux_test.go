@@ -1,45 +1,42 @@
 package quicbatch
 
 import (
-	"context"
+	"net"
 	"net/netip"
+	"os"
 	"sync/atomic"
 	"syscall"
 	"testing"
 
-	"github.com/batchconn/batchconn/batchconn"
+	"github.com/batchconn/batchconn/internal/testnet"
 )
 
-// inject puts a fault in front of c's send paths, batchconn-style: for the
-// queue's batches, messages before the first failing one are sent, and the
-// failing one's error comes back on the call that starts with it; an
-// uncopied packet gets its error at once.
-func inject(c *Conn, fail func(m *batchconn.Message) error) {
-	real := c.s.send
-	c.s.send = func(ctx context.Context, msgs []batchconn.Message, flags int) (int, error) {
-		for i := range msgs {
-			if err := fail(&msgs[i]); err != nil {
-				if i == 0 {
-					return 0, err
-				}
-				return real(ctx, msgs[:i], flags)
+// kernelErr is the shape of a send error from batchconn's single-datagram
+// methods: the kernel's errno from sendmsg, wrapped once per layer.
+func kernelErr(errno syscall.Errno) error {
+	return &net.OpError{Op: "write", Net: "udp", Err: os.NewSyscallError("sendmsg", errno)}
+}
+
+// inject puts fail in front of c's sends, before batchconn: a packet it
+// fails is not sent, and its writer gets the error at once. It is for
+// packets whose writer waits for their result (no queue: the guards
+// below), and for watching every packet (fail returning nil).
+func inject(c *Conn, fail func(b, oob []byte, addr netip.AddrPort) error) {
+	for _, send := range []*func(b, oob []byte, addr netip.AddrPort) error{&c.s.queue, &c.s.sendOne} {
+		real := *send
+		*send = func(b, oob []byte, addr netip.AddrPort) error {
+			if err := fail(b, oob, addr); err != nil {
+				return err
 			}
+			return real(b, oob, addr)
 		}
-		return real(ctx, msgs, flags)
-	}
-	realOne := c.s.sendOne
-	c.s.sendOne = func(b, oob []byte, addr netip.AddrPort) error {
-		if err := fail(&batchconn.Message{Addr: addr, Buffers: [][]byte{b}, OOB: oob}); err != nil {
-			return err
-		}
-		return realOne(b, oob, addr)
 	}
 }
 
 // noGSODevice fails every GSO buffer with EIO, as udp_send_skb does on a
 // device without TX checksum offload.
-func noGSODevice(m *batchconn.Message) error {
-	if isGSO(m) {
+func noGSODevice(b, oob []byte, _ netip.AddrPort) error {
+	if isGSO(b, oob) {
 		return kernelErr(syscall.EIO)
 	}
 	return nil
@@ -47,9 +44,9 @@ func noGSODevice(m *batchconn.Message) error {
 
 // smallMTU fails every datagram (or GSO segment) above 1300 bytes with
 // EMSGSIZE, as a path with a small MTU does with DF set.
-func smallMTU(m *batchconn.Message) error {
-	size := len(m.Buffers[0])
-	if seg, _, _ := udpSegment(m.OOB); seg > 0 {
+func smallMTU(b, oob []byte, _ netip.AddrPort) error {
+	size := len(b)
+	if seg := segmentOf(oob); seg > 0 {
 		size = min(size, seg)
 	}
 	if size > 1300 {
@@ -59,40 +56,40 @@ func smallMTU(m *batchconn.Message) error {
 }
 
 // skipQuicGoEIORace skips a test in which quic-go itself gets EIO under the
-// race detector: quic-go v0.65 writes sconn.gotGSOError in the send
-// goroutine (send_conn.go:77) and reads it in the connection's run loop
-// (send_conn.go:111) without synchronisation, a race in quic-go, not here.
-// The wrapper's own EIO handling is race-tested in sender_linux_test.go.
+// race detector: quic-go writes sconn.gotGSOError in the send goroutine
+// and reads it in the connection's run loop without synchronisation, a
+// race in quic-go, not here. The wrapper's own EIO handling is race-tested
+// in sender_linux_test.go.
 func skipQuicGoEIORace(t *testing.T) {
 	if raceEnabled {
-		t.Skip("quic-go v0.65 races on sconn.gotGSOError after EIO (send_conn.go:77 vs :111)")
+		t.Skip("quic-go races on sconn.gotGSOError after EIO (send_conn.go)")
 	}
 }
 
-// The guards below run with no queue (WithQueueDepth(0)), so every error
+// The guards below run with no queue (WithAsync(false)), so every error
 // reaches quic-go itself. If one fails after a quic-go upgrade, quic-go's
 // reaction to that error shape changed.
 
 func TestGuardQuicGoTurnsGSOOffOnEIO(t *testing.T) {
 	skipQuicGoEIORace(t)
 	skipUnlessQuicGoGSO(t)
-	srv, cli := newSide(t, true, WithQueueDepth(0)), newSide(t, true)
+	srv, cli := newSide(t, true, WithAsync(false)), newSide(t, true)
 	inject(srv.qb, noGSODevice)
 	res := transfer(t, srv, cli, 1, testSize(16<<20), true)
 	checkGSO(t, res.server, false)
 }
 
 func TestGuardQuicGoTreatsEMSGSIZEAsLoss(t *testing.T) {
-	srv, cli := newSide(t, true, WithQueueDepth(0)), newSide(t, true, WithQueueDepth(0))
+	srv, cli := newSide(t, true, WithAsync(false)), newSide(t, true, WithAsync(false))
 	inject(srv.qb, smallMTU)
 	inject(cli.qb, smallMTU)
 	transfer(t, srv, cli, 1, testSize(16<<20), true)
 }
 
 func TestGuardQuicGoRetriesAFirstEPERM(t *testing.T) {
-	srv, cli := newSide(t, true), newSide(t, true, WithQueueDepth(0))
+	srv, cli := newSide(t, true), newSide(t, true, WithAsync(false))
 	var first atomic.Bool
-	inject(cli.qb, func(m *batchconn.Message) error {
+	inject(cli.qb, func(b, oob []byte, _ netip.AddrPort) error {
 		if first.CompareAndSwap(false, true) {
 			return kernelErr(syscall.EPERM) // golang/go#63322
 		}
@@ -101,23 +98,30 @@ func TestGuardQuicGoRetriesAFirstEPERM(t *testing.T) {
 	transfer(t, srv, cli, 1, 1<<20, true)
 }
 
-// The fault tests run with the default queue, so most errors hit queued
-// packets and the wrapper's own policy must keep connections alive and data
-// intact.
+// The fault tests run with the default queue on the real kernel, so the
+// errors hit queued packets, and the wrapper's policy (batchconn's queue
+// underneath) must keep connections alive and data intact.
 
+// On UDP-Lite sockets the kernel fails every GSO send with EIO, as a
+// device that cannot segment does: quic-go's GSO buffers, queued, are
+// resent split, and batchconn's own GSO goes off.
 func TestFaultQueuedEIOKeepsConnectionsAlive(t *testing.T) {
-	skipQuicGoEIORace(t)
-	skipUnlessQuicGoGSO(t) // EIO is injected on GSO buffers only
-	srv, cli := newSide(t, true), newSide(t, true)
-	inject(srv.qb, noGSODevice)
+	skipUnlessQuicGoGSO(t) // EIO is met by GSO buffers only
+	srv, cli := newSideWith(t, udpLite(t), true), newSideWith(t, udpLite(t), true)
 	transfer(t, srv, cli, 8, testSize(64<<20)/8, true)
 	logStats(t, "server", srv)
+	if st := srv.qb.Stats(); st.GSOSplits == 0 || st.GSO {
+		t.Errorf("server: GSOSplits %d, GSO %v; want quic-go's GSO buffers split after EIO and GSO off", st.GSOSplits, st.GSO)
+	}
 }
 
+// Over a veth link with a 1300-byte MTU, quic-go's path MTU probes (DF
+// set) get EMSGSIZE: queued, they are dropped and counted, which quic-go's
+// DPLPMTUD takes as the loss it expects.
 func TestFaultQueuedEMSGSIZEKeepsConnectionsAlive(t *testing.T) {
-	srv, cli := newSide(t, true), newSide(t, true)
-	inject(srv.qb, smallMTU)
-	inject(cli.qb, smallMTU)
+	p := testnet.NewPair(t, testnet.LinkConfig{MTU: 1300})
+	srv := newSideWith(t, p.A.ListenUDP(t, "udp4", 0), true)
+	cli := newSideWith(t, p.B.ListenUDP(t, "udp4", 0), true)
 	transfer(t, srv, cli, 8, testSize(64<<20)/8, true)
 	logStats(t, "server", srv)
 	logStats(t, "client", cli)

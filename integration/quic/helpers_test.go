@@ -106,6 +106,13 @@ func newSideOn(t testing.TB, network, address string, wrap bool, opts ...Option)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return newSideWith(t, udp, wrap, opts...)
+}
+
+// newSideWith is newSide on udp, which it closes when the test ends.
+func newSideWith(t testing.TB, udp *net.UDPConn, wrap bool, opts ...Option) *side {
+	t.Helper()
+	var err error
 	s := &side{udp: udp, addr: udp.LocalAddr()}
 	var pc net.PacketConn = udp
 	if wrap {

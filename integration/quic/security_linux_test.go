@@ -13,8 +13,6 @@ import (
 
 	"github.com/quic-go/quic-go"
 	"golang.org/x/sys/unix"
-
-	"github.com/batchconn/batchconn/batchconn"
 )
 
 // rawForger sends IPv4 UDP datagrams with any source address and port,
@@ -143,8 +141,8 @@ func testPeerAtPortZero(t *testing.T, async bool) {
 
 	srv := newSide(t, true, WithAsync(async))
 	var port0 atomic.Int32
-	inject(srv.qb, func(m *batchconn.Message) error {
-		if m.Addr.Port() == 0 {
+	inject(srv.qb, func(_, _ []byte, addr netip.AddrPort) error {
+		if addr.Port() == 0 {
 			port0.Add(1)
 		}
 		return nil // the real batchconn below refuses port 0 itself
@@ -216,9 +214,8 @@ func testPeerAtPortZero(t *testing.T, async bool) {
 	if _, err := fetch(ctx, inno.tr, srv.udp.LocalAddr(), cliTLS, 1<<20, 2, true); err != nil {
 		t.Fatalf("new connection after the attack: %v", err)
 	}
+	// A write to port 0 is never queued (batchconn's C17): quic-go gets
+	// its EINVAL, on that path alone.
 	st := srv.qb.Stats()
 	t.Logf("server: %d writes to port 0, %d queued packets dropped", port0.Load(), st.Dropped)
-	if async && st.Dropped == 0 {
-		t.Errorf("Stats().Dropped = 0; want the queued probe to port 0 counted")
-	}
 }
