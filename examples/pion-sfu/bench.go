@@ -78,7 +78,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 	fs.SetOutput(io.Discard)
 	fs.IntVar(&cfg.count, "count", 5, "rounds; each runs every socket once per configuration, and the table shows medians")
 	fs.Float64Var(&cfg.seconds, "seconds", 5, "seconds of sending measured per run")
-	configs := fs.String("configs", "1x50@300,1x50@900,4x10@300,4x10@900",
+	configs := fs.String("configs", "2x2@100,1x50@300,4x10@300,1x50@900,4x10@900",
 		"comma-separated load `configurations`, PUBLISHERSxSUBSCRIBERS@RATE: every subscriber receives every publisher's track, RATE packets per second each")
 	sockets := fs.String("sockets", strings.Join(defaultSockets, ","), "comma-separated `sockets` of the SFU to compare (udpconn must be among them, the ratios are against it):"+socketHelp())
 	fs.IntVar(&cfg.size, "size", 1200, "RTP payload bytes per packet")

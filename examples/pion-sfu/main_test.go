@@ -214,7 +214,7 @@ func TestBenchFlags(t *testing.T) {
 		check   func(t *testing.T, c benchConfig)
 	}{
 		{name: "no flags give the documented defaults", check: func(t *testing.T, c benchConfig) {
-			want := []shape{{1, 50, 300}, {1, 50, 900}, {4, 10, 300}, {4, 10, 900}}
+			want := []shape{{2, 2, 100}, {1, 50, 300}, {4, 10, 300}, {1, 50, 900}, {4, 10, 900}}
 			if c.count != 5 || c.seconds != 5 || !slices.Equal(c.shapes, want) || !slices.Equal(c.sockets, defaultSockets) ||
 				c.size != 1200 || c.queue != 1<<20 || c.out.Format != "table" {
 				t.Errorf("defaults = %+v", c)
