@@ -59,13 +59,24 @@ type loadResult struct {
 	SFUCPUNs    int64   `json:"sfu_cpu_ns"`
 	SFUReceived uint64  `json:"sfu_received"`
 	SFUForward  uint64  `json:"sfu_forwarded"`
+	// On a Conn: datagrams it sent in batches, in how many system calls
+	// and GSO sends, and queued datagrams that failed.
+	SFUBatched       uint64 `json:"sfu_batched"`
+	SFUBatchSyscalls uint64 `json:"sfu_batch_syscalls"`
+	SFUGSOBatches    uint64 `json:"sfu_gso_batches"`
+	SFUQueueFailures uint64 `json:"sfu_queue_failures"`
 }
 
 func (r *loadResult) String() string {
+	conn := ""
+	if r.SFUBatched > 0 {
+		conn = fmt.Sprintf("; its Conn sent %d datagrams in batches, in %d system calls (%d GSO sends), %d queued ones failed",
+			r.SFUBatched, r.SFUBatchSyscalls, r.SFUGSOBatches, r.SFUQueueFailures)
+	}
 	return fmt.Sprintf("%d publishers x %d subscribers, %d packets/s each, %.1fs: sent %d, subscribers received %d of %d (lost %d, %d duplicates, %d reordered); "+
 		"the SFU read %d and forwarded %d packets (%.0f/s) with %.2fs of CPU time: %.2fµs per forwarded packet",
 		r.Publishers, r.Subscribers, r.Rate, r.Seconds, r.Sent, r.Received, r.Expected, r.Lost, r.Duplicates, r.Reordered,
-		r.SFUReceived, r.SFUForward, float64(r.SFUForward)/r.Seconds, float64(r.SFUCPUNs)/1e9, float64(r.SFUCPUNs)/1e3/float64(r.SFUForward))
+		r.SFUReceived, r.SFUForward, float64(r.SFUForward)/r.Seconds, float64(r.SFUCPUNs)/1e9, float64(r.SFUCPUNs)/1e3/float64(r.SFUForward)) + conn
 }
 
 // peerReadBuffer is each load peer's socket receive buffer: a subscriber
@@ -582,7 +593,9 @@ func (l *load) close() {
 // number or payload was wrong fails the run.
 func (l *load) result(seconds float64, before, after *sfuStats) (*loadResult, error) {
 	r := &loadResult{Publishers: len(l.pubs), Subscribers: len(l.subs), Rate: l.cfg.rate, Seconds: seconds,
-		SFUCPUNs: after.CPUNs - before.CPUNs, SFUReceived: after.Received - before.Received, SFUForward: after.Forwarded - before.Forwarded}
+		SFUCPUNs: after.CPUNs - before.CPUNs, SFUReceived: after.Received - before.Received, SFUForward: after.Forwarded - before.Forwarded,
+		SFUBatched: after.BatchedMessages - before.BatchedMessages, SFUBatchSyscalls: after.BatchSyscalls - before.BatchSyscalls,
+		SFUGSOBatches: after.GSOBatches - before.GSOBatches, SFUQueueFailures: after.QueueFailures - before.QueueFailures}
 	for _, p := range l.pubs {
 		r.Sent += uint64(p.stop - p.first)
 	}

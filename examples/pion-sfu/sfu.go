@@ -14,6 +14,8 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/batchconn/batchconn/batchconn"
 )
 
 // sfu is a selective forwarding unit the way the simplest pion SFUs are
@@ -31,8 +33,9 @@ import (
 //	POST /subscribe/answer?id= the subscriber's answer
 //	GET  /stats                the SFU's counters and CPU time (sfuStats)
 type sfu struct {
-	api *webrtc.API
-	mux ice.UDPMux
+	api  *webrtc.API
+	mux  ice.UDPMux
+	conn *batchconn.Conn // the socket, if it is a Conn: for its Stats
 
 	mu          sync.Mutex
 	tracks      []*track
@@ -58,6 +61,13 @@ type sfuStats struct {
 	Forwarded   uint64 `json:"forwarded"`
 	Publishers  int    `json:"publishers"`
 	Subscribers int    `json:"subscribers"`
+	// On a Conn, from its Stats: datagrams sent in batches (by group
+	// commit or the write queue), the system calls and GSO sends they took.
+	// A write sent alone with the UDPConn's own call is not counted.
+	BatchedMessages uint64 `json:"batched_messages"`
+	BatchSyscalls   uint64 `json:"batch_syscalls"`
+	GSOBatches      uint64 `json:"gso_batches"`
+	QueueFailures   uint64 `json:"queue_failures"`
 }
 
 // newSFU makes an SFU whose PeerConnections all use conn, through one
@@ -70,9 +80,11 @@ func newSFU(conn net.PacketConn) *sfu {
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.SetIncludeLoopbackCandidate(true) // the benchmark runs on loopback
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	bc, _ := conn.(*batchconn.Conn)
 	return &sfu{
 		api:     webrtc.NewAPI(webrtc.WithSettingEngine(se)), // pion's default codecs and interceptors
 		mux:     mux,
+		conn:    bc,
 		pending: map[string]*webrtc.PeerConnection{},
 	}
 }
@@ -280,8 +292,14 @@ func (s *sfu) stats() (*sfuStats, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return &sfuStats{CPUNs: cpu.Nanoseconds(), Received: s.received.Load(), Forwarded: s.forwarded.Load(),
-		Publishers: len(s.tracks), Subscribers: s.subscribers}, nil
+	st := &sfuStats{CPUNs: cpu.Nanoseconds(), Received: s.received.Load(), Forwarded: s.forwarded.Load(),
+		Publishers: len(s.tracks), Subscribers: s.subscribers}
+	if s.conn != nil {
+		cs := s.conn.Stats()
+		st.BatchedMessages, st.BatchSyscalls, st.GSOBatches = cs.Messages, cs.Syscalls, cs.GSOBatches
+		st.QueueFailures = cs.QueueFailures.Total()
+	}
+	return st, nil
 }
 
 // Close closes every PeerConnection, then the mux and its socket.
