@@ -38,7 +38,7 @@
 // packets forwarded per second and the fraction delivered, as medians of
 // same-round ratios against udpconn, with issue 24's targets:
 //
-//	go run . bench -count 9
+//	go run . bench
 //
 // It is its own module, so that the library's go.mod does not gain pion.
 package main
