@@ -170,8 +170,9 @@
 // *os.SyscallError and errno, so errors.Is(err, syscall.EMSGSIZE) works; the
 // other errors are [ErrWouldBlock], net.ErrClosed, os.ErrDeadlineExceeded and
 // the context's error. A destination the socket cannot use (an IPv6 address
-// on an IPv4 socket, port 0) is reported with the errno the kernel would
-// give, EAFNOSUPPORT or EINVAL, and an explanation. A kernel error queued
+// on an IPv4 socket, an IPv4 one on an IPv6-only socket, port 0) is
+// reported with the errno sendto(2) gives for it, EAFNOSUPPORT, ENETUNREACH
+// or EINVAL, and an explanation. A kernel error queued
 // on the socket, such as ECONNREFUSED on a connected socket whose peer
 // refused an earlier datagram, is reported by the read that meets it.
 package batchconn

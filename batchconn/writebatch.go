@@ -468,7 +468,10 @@ func checkDest(a netip.AddrPort, sock4, v6only bool, zones *zoneCache) (netip.Ad
 		return ip.Unmap(), 0, nil
 	case ip.Is4() || ip.Is4In6():
 		if v6only {
-			return ip, 0, &destError{"IPv4 destination on an IPv6-only socket", a, syscall.EAFNOSUPPORT}
+			// ENETUNREACH, as sendto(2) gives on Linux for an IPv4 or
+			// IPv4-mapped destination (udpv6_sendmsg) and the UDPConn
+			// passes on.
+			return ip, 0, &destError{"IPv4 destination on an IPv6-only socket", a, syscall.ENETUNREACH}
 		}
 		return netip.AddrFrom16(ip.As16()), 0, nil
 	}
