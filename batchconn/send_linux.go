@@ -96,6 +96,7 @@ func (c *Conn) send(ctx context.Context, msgs []Message, flags int, wait bool) (
 	s.flags, s.wait = flags, wait
 	s.p.gso = s.useGSO()
 	s.p.plainUntil = 0
+	s.dests.begin()
 	done := 0
 	for done < len(msgs) {
 		nh, bad := s.build(msgs, done)
@@ -172,6 +173,7 @@ func (s *sendState) account(msgs []Message, from, to int) int {
 		messages += r.count
 		if r.count == 1 {
 			msgs[r.start].N = total
+			s.dests.sentPlain(msgs[r.start].Addr)
 			continue
 		}
 		gso++

@@ -253,24 +253,30 @@ func TestContractC14GSODests(t *testing.T) {
 }
 
 // TestContractC14GSODestsRetry checks that a destination turned off for
-// GSO is offered it again, once, after gsoRetryDatagrams datagrams sent to
-// it plain or after gsoRetryAfter, and that one more refusal turns it off
-// again while an accepted send clears it.
+// GSO is offered it again, once, after exactly gsoRetryDatagrams datagrams
+// sent to it plain or at the first call that begins gsoRetryAfter after it
+// went off, and that one more refusal turns it off again while an accepted
+// send clears it.
 func TestContractC14GSODestsRetry(t *testing.T) {
 	a := netip.MustParseAddrPort("192.0.2.1:443")
+	b := netip.MustParseAddrPort("192.0.2.2:443")
 	turnOff := func(d *gsoDests) {
 		for range maxDestGSOFailures {
 			d.failed(a)
 		}
 	}
 
-	// By count: off for gsoRetryDatagrams-1 datagrams, then one offer.
+	// By count: off until gsoRetryDatagrams datagrams went out plain,
+	// however the calls were cut; datagrams to others do not count.
 	var d gsoDests
 	turnOff(&d)
-	for i := range gsoRetryDatagrams - 1 {
+	for i := range gsoRetryDatagrams {
+		d.begin()
 		if !d.off(a) {
 			t.Fatalf("GSO offered again after %d plain datagrams, want %d", i, gsoRetryDatagrams)
 		}
+		d.sentPlain(a)
+		d.sentPlain(b)
 	}
 	if d.off(a) {
 		t.Fatalf("no GSO offered after %d plain datagrams", gsoRetryDatagrams)
@@ -279,35 +285,56 @@ func TestContractC14GSODestsRetry(t *testing.T) {
 		t.Fatal("the offer lasted one datagram: want it to stand until a GSO send is tried")
 	}
 	d.failed(a) // refused again: off at once, for another round
-	for i := range gsoRetryDatagrams - 1 {
+	for i := range gsoRetryDatagrams {
 		if !d.off(a) {
 			t.Fatalf("after a refused retry, GSO offered again after %d plain datagrams, want %d", i, gsoRetryDatagrams)
 		}
+		d.sentPlain(a)
 	}
 	if d.off(a) {
 		t.Fatal("no second offer")
 	}
 	d.accepted(a)
-	if d.off(a) || d.n != 0 {
-		t.Fatalf("an accepted retry left the destination in the table (n = %d)", d.n)
+	if d.off(a) || d.n != 0 || d.nOff != 0 {
+		t.Fatalf("an accepted retry left the destination in the table (n = %d, off %d)", d.n, d.nOff)
 	}
 
-	// By time: the clock is read every gsoRetryClock datagrams.
+	// By time: the first call that begins gsoRetryAfter after the
+	// destination went off offers GSO at its first datagram, whatever
+	// came before (here a quiet destination: no datagram at all).
 	turnOff(&d)
-	d.e[d.find(a)].since = time.Now().Add(-gsoRetryAfter)
-	for i := range gsoRetryClock - 1 {
-		if !d.off(a) {
-			t.Fatalf("GSO offered again at datagram %d, before the clock was read", i)
-		}
+	d.begin()
+	if !d.off(a) {
+		t.Fatal("GSO offered again at once")
 	}
+	d.e[d.find(a)].since = time.Now().Add(-gsoRetryAfter + time.Second)
+	d.begin()
+	if !d.off(a) {
+		t.Fatalf("GSO offered again %v after the destination went off", gsoRetryAfter-time.Second)
+	}
+	d.e[d.find(a)].since = time.Now().Add(-gsoRetryAfter - 500*time.Millisecond)
+	d.begin()
 	if d.off(a) {
-		t.Fatalf("no GSO offered %v after the destination went off", gsoRetryAfter)
+		t.Fatalf("no GSO offered at the first call %v after the destination went off", gsoRetryAfter+500*time.Millisecond)
 	}
 	turnOff(&d) // a new round starts its clock now
-	for i := range 2 * gsoRetryClock {
+	for i := range 2 * gsoRetryDatagrams / 3 {
+		d.begin()
 		if !d.off(a) {
-			t.Fatalf("GSO offered again at datagram %d of a round that started now", i)
+			t.Fatalf("GSO offered again at call %d of a round that started now", i)
 		}
+	}
+
+	// The count of destinations that are off follows the table.
+	var e gsoDests
+	for i := range gsoDestSlots + 3 {
+		x := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 51, 100, byte(i)}), 443)
+		for range maxDestGSOFailures {
+			e.failed(x)
+		}
+	}
+	if e.nOff != gsoDestSlots {
+		t.Fatalf("%d destinations counted off in a table of %d", e.nOff, e.n)
 	}
 }
 

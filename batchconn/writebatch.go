@@ -578,23 +578,30 @@ func (z *zoneCache) forget(a netip.AddrPort) {
 // segments, say), so that those stop getting GSO runs while every other
 // destination keeps them (C14). A destination is off after
 // maxDestGSOFailures refusals in a row; a GSO send it accepts clears its
-// count. An off destination is offered GSO again after gsoRetryDatagrams
-// datagrams sent to it plain or gsoRetryAfter, whichever comes first, so
-// that a path whose MTU grows again is not slow for the life of the
-// process: one GSO run then, which turns it off again at once if refused.
-// The table holds gsoDestSlots destinations, replacing them in turn when
-// full: a destination that falls out is offered GSO again and costs at most
-// maxDestGSOFailures more refused sends, each resent plain at once, so a
-// flood of failing destinations costs system calls, never datagrams, and
-// never GSO for the others. Only the holder of the write gate uses it.
+// count. An off destination is offered GSO again once gsoRetryDatagrams
+// datagrams were sent to it plain or gsoRetryAfter has passed, whichever
+// comes first, so that a path whose MTU grows again is not slow for the
+// life of the process: one GSO run then, which turns it off again at once
+// if refused. Both are exact: every datagram the kernel accepts plain for
+// an off destination is counted (sentPlain), and a call that may consult
+// the table while a destination is off reads the clock once, up front
+// (begin), so the first call after gsoRetryAfter offers GSO whatever its
+// size. The table holds gsoDestSlots destinations, replacing them in turn
+// when full: a destination that falls out is offered GSO again and costs
+// at most maxDestGSOFailures more refused sends, each resent plain at
+// once, so a flood of failing destinations costs system calls, never
+// datagrams, and never GSO for the others. Only the holder of the write
+// gate uses it.
 type gsoDests struct {
 	e [gsoDestSlots]struct {
-		addr   netip.AddrPort
-		fails  int
-		denied int       // datagrams sent plain since it went off
-		since  time.Time // when it went off
+		addr  netip.AddrPort
+		fails int
+		plain int       // datagrams sent to it plain since it went off
+		since time.Time // when it went off
 	}
 	n, next int
+	nOff    int       // destinations off now (fails == maxDestGSOFailures)
+	now     time.Time // the clock, read by begin while nOff > 0
 }
 
 const (
@@ -606,7 +613,6 @@ const (
 	// that stays small.
 	gsoRetryDatagrams = 4096
 	gsoRetryAfter     = 10 * time.Second
-	gsoRetryClock     = 64 // datagrams between looks at the clock
 )
 
 func (d *gsoDests) find(a netip.AddrPort) int {
@@ -618,10 +624,18 @@ func (d *gsoDests) find(a netip.AddrPort) int {
 	return -1
 }
 
+// begin starts a send call: while a destination is off, it reads the clock
+// for off to compare with, once per call rather than per datagram.
+func (d *gsoDests) begin() {
+	if d.nOff > 0 {
+		d.now = time.Now()
+	}
+}
+
 // off reports whether a datagram to a gets no GSO run; it is asked once per
 // datagram that could start one.
 func (d *gsoDests) off(a netip.AddrPort) bool {
-	if d == nil || d.n == 0 {
+	if d == nil || d.nOff == 0 {
 		return false
 	}
 	i := d.find(a)
@@ -629,13 +643,24 @@ func (d *gsoDests) off(a netip.AddrPort) bool {
 		return false
 	}
 	e := &d.e[i]
-	e.denied++
-	if e.denied < gsoRetryDatagrams && (e.denied%gsoRetryClock != 0 || time.Since(e.since) < gsoRetryAfter) {
+	if e.plain < gsoRetryDatagrams && d.now.Sub(e.since) < gsoRetryAfter {
 		return true
 	}
 	// Offer GSO again: one refusal turns it off again.
-	e.fails, e.denied = maxDestGSOFailures-1, 0
+	e.fails, e.plain = maxDestGSOFailures-1, 0
+	d.nOff--
 	return false
+}
+
+// sentPlain counts a datagram to a that the kernel accepted as a plain
+// send; only those to an off destination count towards its retry.
+func (d *gsoDests) sentPlain(a netip.AddrPort) {
+	if d.nOff == 0 {
+		return
+	}
+	if i := d.find(a); i >= 0 && d.e[i].fails >= maxDestGSOFailures {
+		d.e[i].plain++
+	}
 }
 
 // failed counts a GSO send to a that the kernel refused.
@@ -648,13 +673,17 @@ func (d *gsoDests) failed(a netip.AddrPort) {
 		} else {
 			i = d.next
 			d.next = (d.next + 1) % gsoDestSlots
+			if d.e[i].fails >= maxDestGSOFailures {
+				d.nOff--
+			}
 		}
 		d.e[i].addr, d.e[i].fails = a, 0
 	}
 	e := &d.e[i]
 	e.fails++
 	if e.fails == maxDestGSOFailures {
-		e.denied, e.since = 0, time.Now()
+		e.plain, e.since = 0, time.Now()
+		d.nOff++
 	}
 }
 
@@ -664,6 +693,9 @@ func (d *gsoDests) accepted(a netip.AddrPort) {
 		return
 	}
 	if i := d.find(a); i >= 0 {
+		if d.e[i].fails >= maxDestGSOFailures {
+			d.nOff--
+		}
 		d.n--
 		d.e[i] = d.e[d.n]
 		d.e[d.n].addr = netip.AddrPort{}
