@@ -133,9 +133,18 @@
 // kernel may hand up many datagrams of one flow as one buffer, into the
 // Conn's own 64 KiB slots, and the Conn splits it again by copying each
 // datagram into a caller's message, with the control messages repeated for
-// each (whole ones only; MSG_CTRUNC when they do not fit) and the UDP_GRO one
-// removed. Datagrams that do not fit in one call stay queued, in order, for
-// the next read, and come before anything read later. Every read method of
+// each and the UDP_GRO one removed. The kernel stores the control messages
+// into room of the Conn's as large as the largest OOB a call has offered,
+// and the Conn lays them out in each caller's OOB as the kernel would have
+// with GRO off: one that does not fit whole is cut to the room left, its
+// length saying so, and MSG_CTRUNC is set. Datagrams that do not fit in one
+// call stay queued, in order, for the next read, and come before anything
+// read later. Read flags give what they give with GRO off: MSG_PEEK peeks
+// at the first queued datagram, MSG_ERRQUEUE reads the socket's error queue
+// straight into the messages (its entries are never coalesced) and leaves
+// queued datagrams queued, and a flag the Conn does not know is put to the
+// kernel first, so one it refuses (MSG_CMSG_COMPAT: EINVAL) fails the call
+// as it would with GRO off. Every read method of
 // the Conn (ReadMessages, ReadFrom, ReadMsgUDP, Read, ...) goes through the
 // same split, so nothing reading through the Conn ever sees a coalesced
 // buffer, and an unchanged ReadFrom loop gets recvmmsg and GRO. A Conn with

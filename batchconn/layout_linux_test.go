@@ -98,6 +98,7 @@ func TestGROCmsgLayout(t *testing.T) {
 		{"MSG_TRUNC", msgTrunc, unix.MSG_TRUNC},
 		{"MSG_CTRUNC", msgCtrunc, unix.MSG_CTRUNC},
 		{"MSG_PEEK", msgPeek, unix.MSG_PEEK},
+		{"MSG_CMSG_CLOEXEC", msgEcho, unix.MSG_CMSG_CLOEXEC},
 	}
 	for _, c := range consts {
 		if c.got != c.want {
