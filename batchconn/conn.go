@@ -49,6 +49,9 @@ type Conn struct {
 	// bufMsgs keeps the Message slices of finished WriteBuffersTo calls.
 	bufMsgs msgSlices
 
+	// zones names IPv6 zones for reads and writes alike.
+	zones zoneTable
+
 	// gate admits one writer at a time. Whoever holds it owns the fields
 	// below it and the batch state in tx.
 	gate chan struct{}
@@ -173,6 +176,7 @@ func New(c *net.UDPConn, opts ...Option) (*Conn, error) {
 			bc.disableGSO("not supported: " + err.Error())
 		}
 	}
+	bc.zones.init(newZoneLookup(rc))
 	bc.tx.init(bc)
 	bc.initRead(cfg.gro)
 	return bc, nil

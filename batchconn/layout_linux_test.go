@@ -100,6 +100,9 @@ func TestGROCmsgLayout(t *testing.T) {
 		{"MSG_PEEK", msgPeek, unix.MSG_PEEK},
 		{"MSG_CMSG_CLOEXEC", msgEcho, unix.MSG_CMSG_CLOEXEC},
 	}
+	if groCmsgSpace != unix.CmsgSpace(4) {
+		t.Errorf("groCmsgSpace = %d, want CMSG_SPACE(sizeof(int)) = %d", groCmsgSpace, unix.CmsgSpace(4))
+	}
 	for _, c := range consts {
 		if c.got != c.want {
 			t.Errorf("%s = %d, want %d", c.name, c.got, c.want)

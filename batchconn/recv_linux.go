@@ -19,7 +19,6 @@ type recvState struct {
 	hdrs  []mmsghdr
 	names []unix.RawSockaddrInet6
 	iovs  []unix.Iovec
-	zones zoneNames
 
 	// GRO: the kernel fills the Conn's own slots, allocated at the first
 	// read, and the splitter copies datagrams out of them.
@@ -58,6 +57,7 @@ func (s *recvState) init(c *Conn) {
 // recv receives into msgs. The caller holds the read gate.
 func (c *Conn) recv(ctx context.Context, msgs []Message, flags int, wait bool) (int, error) {
 	c.rd.ctx = ctx
+	c.zones.tick()
 	switch {
 	case flags&unix.MSG_ERRQUEUE != 0:
 		// The socket's error queue. What it holds is never coalesced
@@ -90,7 +90,7 @@ func (c *Conn) recvPlain(ctx context.Context, msgs []Message, flags int, wait bo
 		m.N = int(h.len)
 		m.NN = int(h.hdr.Controllen)
 		m.Flags = int(h.hdr.Flags)
-		m.Addr = sourceOf(&s.names[i], h.hdr.Namelen, &s.zones)
+		m.Addr = sourceOf(&s.names[i], h.hdr.Namelen, &s.c.zones)
 		bytes += m.N
 	}
 	c.rstats.messages.Add(uint64(s.got))
@@ -417,7 +417,7 @@ func (s *recvState) queueBuf(i, seg int, oob []byte) (coalesced bool) {
 	q.bufs = append(q.bufs, groBuf{
 		data:  s.slots[i*groSlot : i*groSlot+size],
 		seg:   seg,
-		addr:  sourceOf(&s.names[i], h.hdr.Namelen, &s.zones),
+		addr:  sourceOf(&s.names[i], h.hdr.Namelen, &s.c.zones),
 		oob:   oob,
 		flags: int(h.hdr.Flags),
 	})
@@ -518,7 +518,7 @@ func (s *recvState) readDirect(msgs []Message, flags int) (int, bool) {
 			f |= msgCtrunc
 		}
 		m.Flags = f
-		m.Addr = sourceOf(&s.names[i], h.hdr.Namelen, &s.zones)
+		m.Addr = sourceOf(&s.names[i], h.hdr.Namelen, &s.c.zones)
 		bytes += size
 	}
 	c.rstats.messages.Add(uint64(s.got))

@@ -37,7 +37,6 @@ type sendState struct {
 	names []unix.RawSockaddrInet6
 	iovs  []unix.Iovec
 	ctrl  []byte
-	zones zoneCache
 	dests gsoDests
 
 	// How many headers and iovecs this call has filled: release clears
@@ -97,6 +96,7 @@ func (c *Conn) send(ctx context.Context, msgs []Message, flags int, wait bool) (
 	s.p.gso = s.useGSO()
 	s.p.plainUntil = 0
 	s.dests.begin()
+	c.zones.tick()
 	done := 0
 	for done < len(msgs) {
 		nh, bad := s.build(msgs, done)
@@ -125,7 +125,7 @@ func (c *Conn) send(ctx context.Context, msgs []Message, flags int, wait bool) (
 			case s.errno == unix.EAGAIN:
 				return done, c.opError(nil, ErrWouldBlock)
 			default:
-				s.zones.forget(msgs[r.start].Addr)
+				s.c.zones.failed(msgs[r.start].Addr.Addr().Zone())
 				return done, c.opError(&msgs[r.start].Addr, os.NewSyscallError("sendmmsg", s.errno))
 			}
 		}
@@ -229,7 +229,7 @@ func (s *sendState) build(msgs []Message, from int) (nh int, bad error) {
 		h.hdr = unix.Msghdr{}
 		h.len = 0
 		if m.Addr != (netip.AddrPort{}) {
-			ip, zone, err := checkDest(m.Addr, s.c.sock4, s.c.v6only, &s.zones)
+			ip, zone, err := checkDest(m.Addr, s.c.sock4, s.c.v6only, &s.c.zones)
 			if err != nil {
 				return nh, err
 			}

@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// The checks WriteMessages makes before any system call, the zone cache and
+// The checks WriteMessages makes before any system call, the zone table and
 // the per-destination GSO table are portable, so they are tested here on
 // every platform; contract tests check them end to end on a real kernel.
 
@@ -132,69 +132,146 @@ func TestCheckMsgBufferLimit(t *testing.T) {
 	}
 }
 
-// fakeInterfaces replaces interfaceIndex with a table, counting lookups.
-func fakeInterfaces(t *testing.T, ifs map[string]int) *int {
-	t.Helper()
-	real := interfaceIndex
-	t.Cleanup(func() { interfaceIndex = real })
-	lookups := new(int)
-	interfaceIndex = func(name string) (int, error) {
-		*lookups++
-		if id, ok := ifs[name]; ok {
-			return id, nil
+// fakeZones is a system's interfaces for a zoneTable, counting lookups.
+type fakeZones struct {
+	ifs     map[uint32]string
+	lookups int
+}
+
+func (f *fakeZones) name(index uint32) (string, bool) {
+	f.lookups++
+	n, ok := f.ifs[index]
+	return n, ok
+}
+
+func (f *fakeZones) is(index uint32, name string) (bool, bool) {
+	f.lookups++
+	n, ok := f.ifs[index]
+	return n == name, ok
+}
+
+func (f *fakeZones) index(name string) (uint32, bool) {
+	f.lookups++
+	for i, n := range f.ifs {
+		if n == name {
+			return i, true
 		}
-		return 0, errors.New("no such interface")
 	}
-	return lookups
+	return 0, false
 }
 
 func zoned(zone string) netip.AddrPort {
 	return netip.AddrPortFrom(netip.MustParseAddr("fe80::1").WithZone(zone), 443)
 }
 
-func TestContractC13ZoneCache(t *testing.T) {
-	ifs := map[string]int{"eth0": 2, "wlan0": 3}
-	lookups := fakeInterfaces(t, ifs)
-	var z zoneCache
-	check := func(zone string, wantID uint32, wantErr bool, wantLookups int) {
+// TestContractC8ZoneTable checks the zone table's logic against a fake
+// system: names and indexes are looked up once, renames are seen at the
+// next look (at most zoneRecheck apart), old names keep reaching their
+// interface until another takes them, and the table stays bounded.
+// TestContractC8ZoneNamesSurviveRenames checks it on the kernel.
+func TestContractC8ZoneTable(t *testing.T) {
+	f := &fakeZones{ifs: map[uint32]string{2: "eth0", 3: "wlan0"}}
+	var z zoneTable
+	z.init(f)
+	// wantLookups is the count of lookups after the call; -1: any.
+	dest := func(zone string, wantID uint32, wantErr bool, wantLookups int) {
 		t.Helper()
 		_, id, err := checkDest(zoned(zone), false, false, &z)
-		if (err != nil) != wantErr || id != wantID || *lookups != wantLookups {
-			t.Fatalf("checkDest(%%%s) = %d, %v after %d lookups; want %d, error %v, after %d", zone, id, err, *lookups, wantID, wantErr, wantLookups)
+		if (err != nil) != wantErr || id != wantID || (wantLookups >= 0 && f.lookups != wantLookups) {
+			t.Fatalf("checkDest(%%%s) = %d, %v after %d lookups; want %d, error %v, after %d", zone, id, err, f.lookups, wantID, wantErr, wantLookups)
 		}
 		if err != nil && !errors.Is(err, syscall.EINVAL) {
 			t.Fatalf("checkDest error %v does not unwrap to EINVAL", err)
 		}
 	}
-	check("eth0", 2, false, 1)
-	check("eth0", 2, false, 1) // a hit costs no lookup
-	check("wlan0", 3, false, 2)
-	check("7", 7, false, 2)     // numeric zones are never looked up
-	check("nope", 0, true, 3)   // an unknown name is an error...
-	check("nope", 0, true, 4)   // ...and not cached
-	ifs["nope"] = 9             // created since
-	check("nope", 9, false, 5)  // is found
-	ifs["eth0"] = 12            // re-created with another index
-	check("eth0", 2, false, 5)  // the cache still holds the old one...
-	z.forget(zoned("eth0"))     // until a send to it fails
-	check("eth0", 12, false, 6) // then the retry finds it
-	z.forget(zoned("wlan1"))    // forgetting what is not held is harmless
-	z.forget(netip.AddrPort{})  // and so is an address without a zone
-	check("wlan0", 3, false, 6)
+	source := func(id uint32, want string, wantLookups int) {
+		t.Helper()
+		if got := z.name(id); got != want || f.lookups != wantLookups {
+			t.Fatalf("name(%d) = %q after %d lookups; want %q after %d", id, got, f.lookups, want, wantLookups)
+		}
+	}
+	look := func() { // as if zoneRecheck had passed
+		t.Helper()
+		z.next.Store(0)
+		z.tick()
+	}
+	z.tick() // nothing met yet: nothing to look at
+	source(2, "eth0", 1)
+	source(2, "eth0", 1) // a hit costs no lookup
+	dest("eth0", 2, false, 1)
+	dest("wlan0", 3, false, 2)
+	dest("7", 7, false, 2)     // numeric zones are never looked up
+	source(9, "9", 3)          // no such interface: the number, as the net package says
+	dest("nope", 0, true, 4)   // an unknown name is an error...
+	dest("nope", 0, true, 5)   // ...and not cached
+	f.ifs[10] = "nope"         // created since
+	dest("nope", 10, false, 6) // is found
+	z.tick()                   // the first look
+	n := f.lookups
+	z.tick() // within zoneRecheck of it: none
+	if f.lookups != n {
+		t.Fatalf("tick within zoneRecheck made %d lookups", f.lookups-n)
+	}
 
-	// The cache is bounded: past zoneSlots names, old ones are replaced
-	// and looked up again.
-	for i := range 3 * zoneSlots {
-		name := fmt.Sprintf("if%d", i)
-		ifs[name] = 100 + i
-		check(name, uint32(100+i), false, 7+i)
+	// eth0 is renamed lan0: the new name at the next look, and the old
+	// one still reaches it.
+	f.ifs[2] = "lan0"
+	source(2, "eth0", n)
+	look()
+	source(2, "lan0", f.lookups)
+	n = f.lookups
+	dest("lan0", 2, false, n)
+	dest("eth0", 2, false, n) // handed out before the rename
+	// ... until another interface takes the name.
+	f.ifs[3] = "eth0"
+	look()
+	dest("eth0", 3, false, f.lookups)
+	source(3, "eth0", f.lookups)
+	dest("wlan0", 3, false, f.lookups) // 3's old name, taken by no one, is 3's...
+	f.ifs[11] = "wlan0"
+	look() // ...until the next look finds it taken
+	dest("wlan0", 11, false, f.lookups+1)
+
+	// A rename met through a lookup before the next look: at once.
+	f.ifs[2] = "eth2"
+	dest("eth2", 2, false, -1) // the lookup, then a look at all
+	if i, _ := z.index("lan0"); i != 2 {
+		t.Fatalf("the old name lan0 = %d, want 2", i)
 	}
-	if z.n != zoneSlots {
-		t.Fatalf("the cache holds %d names, want the bound %d", z.n, zoneSlots)
+	source(2, "eth2", f.lookups)
+
+	// An interface re-created with another index: a failed send makes
+	// the next call look.
+	delete(f.ifs, 2)
+	f.ifs[12] = "eth2"
+	dest("eth2", 2, false, f.lookups)
+	z.failed("")
+	z.tick()
+	dest("eth2", 2, false, f.lookups) // a failure without a zone changes nothing
+	z.failed("eth2")
+	z.tick()
+	dest("eth2", 12, false, f.lookups+1)
+	dest("lan0", 0, true, f.lookups+1) // gone with its interface
+
+	// Bounded: past zoneSlots interfaces, old ones are replaced and looked
+	// up again; past zoneOldSlots old names, the oldest go.
+	for i := range uint32(3 * zoneSlots) {
+		f.ifs[100+i] = fmt.Sprintf("if%d", i)
+		source(100+i, f.ifs[100+i], f.lookups+1)
 	}
-	n := *lookups
-	check("eth0", 12, false, n+1)
-	check(fmt.Sprintf("if%d", 3*zoneSlots-1), uint32(100+3*zoneSlots-1), false, n+1)
+	if s := z.snap.Load(); len(s.cur) != zoneSlots {
+		t.Fatalf("the table holds %d interfaces, want the bound %d", len(s.cur), zoneSlots)
+	}
+	for i := range uint32(2 * zoneOldSlots) {
+		f.ifs[100+3*zoneSlots-1] = fmt.Sprintf("renamed%d", i)
+		look()
+	}
+	if s := z.snap.Load(); len(s.old) != zoneOldSlots {
+		t.Fatalf("the table holds %d old names, want the bound %d", len(s.old), zoneOldSlots)
+	}
+	if i, ok := z.index(fmt.Sprintf("renamed%d", 2*zoneOldSlots-2)); !ok || i != 100+3*zoneSlots-1 {
+		t.Fatalf("the newest old name = %d, %v", i, ok)
+	}
 }
 
 func TestContractC14GSODests(t *testing.T) {

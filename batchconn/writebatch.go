@@ -49,6 +49,13 @@ type Message struct {
 	// EDESTADDRREQ. When receiving it is set to the datagram's source, as
 	// [net.UDPConn.ReadMsgUDPAddrPort] reports it (IPv4 sources on an IPv6
 	// socket are IPv4-mapped).
+	//
+	// An IPv6 zone is the name of the interface (or its index, when it has
+	// no name), in the socket's network namespace. A renamed interface is
+	// reported under its new name within a second, and a name the Conn
+	// reported before the rename still reaches the interface when sending,
+	// as long as no other interface has taken it, so a long-running program
+	// keeps its link-local peers.
 	Addr netip.AddrPort
 
 	// Buffers are, when sending, gathered in order into one datagram: no
@@ -454,7 +461,7 @@ func (e *destError) Unwrap() error { return e.errno }
 // family, and returns the address to write into the sockaddr (IPv4 or
 // IPv4-mapped IPv6 to match the socket) and the IPv6 scope id, resolving a
 // named zone through zones.
-func checkDest(a netip.AddrPort, sock4, v6only bool, zones *zoneCache) (netip.Addr, uint32, error) {
+func checkDest(a netip.AddrPort, sock4, v6only bool, zones *zoneTable) (netip.Addr, uint32, error) {
 	ip := a.Addr()
 	switch {
 	case !ip.IsValid():
@@ -503,74 +510,6 @@ func numericZone(zone string) (uint32, bool) {
 		}
 	}
 	return uint32(id), zone != ""
-}
-
-// A zoneCache maps IPv6 zone names (interface names, as in fe80::1%eth0) to
-// interface indexes, so that a named zone costs a full interface lookup
-// (net.InterfaceByName: a netlink dump, dozens of allocations) only on a
-// miss. It holds up to zoneSlots names, replacing them in turn; a name
-// it does not hold is looked up again, so an interface renamed or created
-// since is found, and forget drops a name whose send failed, so that one
-// re-created under the same name is found on the retry. Only the holder of
-// the write gate uses it.
-type zoneCache struct {
-	e [zoneSlots]struct {
-		name  string
-		index uint32
-	}
-	n, next int
-}
-
-// zoneSlots bounds the cache: a host has few interfaces with link-local
-// peers, and a lookup past the bound costs time, not correctness.
-const zoneSlots = 16
-
-// interfaceIndex resolves an interface name; tests count its calls.
-var interfaceIndex = func(name string) (int, error) {
-	ifi, err := net.InterfaceByName(name)
-	if err != nil {
-		return 0, err
-	}
-	return ifi.Index, nil
-}
-
-func (z *zoneCache) index(name string) (uint32, bool) {
-	for i := range z.n {
-		if z.e[i].name == name {
-			return z.e[i].index, true
-		}
-	}
-	id, err := interfaceIndex(name)
-	if err != nil || id <= 0 || uint64(id) > 1<<32-1 {
-		return 0, false
-	}
-	k := z.n
-	if k == zoneSlots {
-		k = z.next
-		z.next = (z.next + 1) % zoneSlots
-	} else {
-		z.n++
-	}
-	z.e[k].name, z.e[k].index = name, uint32(id)
-	return uint32(id), true
-}
-
-// forget drops the zone of a (if named) after a send to a failed: the
-// interface may be gone, or re-created with another index.
-func (z *zoneCache) forget(a netip.AddrPort) {
-	name := a.Addr().Zone()
-	if name == "" || z.n == 0 {
-		return
-	}
-	for i := range z.n {
-		if z.e[i].name == name {
-			z.n--
-			z.e[i] = z.e[z.n]
-			z.e[z.n].name = ""
-			z.next = 0
-			return
-		}
-	}
 }
 
 // A gsoDests remembers destinations whose GSO sends the kernel keeps
