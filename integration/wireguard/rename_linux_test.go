@@ -58,7 +58,9 @@ func TestLinkLocalPeerSurvivesARename(t *testing.T) {
 	p := peerOn(t, u)
 	// The peer writes to fe80::a through its own link, named by index
 	// (the test runs outside B's namespace).
-	bIndex := func() string { return strings.TrimSpace(pair.B.Exec(t, "cat", "/sys/class/net/"+pair.B.Link+"/ifindex")) }
+	bIndex := func() string {
+		return strings.TrimSpace(pair.B.Exec(t, "cat", "/sys/class/net/"+pair.B.Link+"/ifindex"))
+	}
 	toA := netip.AddrPortFrom(netip.MustParseAddr("fe80::a%"+bIndex()), port)
 
 	r := newReceiver()
