@@ -52,6 +52,9 @@ type Conn struct {
 	// zones names IPv6 zones for reads and writes alike.
 	zones zoneTable
 
+	// recvErr says which of IP_RECVERR and IPV6_RECVERR are on (recverr.go).
+	recvErr atomic.Uint32
+
 	// gate admits one writer at a time. Whoever holds it owns the fields
 	// below it and the batch state in tx.
 	gate chan struct{}
@@ -177,6 +180,7 @@ func New(c *net.UDPConn, opts ...Option) (*Conn, error) {
 		}
 	}
 	bc.zones.init(newZoneLookup(rc))
+	bc.learnRecvErr()
 	bc.tx.init(bc)
 	bc.initRead(cfg.gro)
 	return bc, nil
@@ -564,8 +568,16 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 }
 
 // SyscallConn returns the socket's raw connection. Reading through it with
-// GRO on sees coalesced buffers: see [WithGRO].
-func (c *Conn) SyscallConn() (syscall.RawConn, error) { return c.udp.SyscallConn() }
+// GRO on sees coalesced buffers: see [WithGRO]. After each of its Control
+// calls the Conn reads IP_RECVERR and IPV6_RECVERR again (see
+// [Conn.WriteMessages]).
+func (c *Conn) SyscallConn() (syscall.RawConn, error) {
+	rc, err := c.udp.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	return &rawConn{c: c, rc: rc}, nil
+}
 
 // SetReadBuffer sets the socket's receive buffer size (SO_RCVBUF).
 func (c *Conn) SetReadBuffer(bytes int) error { return c.udp.SetReadBuffer(bytes) }

@@ -109,7 +109,15 @@
 // so nothing is copied, and the receiver sees exactly the datagrams it
 // would have seen without GSO. A call whose flags include any but
 // MSG_DONTWAIT, MSG_NOSIGNAL, MSG_CONFIRM and MSG_DONTROUTE (MSG_MORE, say,
-// which corks datagrams together) is not coalesced.
+// which corks datagrams together) is not coalesced, and neither are
+// datagrams to destinations of a family whose error reporting is on
+// (IP_RECVERR; IPV6_RECVERR for IPv6): with it, Linux reports a datagram its
+// qdisc drops as ENOBUFS, but a GSO send as accepted if any of its segments
+// was queued, which would change the count WriteMessages returns. The Conn
+// reads those options when it is made and after each Control call through
+// [Conn.SyscallConn] (how golang.org/x/net/ipv4 and quic-go set options), so
+// it costs no system call per send; an option set through the wrapped
+// UDPConn's own SyscallConn, File or another descriptor is not seen.
 //
 // GSO is off for a Conn from the start after [WithGSO](false), with the
 // environment variable BATCHCONN_DISABLE_GSO=1 (for kernels and drivers

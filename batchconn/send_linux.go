@@ -95,6 +95,7 @@ func (c *Conn) send(ctx context.Context, msgs []Message, flags int, wait bool) (
 	s.flags, s.wait = flags, wait
 	s.p.gso = s.useGSO()
 	s.p.plainUntil = 0
+	s.p.recvErr = c.recvErr.Load()
 	s.dests.begin()
 	c.zones.tick()
 	done := 0

@@ -274,6 +274,36 @@ func TestContractC8ZoneTable(t *testing.T) {
 	}
 }
 
+// TestContractC14NoRunsWhereRecvErr checks the planner: with IP_RECVERR
+// on, no runs to IPv4 destinations (IPv4-mapped ones of a dual-stack
+// socket included); with IPV6_RECVERR on, none to IPv6 ones; the other
+// family keeps its runs.
+func TestContractC14NoRunsWhereRecvErr(t *testing.T) {
+	a4 := netip.MustParseAddrPort("192.0.2.1:443")
+	m4 := netip.AddrPortFrom(netip.AddrFrom16(a4.Addr().As16()), 443)
+	a6 := netip.MustParseAddrPort("[2001:db8::1]:443")
+	cases := []struct {
+		name    string
+		sock4   bool
+		recvErr uint32
+		dst     netip.AddrPort
+		want    int
+	}{
+		{"udp4, IP_RECVERR", true, recvErr4, a4, 1},
+		{"udp4, neither", true, 0, a4, 3},
+		{"udp6, IP_RECVERR, IPv4-mapped", false, recvErr4, m4, 1},
+		{"udp6, IP_RECVERR, IPv6", false, recvErr4, a6, 3},
+		{"udp6, IPV6_RECVERR, IPv6", false, recvErr6, a6, 1},
+		{"udp6, IPV6_RECVERR, IPv4-mapped", false, recvErr6, m4, 3},
+	}
+	for _, tc := range cases {
+		p := planner{gso: true, sock4: tc.sock4, maxSegs: maxGSOSegments, recvErr: tc.recvErr}
+		if n, _ := p.runLen(msgsOf(tc.dst, nil, 1200, 1200, 1200), 0); n != tc.want {
+			t.Errorf("%s: runLen to %v = %d, want %d", tc.name, tc.dst, n, tc.want)
+		}
+	}
+}
+
 func TestContractC14GSODests(t *testing.T) {
 	var d gsoDests
 	a := netip.MustParseAddrPort("192.0.2.1:443")

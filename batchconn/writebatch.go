@@ -144,7 +144,12 @@ var errNilContext = errors.New("batchconn: nil Context")
 //
 // On Linux the messages go out through sendmmsg(2), and runs of equal-size
 // messages to one destination are coalesced into UDP GSO sends; none of that
-// is observable except in speed. On other platforms each message is one
+// is observable except in speed. To keep it so, destinations of a family
+// whose error reporting is on (IP_RECVERR, or IPV6_RECVERR for IPv6
+// destinations; Linux then reports each datagram its qdisc drops, ENOBUFS,
+// but a GSO send as accepted if any of its segments was queued) get no GSO
+// sends; the Conn reads those options at [New] and after each Control call
+// through [Conn.SyscallConn], and does not see them set any other way. On other platforms each message is one
 // system call, with the same results.
 func (c *Conn) WriteMessages(ctx context.Context, msgs []Message, flags int) (int, error) {
 	if c.closed.Load() || c.rc.Control(noControl) != nil {
@@ -256,11 +261,12 @@ func msgLen(m *Message) int {
 // A plan says how messages map onto the datagram headers handed to the kernel.
 // Each header carries one message, or a GSO run of 2 or more messages.
 type planner struct {
-	gso        bool // coalesce runs at all
-	sock4      bool // the socket is AF_INET (else AF_INET6)
-	peer4      bool // the connected peer, if any, is IPv4 (or IPv4-mapped)
-	maxSegs    int  // segments per GSO run
-	plainUntil int  // messages before this index are not coalesced (fallback)
+	gso        bool   // coalesce runs at all
+	sock4      bool   // the socket is AF_INET (else AF_INET6)
+	peer4      bool   // the connected peer, if any, is IPv4 (or IPv4-mapped)
+	maxSegs    int    // segments per GSO run
+	plainUntil int    // messages before this index are not coalesced (fallback)
+	recvErr    uint32 // recvErr4, recvErr6: no runs to destinations of that family (recverr.go)
 
 	dests *gsoDests // destinations that get no GSO runs; nil: none
 }
@@ -277,12 +283,15 @@ func (p *planner) runLen(msgs []Message, i int) (count, seg int) {
 	}
 	first := &msgs[i]
 	seg = msgLen(first)
-	if seg == 0 || p.dests.off(first.Addr) {
+	if seg == 0 {
 		return 1, 0
 	}
-	limit := maxPayload6
+	limit, recvErr := maxPayload6, uint32(recvErr6)
 	if p.dest4(first.Addr) {
-		limit = maxPayload4
+		limit, recvErr = maxPayload4, recvErr4
+	}
+	if p.recvErr&recvErr != 0 || p.dests.off(first.Addr) {
+		return 1, 0
 	}
 	if found, ok := findCmsg(first.OOB, solUDP, udpSegment); found || !ok {
 		return 1, 0
