@@ -256,12 +256,17 @@ func (z *zoneTable) add(s *zoneSnap, e zoneName) {
 		}
 	}
 	z.snap.Store(n)
-	if stale {
-		z.recheck(int64(time.Since(z.base)))
-		if s := z.snap.Load(); !z.named(s.cur, e.name) {
-			z.add(s, e) // no longer stale
+	if !stale {
+		return
+	}
+	z.recheck(int64(time.Since(z.base)))
+	s = z.snap.Load()
+	for i := range s.cur {
+		if s.cur[i].index == e.index || s.cur[i].name == e.name {
+			return // held now; or renamed again meanwhile, and the next lookup learns it
 		}
 	}
+	z.add(s, e)
 }
 
 func deleteAt(s []zoneName, i int) []zoneName {
