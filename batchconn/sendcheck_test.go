@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -158,6 +159,95 @@ func (f *fakeZones) index(name string) (uint32, bool) {
 		}
 	}
 	return 0, false
+}
+
+// lockedZones is a system whose interfaces change while a test runs.
+type lockedZones struct {
+	mu sync.Mutex
+	f  fakeZones
+}
+
+func (l *lockedZones) name(index uint32) (string, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.f.name(index)
+}
+
+func (l *lockedZones) is(index uint32, name string) (bool, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.f.is(index, name)
+}
+
+func (l *lockedZones) index(name string) (uint32, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.f.index(name)
+}
+
+// TestContractC12ZoneTableConcurrent has readers, writers and renames
+// use one zone table at once (run it with -race): every answer is a name
+// or index the interface had at some point.
+func TestContractC12ZoneTableConcurrent(t *testing.T) {
+	sys := &lockedZones{f: fakeZones{ifs: map[uint32]string{2: "eth0-0", 3: "wlan0"}}}
+	var z zoneTable
+	z.init(sys)
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	valid := func(name string) bool { return name == "wlan0" || len(name) > 5 && name[:5] == "eth0-" }
+	errs := make(chan error, 8)
+	for range 2 {
+		wg.Add(2)
+		go func() { // a reader
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				z.tick()
+				if n := z.name(2); !valid(n) {
+					errs <- fmt.Errorf("name(2) = %q", n)
+					return
+				}
+				z.name(3)
+			}
+		}()
+		go func() { // a writer
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				z.tick()
+				if id, ok := z.index("wlan0"); !ok || id != 3 {
+					errs <- fmt.Errorf("index(wlan0) = %d, %v", id, ok)
+					return
+				}
+				z.index("eth0-0")
+				z.failed("eth0-0")
+			}
+		}()
+	}
+	for i := 1; i <= 200; i++ {
+		sys.mu.Lock()
+		sys.f.ifs[2] = fmt.Sprintf("eth0-%d", i)
+		sys.mu.Unlock()
+		z.next.Store(0)
+		time.Sleep(50 * time.Microsecond)
+	}
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if s := z.snap.Load(); len(s.old) > zoneOldSlots || len(s.cur) > zoneSlots {
+		t.Errorf("the table grew past its bounds: %d interfaces, %d old names", len(s.cur), len(s.old))
+	}
 }
 
 // racyZones is a system where interface 5 is renamed between two
