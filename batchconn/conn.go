@@ -48,6 +48,12 @@ type Conn struct {
 	// bufMsgs keeps the Message slices of finished WriteBuffersTo calls.
 	bufMsgs msgSlices
 
+	// zones names IPv6 zones for reads and writes alike.
+	zones zoneTable
+
+	// recvErr says which of IP_RECVERR and IPV6_RECVERR are on (recverr.go).
+	recvErr atomic.Uint32
+
 	// wg, the write gate, admits one writer at a time. Whoever holds it
 	// owns the fields below it and the batch state in tx.
 	wg gate
@@ -224,6 +230,8 @@ func New(c *net.UDPConn, opts ...Option) (*Conn, error) {
 			bc.disableGSO("not supported: " + err.Error())
 		}
 	}
+	bc.zones.init(newZoneLookup(rc))
+	bc.learnRecvErr()
 	bc.tx.init(bc)
 	bc.initRead(cfg.gro)
 	if cfg.queue > 0 {
@@ -679,8 +687,16 @@ func (c *Conn) rawWrite(fn func(uintptr) bool, ctl func(uintptr), wait bool) err
 }
 
 // SyscallConn returns the socket's raw connection. Reading through it with
-// GRO on sees coalesced buffers: see [WithGRO].
-func (c *Conn) SyscallConn() (syscall.RawConn, error) { return c.udp.SyscallConn() }
+// GRO on sees coalesced buffers: see [WithGRO]. After each of its Control
+// calls the Conn reads IP_RECVERR and IPV6_RECVERR again (see
+// [Conn.WriteMessages]).
+func (c *Conn) SyscallConn() (syscall.RawConn, error) {
+	rc, err := c.udp.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	return &rawConn{c: c, rc: rc}, nil
+}
 
 // SetReadBuffer sets the socket's receive buffer size (SO_RCVBUF).
 func (c *Conn) SetReadBuffer(bytes int) error { return c.udp.SetReadBuffer(bytes) }
