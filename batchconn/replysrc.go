@@ -1,9 +1,11 @@
 package batchconn
 
 import (
+	"errors"
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 )
 
 // A replyTable remembers, for the peers whose datagrams reached a Conn on a
@@ -12,7 +14,7 @@ import (
 // bounded: replySets sets of replyWays peers each, a peer's set chosen by a
 // hash of its address; a set that is full forgets its least recently seen
 // peer, whose replies then leave from the address the kernel picks, as
-// without the table. It is made (about 100 KiB) at the first datagram that
+// without the table. It is made (about 140 KiB) at the first datagram that
 // tells an address, and allocates nothing after that. Reads that learn and
 // writes that look up may run at once: each set has its own lock.
 type replyTable struct {
@@ -120,4 +122,109 @@ func (t *replyTable) forget(peer netip.AddrPort) {
 		}
 	}
 	s.mu.Unlock()
+}
+
+// A replyState is the reply-source state of a Conn on a wildcard address
+// ([WithReplySource]): the peers' local addresses, and the packet-info
+// control message the Conn asked the kernel for to learn them.
+type replyState struct {
+	table replyTable
+	level int32 // IPPROTO_IP or IPPROTO_IPV6
+	typ   int32 // IP_PKTINFO or IPV6_PKTINFO
+	// user says the Conn's user asked for that message too (before New,
+	// or later through Conn.SyscallConn): received OOB then keeps it;
+	// otherwise the Conn takes it out, so reads show what they showed
+	// without the option.
+	user atomic.Bool
+}
+
+// take learns, from the control messages a datagram from peer came with,
+// the local address it arrived on, and returns oob without the packet-info
+// message unless the user asked for it; it is taken out in place, and the
+// messages after it move up, as if the kernel had never stored it.
+func (r *replyState) take(peer netip.AddrPort, oob []byte) []byte {
+	if local, ifindex, ok := ParsePacketInfo(oob); ok {
+		r.table.learn(peer, local, ifindex)
+	}
+	if r.user.Load() {
+		return oob
+	}
+	return cutCmsg(oob, r.level, r.typ)
+}
+
+// cutCmsg removes the first control message of the given level and type
+// from oob, in place, and returns the rest. Malformed control data is
+// returned as it is.
+func cutCmsg(oob []byte, level, typ int32) []byte {
+	for off := 0; off < len(oob); {
+		lv, ty, next, bad := linuxCmsg.cmsgAt(oob, off)
+		if bad != nil {
+			return oob
+		}
+		next = min(next, len(oob))
+		if lv == level && ty == typ {
+			copy(oob[off:], oob[next:])
+			return oob[:len(oob)-(next-off)]
+		}
+		off = next
+	}
+	return oob
+}
+
+// source returns the packet-info control message that makes a reply to
+// dst leave from the address dst's last datagram arrived on, appended to
+// the caller's own control messages oob (padded to a whole message) in
+// buf, or nil when there is none to add: dst is unknown, or oob carries a
+// source of its own.
+func (r *replyState) source(buf, oob []byte, dst netip.AddrPort) []byte {
+	if r == nil {
+		return nil
+	}
+	local, ifindex, ok := r.table.lookup(dst)
+	if !ok || hasSource(oob) {
+		return nil
+	}
+	buf = append(buf[:0], oob...)
+	for len(buf)%cmsgAlign != 0 {
+		buf = append(buf, 0)
+	}
+	return AppendPacketInfo(buf, local, ifindex)
+}
+
+// hasSource reports whether oob carries a source address of the caller's
+// own: IP_PKTINFO or IPV6_PKTINFO.
+func hasSource(oob []byte) bool {
+	if len(oob) == 0 {
+		return false
+	}
+	f4, _ := findCmsg(oob, ipprotoIP, ipPktinfo)
+	f6, _ := findCmsg(oob, ipprotoIPv6, ipv6Pktinfo)
+	return f4 || f6
+}
+
+// Linux's packet-info control messages (include/uapi/linux/in.h, in6.h),
+// the same on every architecture.
+const (
+	ipprotoIP   = 0
+	ipprotoIPv6 = 41
+	ipPktinfo   = 8
+	ipv6Pktinfo = 50
+)
+
+// sourceGone reports whether err, from a send with a remembered source,
+// says that address is no longer the host's (or its interface is gone):
+// the datagram is sent again from the kernel's choice, and the peer
+// forgotten until its next datagram tells the address again. Linux says
+// EINVAL for a source the host lacks, ENETUNREACH for IPv4 (6.18),
+// EADDRNOTAVAIL, and ENODEV for a gone interface.
+func sourceGone(err error) bool {
+	var errno syscall.Errno
+	if !errors.As(err, &errno) {
+		return false
+	}
+	switch errno {
+	case syscall.EINVAL, syscall.ENETUNREACH, syscall.EADDRNOTAVAIL, syscall.ENODEV:
+		return true
+	}
+	return false
 }
