@@ -64,11 +64,22 @@
 //
 // [Conn.WriteBuffersTo] sends many datagrams to one destination, all with the
 // same control messages, without a Message for each: a QUIC connection's or
-// a VPN tunnel's packets. A server bound to a wildcard address answers each
-// peer from the address the peer wrote to with [ParsePacketInfo], which reads
-// the local address from a received message's IP_PKTINFO or IPV6_PKTINFO
-// control message, and [AppendPacketInfo], which builds the one that makes a
-// reply leave from it; neither allocates (Linux).
+// a VPN tunnel's packets.
+//
+// A Conn bound to a wildcard address (0.0.0.0, ::) answers each peer from
+// the address the peer wrote to: its single-datagram writes (WriteTo,
+// WriteToUDPAddrPort, WriteMsgUDP, ...) and its write queue add the
+// IP_PKTINFO or IPV6_PKTINFO control message that makes a reply leave from
+// the local address the peer's last datagram arrived on, remembered per
+// peer in a bounded table ([WithReplySource], on by default there; Linux).
+// A *net.UDPConn there answers from the address the kernel picks, which on a
+// host with several addresses is often not the one the client wrote to, and
+// a client that checks (a DNS resolver, dig) takes that for no answer. So an
+// unchanged server on a Conn answers correctly. WriteMessages and
+// WriteBuffersTo send as they are told: [ParsePacketInfo] reads the local
+// address from a received message's IP_PKTINFO or IPV6_PKTINFO control
+// message, and [AppendPacketInfo] builds the one that makes a reply leave
+// from it; neither allocates (Linux).
 //
 // # Concurrent writers
 //

@@ -97,11 +97,10 @@ type readSide struct {
 	// out yet; they come before anything read from the socket.
 	q groQueue
 
-	// Single-datagram reads with GRO on go through a one-message batch.
-	one  [1][]byte
-	msg  [1]Message
-	src  netip.AddrPort // the last source handed out as a *net.UDPAddr
-	srcA *net.UDPAddr
+	// Single-datagram reads through the Conn go through a one-message
+	// batch.
+	one [1][]byte
+	msg [1]Message
 
 	// Context cancellation ends a wait by setting a past read deadline
 	// (kick); the user's deadline is restored afterwards (disarm).
@@ -248,7 +247,8 @@ func (c *Conn) noSource() netip.AddrPort {
 }
 
 // readOne reads one datagram through the Conn's batch, for the
-// single-datagram read methods of a Conn with GRO on. Like a *net.UDPConn
+// single-datagram read methods of a Conn with GRO or reply sources on
+// (batchReads). Like a *net.UDPConn
 // read it always waits, whatever SetBlocking says, until the read deadline.
 // With wantAddr it returns the source as a *net.UDPAddr too. A kernel error
 // names the system call the UDPConn's method would have made (name: "read",
@@ -283,19 +283,9 @@ func (c *Conn) readOne(b, oob []byte, wantAddr bool, name string) (n, oobn, flag
 		return n, 0, 0, src, nil, err
 	}
 	if wantAddr {
-		addr = r.udpAddr(m.Addr)
+		addr = net.UDPAddrFromAddrPort(m.Addr) // a fresh one, as the UDPConn's
 	}
 	return m.N, m.NN, m.Flags, m.Addr, addr, nil
-}
-
-// udpAddr returns ap as a *net.UDPAddr, the same one as last time when the
-// source has not changed, so a read loop allocates only when its peer does.
-// The caller holds the read gate.
-func (r *readSide) udpAddr(ap netip.AddrPort) *net.UDPAddr {
-	if r.srcA == nil || ap != r.src {
-		r.src, r.srcA = ap, net.UDPAddrFromAddrPort(ap)
-	}
-	return r.srcA
 }
 
 // The receive half's pure logic: splitting buffers the kernel coalesced with

@@ -40,6 +40,11 @@ type recvState struct {
 	got       int
 	errno     syscall.Errno
 
+	// The Conn's own control room for recvPlain with reply sources on,
+	// and where each message's part starts.
+	pctrl    []byte
+	pctrlOff []int
+
 	readFn  func(fd uintptr) bool // the RawConn.Read callback, bound once
 	readCtl func(fd uintptr)      // readFn for RawConn.Control
 
@@ -80,9 +85,16 @@ func (c *Conn) recv(ctx context.Context, msgs []Message, flags int, wait bool) (
 
 // recvPlain receives into msgs with one recvmmsg(2), straight into their
 // buffers and control room: the whole read path with GRO off.
+//
+// With reply sources on (WithReplySource), each datagram's control
+// messages tell its local address; unless the user asked for the
+// packet-info message too, the kernel stores them into the Conn's own room
+// first (the caller's room and the message's), and they are laid out in
+// the caller's OOB without it, as the kernel would have stored them there.
 func (c *Conn) recvPlain(ctx context.Context, msgs []Message, flags int, wait bool) (int, error) {
-	s := &c.rx
-	s.build(msgs)
+	s, r := &c.rx, c.reply
+	own := r != nil && !r.user.Load()
+	s.build(msgs, own)
 	if err := c.recvBatch(ctx, len(msgs), flags, wait); err != nil {
 		return 0, c.readError(err)
 	}
@@ -94,6 +106,25 @@ func (c *Conn) recvPlain(ctx context.Context, msgs []Message, flags int, wait bo
 		m.Flags = int(h.hdr.Flags)
 		m.Addr = sourceOf(&s.names[i], h.hdr.Namelen, &s.c.zones)
 		bytes += m.N
+		if r == nil {
+			continue
+		}
+		oob := m.OOB[:min(m.NN, len(m.OOB))]
+		if own {
+			oob = s.pctrl[s.pctrlOff[i] : s.pctrlOff[i]+m.NN]
+		}
+		if flags&unix.MSG_ERRQUEUE == 0 {
+			if local, ifindex, ok := ParsePacketInfo(oob); ok {
+				r.table.learn(m.Addr, local, ifindex)
+			}
+		}
+		if own {
+			var ctrunc bool
+			m.NN, ctrunc = putCmsgs(m.OOB, cutCmsg(oob, r.level, r.typ))
+			if ctrunc {
+				m.Flags |= msgCtrunc
+			}
+		}
 	}
 	c.rstats.messages.Add(uint64(s.got))
 	c.rstats.bytes.Add(uint64(bytes))
@@ -123,11 +154,22 @@ func (c *Conn) recvBatch(ctx context.Context, nh, flags int, wait bool) error {
 }
 
 // build points one header at each message's buffers, control room and a
-// sockaddr slot.
-func (s *recvState) build(msgs []Message) {
-	nbuf := 0
+// sockaddr slot; with own, at control room of the Conn's own instead:
+// each message's room and PacketInfoSpace more (see recvPlain).
+func (s *recvState) build(msgs []Message, own bool) {
+	nbuf, nctrl := 0, 0
 	for i := range msgs {
 		nbuf += len(msgs[i].Buffers)
+		nctrl += cmsgAlignUp(len(msgs[i].OOB)) + PacketInfoSpace
+	}
+	if own {
+		if cap(s.pctrl) < nctrl {
+			s.pctrl = make([]byte, nctrl)
+		}
+		if cap(s.pctrlOff) < len(msgs) {
+			s.pctrlOff = make([]int, len(msgs))
+		}
+		s.pctrl, s.pctrlOff = s.pctrl[:nctrl], s.pctrlOff[:len(msgs)]
 	}
 	s.grow(len(msgs))
 	if cap(s.iovs) < nbuf {
@@ -151,7 +193,17 @@ func (s *recvState) build(msgs []Message) {
 			h.hdr.Iov = &s.iovs[iov0]
 			h.hdr.SetIovlen(k)
 		}
-		if len(m.OOB) > 0 {
+		switch {
+		case own:
+			room := cmsgAlignUp(len(m.OOB)) + PacketInfoSpace
+			off := 0
+			if i > 0 {
+				off = s.pctrlOff[i-1] + cmsgAlignUp(len(msgs[i-1].OOB)) + PacketInfoSpace
+			}
+			s.pctrlOff[i] = off
+			h.hdr.Control = &s.pctrl[off]
+			h.hdr.SetControllen(room)
+		case len(m.OOB) > 0:
 			h.hdr.Control = &m.OOB[0]
 			h.hdr.SetControllen(len(m.OOB))
 		}
@@ -316,6 +368,9 @@ func (s *recvState) fitCtrl(msgs []Message) {
 		oob = max(oob, len(msgs[i].OOB))
 	}
 	room := cmsgAlignUp(min(oob, groMaxCtrl)) + groCmsgSpace
+	if s.c.reply != nil {
+		room += PacketInfoSpace // the packet-info message the Conn asked for
+	}
 	if room <= s.ctrlRoom {
 		return
 	}
@@ -416,10 +471,14 @@ func (s *recvState) queueBuf(i, seg int, oob []byte) (coalesced bool) {
 		c.rstats.groBuffers.Add(1)
 		c.rstats.groMessages.Add(uint64((size + seg - 1) / seg))
 	}
+	addr := sourceOf(&s.names[i], h.hdr.Namelen, &s.c.zones)
+	if c.reply != nil {
+		oob = c.reply.take(addr, oob)
+	}
 	q.bufs = append(q.bufs, groBuf{
 		data:  s.slots[i*groSlot : i*groSlot+size],
 		seg:   seg,
-		addr:  sourceOf(&s.names[i], h.hdr.Namelen, &s.c.zones),
+		addr:  addr,
 		oob:   oob,
 		flags: int(h.hdr.Flags),
 	})
@@ -514,13 +573,16 @@ func (s *recvState) readDirect(msgs []Message, flags int) (int, bool) {
 				m.N = size
 			}
 		}
+		m.Addr = sourceOf(&s.names[i], h.hdr.Namelen, &s.c.zones)
+		if c.reply != nil {
+			oob = c.reply.take(m.Addr, oob)
+		}
 		var ctrunc bool
 		m.NN, ctrunc = putCmsgs(m.OOB, oob)
 		if ctrunc || h.hdr.Flags&msgCtrunc != 0 {
 			f |= msgCtrunc
 		}
 		m.Flags = f
-		m.Addr = sourceOf(&s.names[i], h.hdr.Namelen, &s.c.zones)
 		bytes += size
 	}
 	c.rstats.messages.Add(uint64(s.got))

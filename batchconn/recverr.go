@@ -34,7 +34,12 @@ type rawConn struct {
 }
 
 func (r *rawConn) Control(f func(fd uintptr)) error {
-	err := r.rc.Control(f)
+	var err error
+	if r.c.reply != nil {
+		err = r.c.reply.control(r.rc, f)
+	} else {
+		err = r.rc.Control(f)
+	}
 	r.c.learnRecvErr()
 	return err
 }
