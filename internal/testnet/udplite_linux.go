@@ -17,8 +17,11 @@ import (
 // no UDP-Lite (it is deprecated).
 func ListenUDPLite(t testing.TB, ip netip.Addr) *net.UDPConn {
 	t.Helper()
-	family, sa := unix.AF_INET, unix.Sockaddr(&unix.SockaddrInet4{Addr: ip.As4()})
-	if ip.Is6() {
+	var family int
+	var sa unix.Sockaddr
+	if ip.Is4() {
+		family, sa = unix.AF_INET, &unix.SockaddrInet4{Addr: ip.As4()}
+	} else {
 		family, sa = unix.AF_INET6, &unix.SockaddrInet6{Addr: ip.As16()}
 	}
 	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.IPPROTO_UDPLITE)
