@@ -35,10 +35,12 @@
 // IPv6, the commands' flags, and the wildcard check: a server bound to
 // 0.0.0.0 (or [::]) must answer from the address each query was sent to,
 // on loopback (127.0.0.1 and 127.0.0.2) and, as root, across a veth link
-// to a namespace with two addresses of each family. That check fails on
-// a Conn until batchconn replies from the address the peer wrote to
-// (issue 24 item 1); the udpconn case passes, and the packetconn case
-// shows the check tells a wrong source from a right one.
+// to a namespace with two addresses of each family. miekg/dns sets the
+// reply's source itself only on a concrete *net.UDPConn; on a Conn, the
+// Conn does (WithReplySource, on by default for a wildcard-bound Conn).
+// The packetconn case shows the check tells a wrong source from a right
+// one: there the kernel picks the source, and the reply to a query at the
+// second address comes from the first.
 //
 // It is its own module, so that the library's go.mod does not gain
 // miekg/dns.

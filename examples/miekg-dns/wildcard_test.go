@@ -18,12 +18,12 @@ import (
 // miekg/dns does it on a concrete *net.UDPConn (IP_PKTINFO / IPV6_PKTINFO:
 // it learns each query's destination and writes it as the reply's source),
 // and on no other conn: there it calls ReadFrom and WriteTo, and the
-// kernel picks the source. So the Conn itself has to do it (issue 24 item
-// 1: replies from the address the peer wrote to, WithReplySource, default
-// on for wildcard-bound Conns). Until batchconn has that, the Conn cases
-// below FAIL; the udpconn case shows the check passes where the source is
-// right, and the packetconn case that it tells a wrong source from a right
-// one.
+// kernel picks the source. So on a Conn the Conn itself does it: replies
+// leave from the address the peer wrote to (CONTRACT.md C23,
+// WithReplySource, on by default for a wildcard-bound Conn; issue 24
+// item 1). The udpconn case shows the check passes where miekg/dns sets
+// the source, and the packetconn case that it tells a wrong source from a
+// right one.
 
 // wildcardSockets are the sockets checked, and whether the check must pass
 // on each. On packetconn (a *net.UDPConn behind only net.PacketConn's
@@ -38,9 +38,9 @@ var wildcardSockets = []struct {
 	{"conn-queue", true},
 }
 
-// missingFeature says why a Conn's reply comes from the wrong address.
-const missingFeature = "the Conn does not reply from the address the peer wrote to: " +
-	"batchconn lacks issue 24 item 1 (WithReplySource, default on for wildcard-bound Conns); " +
+// notC23 says what a Conn's reply from the wrong address means.
+const notC23 = "the Conn did not reply from the address the peer wrote to, as CONTRACT.md C23 " +
+	"(WithReplySource, on by default for a wildcard-bound Conn) has it; " +
 	"dig and any client with a connected socket time out on such a reply"
 
 // checkSource queries server from c and checks where the reply came from.
@@ -58,7 +58,7 @@ func checkSource(t *testing.T, socket string, rightAddr bool, c *net.UDPConn, se
 	case !rightAddr:
 		t.Logf("the control: the reply to a query at %v came from %v, as expected on miekg/dns's generic path", server, src)
 	case socket == "conn" || socket == "conn-queue":
-		t.Errorf("the reply to a query at %v came from %v: %s", server, src, missingFeature)
+		t.Errorf("the reply to a query at %v came from %v: %s", server, src, notC23)
 	default:
 		t.Errorf("the reply to a query at %v came from %v, want %v", server, src, server)
 	}
