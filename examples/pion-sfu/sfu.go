@@ -32,11 +32,15 @@ import (
 //	POST /subscribe            -> {"id": ..., "offer": ...} with every publisher's track
 //	POST /subscribe/answer?id= the subscriber's answer
 //	GET  /stats                the SFU's counters and CPU time (sfuStats)
+//
+// A subscriber gets the tracks of the publishers there when it subscribes
+// (there is no renegotiation), so the load connects its publishers first.
 type sfu struct {
 	api  *webrtc.API
 	mux  ice.UDPMux
 	conn *batchconn.Conn // the socket, if it is a Conn: for its Stats
 
+	publishing  sync.Mutex // held by a publish from start to end
 	mu          sync.Mutex
 	tracks      []*track
 	pending     map[string]*webrtc.PeerConnection // subscribers waiting for their answer
@@ -71,8 +75,8 @@ type sfuStats struct {
 }
 
 // newSFU makes an SFU whose PeerConnections all use conn, through one
-// ICE UDP mux. This, and the conn given, is all an SFU changes to run on
-// batchconn.
+// ICE UDP mux. conn is the one thing that differs between the sockets
+// compared: a *net.UDPConn or a *batchconn.Conn.
 func newSFU(conn net.PacketConn) *sfu {
 	mux := webrtc.NewICEUDPMux(nil, conn)
 	var se webrtc.SettingEngine
@@ -89,7 +93,11 @@ func newSFU(conn net.PacketConn) *sfu {
 	}
 }
 
+// maxBody bounds a signalling request's body: an SDP is a few KiB.
+const maxBody = 1 << 20
+
 func (s *sfu) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 	var v any
 	var err error
 	switch {
@@ -133,23 +141,28 @@ func (s *sfu) publish(body io.Reader) (*publishReply, error) {
 		pc.Close()
 		return nil, err
 	}
+	// One publish at a time, so that the track's number is its index once
+	// it is added, and a publisher whose negotiation fails leaves nothing.
+	s.publishing.Lock()
+	defer s.publishing.Unlock()
 	s.mu.Lock()
 	k := len(s.tracks)
+	s.mu.Unlock()
 	local, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, "video", "pub-"+strconv.Itoa(k))
 	if err != nil {
-		s.mu.Unlock()
 		pc.Close()
 		return nil, err
 	}
 	t := &track{local: local}
-	s.tracks = append(s.tracks, t)
-	s.pcs = append(s.pcs, pc)
-	s.mu.Unlock()
 	pc.OnTrack(func(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { s.forward(remote, t) })
 	answer, err := s.negotiate(pc, &offer)
 	if err != nil {
 		return nil, err
 	}
+	s.mu.Lock()
+	s.tracks = append(s.tracks, t)
+	s.pcs = append(s.pcs, pc)
+	s.mu.Unlock()
 	return &publishReply{Index: k, Answer: *answer}, nil
 }
 

@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -123,5 +126,58 @@ func TestStreamCounts(t *testing.T) {
 	st.check(&rtp.Packet{Header: rtp.Header{SequenceNumber: 65542 & 0xffff}, Payload: p}, pub, size)
 	if st.bad == nil {
 		t.Error("a sequence number that is not the payload's went unnoticed")
+	}
+}
+
+// TestSignallingBadRequests: the SFU's HTTP signalling refuses what is
+// not a request it knows, with a status and a reason, and goes on
+// serving.
+func TestSignallingBadRequests(t *testing.T) {
+	conn, err := listen("conn-queue", "127.0.0.1:0", 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newSFU(conn)
+	hs := httptest.NewServer(s)
+	t.Cleanup(func() { hs.Close(); s.Close() })
+	for _, tc := range []struct {
+		name, method, path, body string
+		status                   int
+		says                     string
+	}{
+		{"a publish that is not JSON", "POST", "/publish", "v=0", 400, "invalid character"},
+		{"a publish whose offer is not SDP", "POST", "/publish", `{"type":"offer","sdp":"nonsense"}`, 400, ""},
+		{"a publish of an answer", "POST", "/publish", `{"type":"answer","sdp":""}`, 400, ""},
+		{"a publish over 1 MiB", "POST", "/publish", `{"type":"offer","sdp":"` + strings.Repeat("x", 2<<20) + `"}`, 400, "too large"},
+		{"a subscribe with no publishers", "POST", "/subscribe", "", 400, "no publishers yet"},
+		{"an answer for no one", "POST", "/subscribe/answer?id=7", "{}", 400, `no subscriber "7"`},
+		{"an answer without an id", "POST", "/subscribe/answer", "{}", 400, `no subscriber ""`},
+		{"an unknown path", "GET", "/rooms", "", 404, ""},
+		{"stats by POST", "POST", "/stats", "", 404, ""},
+		{"publish by GET", "GET", "/publish", "", 404, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := http.NewRequest(tc.method, hs.URL+tc.path, strings.NewReader(tc.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.status || !strings.Contains(string(b), tc.says) {
+				t.Errorf("%s %s: %s %q, want %d saying %q", tc.method, tc.path, resp.Status, b, tc.status, tc.says)
+			}
+		})
+	}
+	resp, err := http.Get(hs.URL + "/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st sfuStats
+	if err := decodeReply(resp, &st); err != nil || st.Publishers != 0 || st.Subscribers != 0 || st.CPUNs <= 0 {
+		t.Errorf("stats after the bad requests: %+v, %v", st, err)
 	}
 }
