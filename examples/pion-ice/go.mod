@@ -4,7 +4,7 @@ go 1.26.0
 
 require (
 	github.com/batchconn/batchconn v0.0.0
-	github.com/pion/ice/v4 v4.4.8
+	github.com/pion/ice/v4 v4.4.9
 )
 
 require (

@@ -1,0 +1,343 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/batchconn/batchconn/internal/bench"
+)
+
+// benchConfig is what bench's flags ask for.
+type benchConfig struct {
+	count       int
+	seconds     int
+	sockets     []string
+	clients     int
+	outstanding int
+	queue       int
+	out         bench.Output
+}
+
+// Limits the flags are checked against.
+const (
+	maxCount       = 1000
+	maxSeconds     = 3600
+	maxClients     = 256   // dnsperf's own limit (-c)
+	maxOutstanding = 65535 // dnsperf's own limit (-q)
+)
+
+func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
+	var cfg benchConfig
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.IntVar(&cfg.count, "count", 5, "rounds; each runs every socket once, and the table shows medians")
+	fs.IntVar(&cfg.seconds, "seconds", 5, "seconds of dnsperf load per socket and round")
+	sockets := fs.String("sockets", strings.Join(socketNames(), ","), "comma-separated `sockets` to compare; udpconn must be among them (the ratios are against it)")
+	fs.IntVar(&cfg.clients, "clients", 8, "dnsperf's clients (-c): its sockets, each with its own source port")
+	fs.IntVar(&cfg.outstanding, "outstanding", 100, "dnsperf's queries outstanding at most (-q)")
+	queue := fs.String("queue", "1MiB", "the write queue's size for conn-queue (suffixes KiB, MiB, GiB)")
+	cfg.out.Flags(fs)
+	if err := bench.Parse(fs, args, stderr, "usage: miekg-dns bench [flags]\n\n"+
+		"Measures a miekg/dns server on each socket (a child process per socket and round)\n"+
+		"under dnsperf (Debian package dnsperf) on loopback: queries per second, and the\n"+
+		"server's CPU time per query, medians of same-round ratios against udpconn.\n\n"); err != nil {
+		return cfg, err
+	}
+	if err := cfg.out.Check(fs); err != nil {
+		return cfg, err
+	}
+	switch {
+	case cfg.count < 1 || cfg.count > maxCount:
+		return cfg, bench.Usagef("-count %d: must be between 1 and %d", cfg.count, maxCount)
+	case cfg.seconds < 1 || cfg.seconds > maxSeconds:
+		return cfg, bench.Usagef("-seconds %d: must be between 1 and %d", cfg.seconds, maxSeconds)
+	case cfg.clients < 1 || cfg.clients > maxClients:
+		return cfg, bench.Usagef("-clients %d: must be between 1 and %d", cfg.clients, maxClients)
+	case cfg.outstanding < 1 || cfg.outstanding > maxOutstanding:
+		return cfg, bench.Usagef("-outstanding %d: must be between 1 and %d", cfg.outstanding, maxOutstanding)
+	}
+	var err error
+	if cfg.sockets, err = bench.ParseList("-sockets", *sockets, socketNames()...); err != nil {
+		return cfg, err
+	}
+	if !slices.Contains(cfg.sockets, "udpconn") {
+		return cfg, bench.Usagef("-sockets %q: udpconn must be among them, the ratios are against it", *sockets)
+	}
+	q, err := bench.ParseBytes("-queue", *queue)
+	if err != nil {
+		return cfg, err
+	}
+	if q > maxQueue {
+		return cfg, bench.Usagef("-queue %s: at most 1GiB", *queue)
+	}
+	cfg.queue = int(q)
+	return cfg, nil
+}
+
+// sample is one dnsperf run against one server.
+type sample struct {
+	Sent, Completed, Lost float64
+	Seconds               float64 // dnsperf's run time
+	CPUNs                 float64 // the server process's CPU time during the run
+}
+
+func (s sample) qps() float64          { return bench.Div(s.Completed, s.Seconds) }
+func (s sample) cpuPerQuery() float64  { return bench.Div(s.CPUNs, s.Completed) }
+func (s sample) lostFraction() float64 { return bench.Div(s.Lost, s.Sent) }
+
+// runBench runs the benchmark and writes its report to stdout.
+func runBench(args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseBenchFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	dnsperf, err := exec.LookPath("dnsperf")
+	if err != nil {
+		return fmt.Errorf("dnsperf is needed (Debian: apt-get install dnsperf): %w", err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "miekg-dns-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	queries := filepath.Join(dir, "queries")
+	if err := writeQueryFile(queries); err != nil {
+		return err
+	}
+
+	ctx, stop := bench.SignalContext(context.Background())
+	defer stop()
+	var modes []bench.Mode[sample]
+	for _, socket := range cfg.sockets {
+		m := &serverMode{exe: exe, dnsperf: dnsperf, queries: queries, socket: socket, cfg: cfg}
+		modes = append(modes, bench.Mode[sample]{Name: socket, Setup: m.setup, Sample: m.sample, Teardown: m.teardown})
+	}
+	res, err := bench.Run(ctx, bench.Plan[sample]{Name: "miekg-dns bench", Rounds: cfg.count, Warmup: true,
+		Groups: []bench.Group[sample]{{Modes: modes}}, Progress: cfg.out.Progress(stderr)})
+	if err != nil {
+		return err
+	}
+	rep := report(cfg, res)
+	return rep.Write(stdout, cfg.out)
+}
+
+// report is the benchmark's table, targets and notes.
+func report(cfg benchConfig, res *bench.Results[sample]) bench.Report[sample] {
+	vs := []string{"udpconn"}
+	if slices.Contains(cfg.sockets, "packetconn") {
+		vs = append(vs, "packetconn")
+	}
+	var goals []bench.Goal
+	for _, m := range []string{"conn", "conn-queue"} {
+		goals = append(goals, bench.Goal{Mode: m, Column: "queries/s", Vs: "udpconn", Cmp: bench.AtLeast, Want: 1.2})
+	}
+	return bench.Report[sample]{
+		Name: "MiekgDNS", Pkg: "github.com/batchconn/batchconn/examples/miekg-dns",
+		Title: fmt.Sprintf("miekg/dns v1.1.73 under dnsperf (%d clients, %d outstanding, %ds per run, %d rounds)",
+			cfg.clients, cfg.outstanding, cfg.seconds, cfg.count),
+		Config: map[string]any{"count": cfg.count, "seconds": cfg.seconds, "sockets": cfg.sockets,
+			"clients": cfg.clients, "outstanding": cfg.outstanding, "queue": cfg.queue},
+		Env:     bench.ThisMachine(),
+		Results: res,
+		Columns: []bench.Column[sample]{
+			{Name: "queries/s", Value: sample.qps, Format: bench.Rate, Range: true, Vs: vs},
+			{Name: "CPU/query", Value: sample.cpuPerQuery, Format: bench.Nanos, Vs: vs},
+			{Name: "lost", Value: sample.lostFraction, Format: bench.Pct},
+		},
+		Goals: goals,
+		Notes: "queries/s: answered queries per second of dnsperf's run; CPU/query: the server process's\n" +
+			"user+system CPU time (all threads, getrusage) per answered query; lost: queries dnsperf\n" +
+			"got no answer for. Every answer must be NOERROR (a run with another rcode fails).\n" +
+			"Ratios: medians of same-round ratios. dnsperf runs on the same 2 cores as the server.",
+	}
+}
+
+// writeQueryFile writes dnsperf's input: every host of the zone, type A.
+func writeQueryFile(path string) error {
+	var b strings.Builder
+	for i := range zoneHosts {
+		fmt.Fprintf(&b, "%s A\n", hostName(i))
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+// serverMode runs one socket's server as a child process (this program's
+// serve -internal-control) for each sample, and dnsperf against it.
+type serverMode struct {
+	exe, dnsperf, queries, socket string
+	cfg                           benchConfig
+
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	lines *bufio.Scanner
+	port  string
+}
+
+func (m *serverMode) setup(ctx context.Context, round int) error {
+	m.cmd = exec.Command(m.exe, "serve", "-socket", m.socket, "-net", "udp4", "-addr", "127.0.0.1:0",
+		"-queue", strconv.Itoa(m.cfg.queue), "-"+controlFlag)
+	m.cmd.Stderr = os.Stderr
+	var err error
+	if m.stdin, err = m.cmd.StdinPipe(); err != nil {
+		return err
+	}
+	out, err := m.cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := m.cmd.Start(); err != nil {
+		return err
+	}
+	m.lines = bufio.NewScanner(out)
+	addr, err := m.reply("addr")
+	if err != nil {
+		return err
+	}
+	i := strings.LastIndexByte(addr, ':')
+	if i < 0 {
+		return fmt.Errorf("server: bad address %q", addr)
+	}
+	m.port = addr[i+1:]
+	return nil
+}
+
+// reply reads the server's next line, which must start with word.
+func (m *serverMode) reply(word string) (string, error) {
+	if !m.lines.Scan() {
+		return "", fmt.Errorf("server (%s) ended without a %q line: %v", m.socket, word, m.lines.Err())
+	}
+	v, ok := strings.CutPrefix(m.lines.Text(), word+" ")
+	if !ok {
+		return "", fmt.Errorf("server (%s): %q, want a %q line", m.socket, m.lines.Text(), word)
+	}
+	return v, nil
+}
+
+func (m *serverMode) cpu() (time.Duration, error) {
+	if _, err := io.WriteString(m.stdin, "cpu\n"); err != nil {
+		return 0, err
+	}
+	v, err := m.reply("cpu")
+	if err != nil {
+		return 0, err
+	}
+	ns, err := strconv.ParseInt(v, 10, 64)
+	return time.Duration(ns), err
+}
+
+func (m *serverMode) sample(ctx context.Context, round int) (sample, error) {
+	cpu0, err := m.cpu()
+	if err != nil {
+		return sample{}, err
+	}
+	perf := exec.CommandContext(ctx, m.dnsperf, "-s", "127.0.0.1", "-p", m.port, "-d", m.queries,
+		"-l", strconv.Itoa(m.cfg.seconds), "-c", strconv.Itoa(m.cfg.clients), "-q", strconv.Itoa(m.cfg.outstanding),
+		"-t", "2")
+	out, err := perf.CombinedOutput()
+	if err != nil {
+		if ctx.Err() != nil {
+			return sample{}, ctx.Err()
+		}
+		return sample{}, fmt.Errorf("dnsperf: %v\n%s", err, out)
+	}
+	cpu1, err := m.cpu()
+	if err != nil {
+		return sample{}, err
+	}
+	r, err := parseDNSPerf(string(out))
+	if err != nil {
+		return sample{}, err
+	}
+	if r.completed == 0 {
+		return sample{}, fmt.Errorf("dnsperf got no answers:\n%s", out)
+	}
+	if r.noerror != r.completed {
+		return sample{}, fmt.Errorf("%d of %d answers were not NOERROR (%s):\n%s", r.completed-r.noerror, r.completed, r.rcodes, out)
+	}
+	return sample{Sent: float64(r.sent), Completed: float64(r.completed), Lost: float64(r.lost),
+		Seconds: r.seconds, CPUNs: float64(cpu1 - cpu0)}, nil
+}
+
+func (m *serverMode) teardown() error {
+	if m.cmd == nil || m.cmd.Process == nil {
+		return nil
+	}
+	m.stdin.Close()
+	done := make(chan error, 1)
+	go func() { done <- m.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("server (%s): %w", m.socket, err)
+		}
+		return nil
+	case <-time.After(5 * time.Second):
+		m.cmd.Process.Kill()
+		<-done
+		return errors.New("server (" + m.socket + ") did not stop within 5s of its stdin closing; killed")
+	}
+}
+
+// dnsperfResult is what the benchmark takes from dnsperf's statistics.
+type dnsperfResult struct {
+	sent, completed, lost, noerror int64
+	rcodes                         string
+	seconds                        float64
+}
+
+var (
+	perfSent      = regexp.MustCompile(`(?m)^\s*Queries sent:\s+(\d+)`)
+	perfCompleted = regexp.MustCompile(`(?m)^\s*Queries completed:\s+(\d+)`)
+	perfLost      = regexp.MustCompile(`(?m)^\s*Queries lost:\s+(\d+)`)
+	perfRcodes    = regexp.MustCompile(`(?m)^\s*Response codes:\s+(.*)$`)
+	perfNoerror   = regexp.MustCompile(`\bNOERROR (\d+)`)
+	perfRunTime   = regexp.MustCompile(`(?m)^\s*Run time \(s\):\s+([0-9.]+)`)
+)
+
+// parseDNSPerf reads dnsperf's (2.x) statistics.
+func parseDNSPerf(out string) (dnsperfResult, error) {
+	var r dnsperfResult
+	ints := []struct {
+		re *regexp.Regexp
+		v  *int64
+	}{{perfSent, &r.sent}, {perfCompleted, &r.completed}, {perfLost, &r.lost}}
+	for _, f := range ints {
+		m := f.re.FindStringSubmatch(out)
+		if m == nil {
+			return r, fmt.Errorf("dnsperf's output has no %q line:\n%s", strings.SplitN(f.re.String(), `:\s`, 2)[0][9:], out)
+		}
+		*f.v, _ = strconv.ParseInt(m[1], 10, 64)
+	}
+	m := perfRunTime.FindStringSubmatch(out)
+	if m == nil {
+		return r, fmt.Errorf("dnsperf's output has no run time:\n%s", out)
+	}
+	r.seconds, _ = strconv.ParseFloat(m[1], 64)
+	if r.completed > 0 {
+		m = perfRcodes.FindStringSubmatch(out)
+		if m == nil {
+			return r, fmt.Errorf("dnsperf's output has no response codes:\n%s", out)
+		}
+		r.rcodes = strings.TrimSpace(m[1])
+		if m := perfNoerror.FindStringSubmatch(r.rcodes); m != nil {
+			r.noerror, _ = strconv.ParseInt(m[1], 10, 64)
+		}
+	}
+	return r, nil
+}

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"slices"
+	"syscall"
+
+	"github.com/batchconn/batchconn/internal/bench"
+)
+
+// controlFlag is serve's hidden flag for the benchmark, which starts the
+// server as a child: it prints "addr ADDRESS" once serving, answers each
+// line "cpu" on stdin with "cpu NANOSECONDS" (its CPU time so far), and
+// shuts down when stdin closes.
+const controlFlag = "internal-control"
+
+// serveConfig is what serve's flags ask for.
+type serveConfig struct {
+	socket, network, addr string
+	queue                 int
+	control               bool
+}
+
+// maxQueue is batchconn's limit for WithWriteQueue.
+const maxQueue = 1 << 30
+
+func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
+	var cfg serveConfig
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&cfg.socket, "socket", "conn", "the `socket` to serve on:"+socketHelp())
+	fs.StringVar(&cfg.network, "net", "udp4", "the network: udp4, udp6 or udp (both)")
+	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:5353", "the address to listen on; 0.0.0.0:5353 (or [::]:5353) for every local address")
+	queue := fs.String("queue", "1MiB", "the write queue's size for -socket conn-queue (suffixes KiB, MiB, GiB)")
+	fs.BoolVar(&cfg.control, controlFlag, false, "")
+	if err := bench.Parse(fs, args, stderr, "usage: miekg-dns serve [flags]\n\n"+
+		"Serves the zone "+origin+" (an SOA, an NS and host-0 to host-999 A records) with\n"+
+		"miekg/dns on the socket -socket names, until interrupted.\n\n"); err != nil {
+		return cfg, err
+	}
+	if !slices.Contains(socketNames(), cfg.socket) {
+		return cfg, bench.Usagef("-socket %q: want one of %s", cfg.socket, socketNames())
+	}
+	switch cfg.network {
+	case "udp4", "udp6", "udp":
+	default:
+		return cfg, bench.Usagef("-net %q: want udp4, udp6 or udp", cfg.network)
+	}
+	q, err := bench.ParseBytes("-queue", *queue)
+	if err != nil {
+		return cfg, err
+	}
+	if q > maxQueue {
+		return cfg, bench.Usagef("-queue %s: at most 1GiB", *queue)
+	}
+	cfg.queue = int(q)
+	return cfg, nil
+}
+
+// serve runs the server until SIGINT or SIGTERM (or, with -internal-control,
+// until stdin closes).
+func serve(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	cfg, err := parseServeFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	pc, err := listen(cfg.socket, cfg.network, cfg.addr, cfg.queue)
+	if err != nil {
+		return fmt.Errorf("-addr %s: %w", cfg.addr, err)
+	}
+	stop, err := start(pc)
+	if err != nil {
+		return err
+	}
+	if !cfg.control {
+		fmt.Fprintf(stdout, "serving %s on %s (%s), until interrupted\n", origin, pc.LocalAddr(), cfg.socket)
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+		<-sig
+		return stop()
+	}
+	fmt.Fprintf(stdout, "addr %s\n", pc.LocalAddr())
+	in := bufio.NewScanner(stdin)
+	for in.Scan() {
+		if in.Text() != "cpu" {
+			stop()
+			return fmt.Errorf("control: unknown command %q", in.Text())
+		}
+		cpu, err := processCPU()
+		if err != nil {
+			stop()
+			return err
+		}
+		fmt.Fprintf(stdout, "cpu %d\n", cpu.Nanoseconds())
+	}
+	return stop()
+}

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/miekg/dns"
+
+	"github.com/batchconn/batchconn/batchconn"
+)
+
+// The sockets the server can run on, as -socket names them.
+var sockets = []struct{ name, doc string }{
+	{"udpconn", "a *net.UDPConn: miekg/dns's own path for it (ReadMsgUDP and WriteMsgUDP with the queried address as the reply's source)"},
+	{"packetconn", "the same *net.UDPConn seen only as a net.PacketConn: miekg/dns's generic path (ReadFrom, WriteTo), the one any other conn takes"},
+	{"conn", "a *batchconn.Conn with WithGRO(true): the generic path, ReadFrom served from recvmmsg batches, replies by group commit"},
+	{"conn-queue", "a *batchconn.Conn with WithGRO(true) and WithWriteQueue(-queue): replies copied into the write queue and sent in batches"},
+}
+
+func socketNames() []string {
+	var names []string
+	for _, s := range sockets {
+		names = append(names, s.name)
+	}
+	return names
+}
+
+// socketHelp is the sockets' list for a flag's usage.
+func socketHelp() string {
+	var b strings.Builder
+	for _, s := range sockets {
+		b.WriteString("\n  " + s.name + ": " + s.doc)
+	}
+	return b.String()
+}
+
+// plainPacketConn hides every method of the conn but net.PacketConn's, so
+// miekg/dns takes its generic path on a *net.UDPConn.
+type plainPacketConn struct{ net.PacketConn }
+
+// listen opens the socket named socket on network ("udp4", "udp6" or
+// "udp") and address. queue is the write queue's size in bytes, for
+// conn-queue.
+func listen(socket, network, address string, queue int) (net.PacketConn, error) {
+	switch socket {
+	case "udpconn":
+		return net.ListenPacket(network, address)
+	case "packetconn":
+		c, err := net.ListenPacket(network, address)
+		if err != nil {
+			return nil, err
+		}
+		return plainPacketConn{c}, nil
+	case "conn":
+		return batchconn.Listen(network, address, batchconn.WithGRO(true))
+	case "conn-queue":
+		return batchconn.Listen(network, address, batchconn.WithGRO(true), batchconn.WithWriteQueue(queue))
+	}
+	return nil, fmt.Errorf("no socket %q (want one of %s)", socket, strings.Join(socketNames(), ", "))
+}
+
+// newServer is the whole change a miekg/dns server makes to run on
+// batchconn: the PacketConn it is given.
+func newServer(pc net.PacketConn) *dns.Server {
+	return &dns.Server{PacketConn: pc, Handler: newZone()}
+}
+
+// start serves pc in a goroutine and returns once the server is
+// started; stop shuts it down and returns what ActivateAndServe returned.
+func start(pc net.PacketConn) (stop func() error, err error) {
+	srv := newServer(pc)
+	started := make(chan struct{})
+	srv.NotifyStartedFunc = func() { close(started) }
+	done := make(chan error, 1)
+	go func() { done <- srv.ActivateAndServe() }()
+	select {
+	case <-started:
+	case err := <-done:
+		pc.Close()
+		return nil, err
+	}
+	return func() error {
+		if err := srv.Shutdown(); err != nil {
+			return err
+		}
+		return <-done
+	}, nil
+}

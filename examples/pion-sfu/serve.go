@@ -1,0 +1,106 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"slices"
+	"syscall"
+	"time"
+
+	"github.com/batchconn/batchconn/internal/bench"
+)
+
+// controlFlag is serve's hidden flag for the benchmark, which starts the
+// SFU as a child: it prints "http ADDRESS" once serving and stops when
+// its stdin closes.
+const controlFlag = "internal-control"
+
+// maxQueue is batchconn's limit for WithWriteQueue.
+const maxQueue = 1 << 30
+
+type serveConfig struct {
+	socket, addr, http string
+	queue              int
+	control            bool
+}
+
+func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
+	var cfg serveConfig
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&cfg.socket, "socket", "conn-queue", "the `socket` of the SFU's one UDP port:"+socketHelp())
+	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:50000", "the UDP address every PeerConnection uses (IPv4)")
+	fs.StringVar(&cfg.http, "http", "127.0.0.1:8080", "the HTTP address of the signalling")
+	queue := fs.String("queue", "1MiB", "the write queue's size for the conn-queue sockets (suffixes KiB, MiB, GiB)")
+	fs.BoolVar(&cfg.control, controlFlag, false, "")
+	if err := bench.Parse(fs, args, stderr, "usage: pion-sfu serve [flags]\n\n"+
+		"Runs a pion/webrtc SFU on one UDP port (webrtc.NewICEUDPMux) over the socket -socket\n"+
+		"names, with HTTP signalling, until interrupted.\n\n"); err != nil {
+		return cfg, err
+	}
+	if !slices.Contains(socketNames(), cfg.socket) {
+		return cfg, bench.Usagef("-socket %q: want one of %s", cfg.socket, socketNames())
+	}
+	q, err := bench.ParseBytes("-queue", *queue)
+	if err != nil {
+		return cfg, err
+	}
+	if q > maxQueue {
+		return cfg, bench.Usagef("-queue %s: at most 1GiB", *queue)
+	}
+	cfg.queue = int(q)
+	return cfg, nil
+}
+
+// serve runs the SFU until SIGINT or SIGTERM (with -internal-control:
+// until stdin closes).
+func serve(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	cfg, err := parseServeFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	conn, err := listen(cfg.socket, cfg.addr, cfg.queue)
+	if err != nil {
+		return fmt.Errorf("-addr %s: %w", cfg.addr, err)
+	}
+	ln, err := net.Listen("tcp", cfg.http)
+	if err != nil {
+		conn.Close()
+		return fmt.Errorf("-http %s: %w", cfg.http, err)
+	}
+	s := newSFU(conn)
+	defer s.Close()
+	hs := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	if cfg.control {
+		fmt.Fprintf(stdout, "http %s\n", ln.Addr())
+		io.Copy(io.Discard, bufio.NewReader(stdin))
+	} else {
+		fmt.Fprintf(stdout, "SFU on udp %s (%s), signalling on http://%s, until interrupted\n", conn.LocalAddr(), cfg.socket, ln.Addr())
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+		select {
+		case <-sig:
+		case err := <-served:
+			return err
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(ctx); err != nil {
+		return err
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
