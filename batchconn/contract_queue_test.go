@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -572,7 +573,7 @@ func TestContractC22NoAllocation(t *testing.T) {
 
 // TestWriteQueueBadInput: a bad size is refused by New with a clear error.
 func TestWriteQueueBadInput(t *testing.T) {
-	for _, size := range []int{-1, 1<<30 + 1, -1 << 40} {
+	for _, size := range []int{-1, 1<<30 + 1, math.MinInt} {
 		u := testnet.ListenUDP(t, "udp4")
 		c, err := batchconn.New(u, batchconn.WithWriteQueue(size))
 		if err == nil || c != nil {
