@@ -624,7 +624,7 @@ func (c *Conn) WriteTo(p []byte, addr net.Addr) (int, error) {
 		c.unlock()
 		return n, err
 	}
-	q := c.grp.getQueued()
+	q := &queued{} // on the stack: write copies it where it must outlive the call
 	q.kind, q.b, q.addr, q.direct = kindWriteTo, p, addr, true
 	if a, ok := addr.(*net.UDPAddr); ok {
 		q.dst, ok = c.udpAddrPort(a)
@@ -632,7 +632,6 @@ func (c *Conn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	}
 	c.write(q)
 	n, err := q.n, q.err
-	c.grp.putQueued(q)
 	return n, err
 }
 
@@ -659,12 +658,11 @@ func (c *Conn) WriteMsgUDP(b, oob []byte, addr *net.UDPAddr) (n, oobn int, err e
 		c.unlock()
 		return n, oobn, err
 	}
-	q := c.grp.getQueued()
+	q := &queued{} // on the stack: write copies it where it must outlive the call
 	q.kind, q.b, q.oob, q.uaddr, q.dst = kindWriteMsgUDP, b, oob, addr, ap
 	q.direct = !ok || !plainOOB(oob)
 	c.write(q)
 	n, oobn, err = q.n, q.oobn, q.err
-	c.grp.putQueued(q)
 	return n, oobn, err
 }
 

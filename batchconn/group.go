@@ -168,18 +168,26 @@ func (g *group) putQueued(q *queued) {
 	g.mu.Unlock()
 }
 
-// write sends the single-datagram write q: through the write queue if
-// the Conn has one, else through group commit (by itself if the gate is
-// free, which only a Conn with reply sources gets here for).
-func (c *Conn) write(q *queued) {
+// write sends the single-datagram write w and sets its result: through
+// the write queue if the Conn has one, else through group commit (by
+// itself if the gate is free, which only a Conn with reply sources gets
+// here for). w may live on the caller's stack: group commit, whose
+// writers wait in a list other goroutines read, gets a pooled copy.
+func (c *Conn) write(w *queued) {
 	switch {
 	case c.q != nil:
-		c.queueWrite(q)
+		c.queueWrite(w)
 	case c.reply != nil && c.sendAlone():
-		c.writeAlone(q)
+		c.writeAlone(w)
 		c.unlock()
 	default:
+		q := c.grp.getQueued()
+		wake := q.wake
+		*q = *w
+		q.wake = wake
 		c.writeQueued(q)
+		w.n, w.oobn, w.err = q.n, q.oobn, q.err
+		c.grp.putQueued(q)
 	}
 }
 

@@ -105,12 +105,11 @@ func (c *Conn) Write(b []byte) (int, error) {
 		c.unlock()
 		return n, err
 	}
-	q := c.grp.getQueued()
+	q := &queued{} // on the stack: write copies it where it must outlive the call
 	q.kind, q.b = kindWrite, b
 	q.direct = c.udp.RemoteAddr() == nil // EDESTADDRREQ, as the UDPConn says it
 	c.write(q)
 	n, err := q.n, q.err
-	c.grp.putQueued(q)
 	return n, err
 }
 
@@ -122,14 +121,13 @@ func (c *Conn) WriteToUDP(b []byte, addr *net.UDPAddr) (int, error) {
 		c.unlock()
 		return n, err
 	}
-	q := c.grp.getQueued()
+	q := &queued{} // on the stack: write copies it where it must outlive the call
 	q.kind, q.b, q.uaddr = kindWriteToUDP, b, addr
 	var ok bool
 	q.dst, ok = c.udpAddrPort(addr)
 	q.direct = !ok
 	c.write(q)
 	n, err := q.n, q.err
-	c.grp.putQueued(q)
 	return n, err
 }
 
@@ -141,12 +139,11 @@ func (c *Conn) WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error) {
 		c.unlock()
 		return n, err
 	}
-	q := c.grp.getQueued()
+	q := &queued{} // on the stack: write copies it where it must outlive the call
 	q.kind, q.b, q.ap, q.dst = kindWriteToUDPAddrPort, b, addr, addr
 	q.direct = !c.batchDest(addr, false)
 	c.write(q)
 	n, err := q.n, q.err
-	c.grp.putQueued(q)
 	return n, err
 }
 
@@ -159,13 +156,12 @@ func (c *Conn) WriteMsgUDPAddrPort(b, oob []byte, addr netip.AddrPort) (n, oobn 
 		c.unlock()
 		return n, oobn, err
 	}
-	q := c.grp.getQueued()
+	q := &queued{} // on the stack: write copies it where it must outlive the call
 	q.kind, q.b, q.oob, q.ap, q.dst = kindWriteMsgUDPAddrPort, b, oob, addr, addr
 	toPeer := !addr.IsValid() && c.udp.RemoteAddr() != nil
 	q.direct = !(toPeer || c.batchDest(addr, false)) || !plainOOB(oob)
 	c.write(q)
 	n, oobn, err = q.n, q.oobn, q.err
-	c.grp.putQueued(q)
 	return n, oobn, err
 }
 
