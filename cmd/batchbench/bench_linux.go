@@ -57,7 +57,7 @@ func run(cfg config, stdout, stderr io.Writer) (err error) {
 	if cfg.ipv6 {
 		b.network = "udp6"
 	}
-	rep := &report{CPUClock: cpuClock}
+	rep := &sendDoc{CPUClock: cpuClock}
 	rep.Config.Size, rep.Config.Batch, rep.Config.Dests = cfg.size, cfg.batch, cfg.dests
 	rep.Config.Duration, rep.Config.Count, rep.Config.Modes = cfg.duration, cfg.count, cfg.modes
 	rep.Config.Network, rep.Config.Path = b.network, "loopback"
@@ -134,24 +134,8 @@ func run(cfg config, stdout, stderr io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	for _, s := range res.Series {
-		rep.Modes = append(rep.Modes, &modeResult{Mode: s.Mode, Unavailable: s.Unavailable, Samples: values(s.Samples)})
-	}
-	rep.finish()
-	b.explainGSO(rep)
-
-	if cfg.out.SVG != "" {
-		if err := bench.WriteSVGFile(cfg.out.SVG, rep.chart()); err != nil {
-			return err
-		}
-	}
-	switch cfg.out.Format {
-	case "json":
-		return bench.WriteJSON(stdout, rep)
-	case "gobench":
-		return rep.writeGobench(stdout)
-	}
-	return rep.writeTable(stdout, cfg.out.Quiet)
+	b.explainGSO(rep, res)
+	return rep.report(res).Write(stdout, cfg.out)
 }
 
 // mode is one send mode: each round on a fresh sender socket, sending for
@@ -170,6 +154,7 @@ func (b *sendBench) mode(name string) bench.Mode[sample] {
 				d = min(b.cfg.duration/4, 100*time.Millisecond)
 			}
 			smp, err := b.measure(s, d)
+			smp.Round, smp.SentPerSec = round, smp.sentPerSec()
 			if bs, ok := s.(*batchconnSender); ok && name == modeBatchconnGSO {
 				b.gsoOff = bs.c.Stats().GSOOff
 			}
@@ -177,16 +162,6 @@ func (b *sendBench) mode(name string) bench.Mode[sample] {
 		},
 		Teardown: func() error { return s.close() },
 	}
-}
-
-// values returns the samples with their rounds filled in.
-func values(ss []bench.Sample[sample]) []sample {
-	var vs []sample
-	for _, s := range ss {
-		s.Value.Round = s.Round
-		vs = append(vs, s.Value)
-	}
-	return vs
 }
 
 // measure runs s for d on a locked thread and returns what it did.
@@ -419,8 +394,8 @@ func (b *sendBench) probeGSO() error {
 }
 
 // explainGSO fills in whether batchconn-gso used GSO, and why not.
-func (b *sendBench) explainGSO(rep *report) {
-	g := rep.mode(modeBatchconnGSO)
+func (b *sendBench) explainGSO(rep *sendDoc, res *bench.Results[sample]) {
+	g := res.Get("", modeBatchconnGSO)
 	if g == nil {
 		if rep.GSO.Why == "" {
 			rep.GSO.Why = "batchconn-gso was not run"
@@ -428,7 +403,7 @@ func (b *sendBench) explainGSO(rep *report) {
 		return
 	}
 	for _, s := range g.Samples {
-		if s.GSOSends > 0 {
+		if s.Value.GSOSends > 0 {
 			rep.GSO.Used = true
 		}
 	}

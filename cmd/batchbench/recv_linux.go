@@ -67,7 +67,7 @@ func runRecv(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	if cfg.ipv6 {
 		rb.network, rb.local = "udp6", netip.IPv6Loopback()
 	}
-	rep := &recvReport{CPUClock: recvCPUClock}
+	rep := &recvDoc{CPUClock: recvCPUClock}
 	c := &rep.Config
 	c.Size, c.Batch, c.Traffic, c.Live, c.Count, c.Modes, c.Network = cfg.size, cfg.batch, cfg.traffic, cfg.live, cfg.count, cfg.modes, rb.network
 	if cfg.traffic == trafficGSO {
@@ -111,28 +111,7 @@ func runRecv(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		return err
 	}
 	rep.Env.RcvBuf = rb.rcvbuf
-	for _, s := range res.Series {
-		m := &recvModeResult{Mode: s.Mode, Unavailable: s.Unavailable}
-		for _, smp := range s.Samples {
-			smp.Value.Round = smp.Round
-			m.Samples = append(m.Samples, smp.Value)
-		}
-		rep.Modes = append(rep.Modes, m)
-	}
-	rep.finish()
-
-	if cfg.out.SVG != "" {
-		if err := bench.WriteSVGFile(cfg.out.SVG, rep.chart()); err != nil {
-			return err
-		}
-	}
-	switch cfg.out.Format {
-	case "json":
-		return bench.WriteJSON(stdout, rep)
-	case "gobench":
-		return rep.writeGobench(stdout)
-	}
-	return rep.writeTable(stdout, cfg.out.Quiet)
+	return rep.report(res).Write(stdout, cfg.out)
 }
 
 // mode is one receive mode: each round on a fresh socket, a drain of the
@@ -150,12 +129,13 @@ func (rb *recvBench) mode(name string) bench.Mode[recvSample] {
 			}
 			return nil
 		},
-		Sample: func(context.Context, int) (smp recvSample, err error) {
+		Sample: func(_ context.Context, round int) (smp recvSample, err error) {
 			if rb.cfg.live {
 				smp, err = rb.measureLive(r)
 			} else {
 				smp, err = rb.measureDrain(r)
 			}
+			smp.Round = round
 			return smp, bench.Unavailable(err)
 		},
 		Teardown: func() error { return r.close() },
