@@ -8,15 +8,20 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"runtime"
 	"time"
 
 	"github.com/batchconn/batchconn/batchconn"
 	"github.com/batchconn/batchconn/internal/bench"
+	"github.com/batchconn/batchconn/internal/netns"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
 )
+
+// vethMTU is -netns's link MTU: Ethernet's.
+const vethMTU = 1500
 
 // cpuClock says what the CPU column measures.
 const cpuClock = "the sender thread's user+system time (CLOCK_THREAD_CPUTIME_ID on its locked\n" +
@@ -35,9 +40,9 @@ type sender interface {
 // sendBench is one send run's shared state.
 type sendBench struct {
 	cfg        config
-	network    string     // "udp4" or "udp6"
-	local      netip.Addr // the senders' address
-	ns         *netnsPair // nil on loopback
+	network    string      // "udp4" or "udp6"
+	local      netip.Addr  // the senders' address
+	ns         *netns.Pair // A sends, B receives; nil on loopback
 	rx         *receiver
 	bufs       [][]byte         // the batch's payloads, one per datagram
 	dsts       []netip.AddrPort // each datagram's destination
@@ -73,12 +78,22 @@ func run(cfg config, stdout, stderr io.Writer) (err error) {
 			return bench.Usagef("-netns needs root: it creates two network namespaces joined by a veth pair " +
 				"(with `ip netns` and `ip link`) and removes them afterwards; run it as root, or leave out -netns to measure on loopback")
 		}
-		if b.ns, err = setupNetns(cfg.ipv6); err != nil {
+		if _, err := exec.LookPath("ip"); err != nil {
+			return fmt.Errorf("-netns needs the ip command (iproute2): %w", err)
+		}
+		// A signal ends the run (bench.SignalContext), not the process, so
+		// the deferred Remove runs then too.
+		if b.ns, err = netns.New("batchbench", vethMTU); err != nil {
 			return err
 		}
-		defer b.ns.cleanup()
-		b.local, rxAddr = b.ns.sndAddr, b.ns.rcvAddr
-		rep.Config.Path, rep.Env.MTU = "veth", b.ns.mtu
+		defer b.ns.Remove()
+		b.local, rxAddr = b.ns.A.Addr4, b.ns.B.Addr4
+		if cfg.ipv6 {
+			if b.local, rxAddr = b.ns.A.Addr6, b.ns.B.Addr6; !rxAddr.IsValid() {
+				return errors.New("-netns -ipv6: this kernel has no IPv6")
+			}
+		}
+		rep.Config.Path, rep.Env.MTU = "veth", vethMTU
 	}
 
 	// The receiver: one socket per destination, drained by one thread.
@@ -427,7 +442,7 @@ func (b *sendBench) inSndNetns(f func() error) error {
 	if b.ns == nil {
 		return f()
 	}
-	return b.ns.do(b.ns.snd, f)
+	return b.ns.A.Run(f)
 }
 
 // inRcvNetns runs f on a thread in the receiver's network namespace.
@@ -435,5 +450,5 @@ func (b *sendBench) inRcvNetns(f func() error) error {
 	if b.ns == nil {
 		return f()
 	}
-	return b.ns.do(b.ns.rcv, f)
+	return b.ns.B.Run(f)
 }
