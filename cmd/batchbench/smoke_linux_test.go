@@ -259,16 +259,39 @@ func TestSmokeWriters(t *testing.T) {
 		t.Errorf("stderr not a terminal, yet it got %q", stderr.String())
 	}
 	// A row per cell: writers, destinations, then for each socket its
-	// datagrams/s and CPU per datagram, batchconn's ratios and its
-	// datagrams per system call.
-	head := regexp.MustCompile(`\nwriters +dests +UDPConn dg/s +batchconn dg/s +ratio +UDPConn CPU +batchconn CPU +ratio +dg/syscall\n`)
+	// datagrams/s and CPU per datagram, the ratios of the Conn and of the
+	// Conn with a write queue, and their datagrams per system call; then
+	// the targets.
+	head := regexp.MustCompile(`\nwriters +dests +UDPConn dg/s +batchconn dg/s +ratio +queue dg/s +ratio +UDPConn CPU +batchconn CPU +ratio +queue CPU +ratio +batchconn dg/syscall +queue dg/syscall\n`)
 	if !head.MatchString(stdout.String()) {
 		t.Errorf("no table head in:\n%s", stdout.String())
 	}
 	for _, cell := range []string{"1 +one", "8 +one", "8 +each"} {
-		row := regexp.MustCompile(`\n` + cell + ` +\d+ +\d+ +\d+\.\d\dx +\d+ns +\d+ns +\d+\.\d\dx +\d+\.\d\n`)
+		row := regexp.MustCompile(`\n` + cell + ` +\d+ +\d+ +\d+\.\d\dx +\d+ +\d+\.\d\dx +\d+ns +\d+ns +\d+\.\d\dx +\d+ns +\d+\.\d\dx +\d+\.\d +\d+\.\d\n`)
 		if !row.MatchString(stdout.String()) {
 			t.Errorf("no %q row in:\n%s", cell, stdout.String())
 		}
+	}
+	if !regexp.MustCompile(`\ntargets met: \d+, missed: \d+\n`).MatchString(stdout.String()) {
+		t.Errorf("no targets in:\n%s", stdout.String())
+	}
+}
+
+// The burst shape (-dests, -burst) has rows of its own, and -queue 0 leaves
+// the queue mode out.
+func TestSmokeWritersBursts(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := batchbench([]string{"writers", "-writers", "1,2", "-dests", "5", "-burst", "3", "-queue", "0", "-count", "1", "-duration", "20ms"}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit status %d; stderr: %s", code, stderr.String())
+	}
+	for _, want := range []string{"1200-byte datagrams in bursts of 3 to each of 5 destinations (packet-major)", "(batchconn / UDPConn)",
+		"\n1        5   ", "\n2        5   ", "\n2        5 each "} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("no %q in:\n%s", want, stdout.String())
+		}
+	}
+	if strings.Contains(stdout.String(), "queue") {
+		t.Errorf("-queue 0, yet a queue mode:\n%s", stdout.String())
 	}
 }
