@@ -179,7 +179,8 @@ func (b *sendBench) mode(name string) bench.Mode[sample] {
 	}
 }
 
-// measure runs s for d on a locked thread and returns what it did.
+// measure runs s for d on a thread of its own (bench.Locked) and returns
+// what it did.
 func (b *sendBench) measure(s sender, d time.Duration) (sample, error) {
 	// The receiver must be idle before the round starts, or the last
 	// round's backlog would be counted (and drained) in this one.
@@ -187,28 +188,16 @@ func (b *sendBench) measure(s sender, d time.Duration) (sample, error) {
 	rx0 := b.rx.count.Load()
 	self0 := bench.ProcessCPU()
 
-	type result struct {
-		smp sample
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		var r result
-		r.smp, r.err = sendFor(s, d)
-		done <- r
-	}()
-	r := <-done
+	smp, err := bench.Locked(func() (sample, error) { return sendFor(s, d) })
 	self1 := bench.ProcessCPU()
 	b.rx.waitDrained()
-	r.smp.Sent = r.smp.Batches * uint64(b.cfg.batch)
-	r.smp.Bytes = r.smp.Sent * uint64(b.cfg.size)
+	smp.Sent = smp.Batches * uint64(b.cfg.batch)
+	smp.Bytes = smp.Sent * uint64(b.cfg.size)
 	// The receiver got the warm-up batch too, which is not part of Sent.
-	got, warm := b.rx.count.Load()-rx0, r.smp.WarmupSent*uint64(b.cfg.batch)
-	r.smp.Delivered = got - min(got, warm)
-	r.smp.ProcessCPU = self1 - self0
-	return r.smp, r.err
+	got, warm := b.rx.count.Load()-rx0, smp.WarmupSent*uint64(b.cfg.batch)
+	smp.Delivered = got - min(got, warm)
+	smp.ProcessCPU = self1 - self0
+	return smp, err
 }
 
 // sendFor is the measured loop. It runs on a locked OS thread so that the

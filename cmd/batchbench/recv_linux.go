@@ -155,7 +155,7 @@ func (rb *recvBench) measureDrain(r reader) (recvSample, error) {
 	if err := r.setReadDeadline(time.Now().Add(drainDeadline)); err != nil {
 		return recvSample{}, err
 	}
-	return onLockedThread(func() (recvSample, error) {
+	return bench.Locked(func() (recvSample, error) {
 		smp := recvSample{Sent: uint64(rb.fill)}
 		got := 0
 		err := timedReads(r, &smp, 1, func(n, _ int) (bool, bool) { got += n; return true, got < rb.fill })
@@ -316,22 +316,6 @@ func checkBytes(smp *recvSample, size int) error {
 		return fmt.Errorf("read %d bytes in %d datagrams, want %d (%d each)", smp.Bytes, smp.Read, want, size)
 	}
 	return nil
-}
-
-func onLockedThread(f func() (recvSample, error)) (recvSample, error) {
-	type result struct {
-		smp recvSample
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		smp, err := f()
-		done <- result{smp, err}
-	}()
-	r := <-done
-	return r.smp, r.err
 }
 
 // calibrate finds how many datagrams of this traffic a reader socket holds:

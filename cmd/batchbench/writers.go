@@ -37,7 +37,8 @@ type writersConfig struct {
 	duration time.Duration
 	count    int
 	gso      bool
-	queue    int // the queue mode's WithWriteQueue bytes; 0: no queue mode
+	queue    int    // the queue mode's WithWriteQueue bytes; 0: no queue mode
+	queueArg string // -queue as given, for the title
 	dests    int // destinations per writer
 	burst    int // datagrams to each destination per burst
 }
@@ -64,7 +65,7 @@ func parseWritersFlags(args []string, stderr io.Writer) (writersConfig, error) {
 	fs.DurationVar(&cfg.duration, "duration", 200*time.Millisecond, "sending time per socket per round")
 	fs.IntVar(&cfg.count, "count", 9, "rounds; the sockets take turns within each")
 	fs.BoolVar(&cfg.gso, "gso", true, "let the batchconn.Conn coalesce batches into UDP GSO sends")
-	queue := fs.String("queue", "256KiB", "the queue mode's write queue (WithWriteQueue), in `bytes` (KiB, MiB suffixes); 0: no queue mode")
+	fs.StringVar(&cfg.queueArg, "queue", "256KiB", "the queue mode's write queue (WithWriteQueue), in `bytes` (KiB, MiB suffixes); 0: no queue mode")
 	fs.IntVar(&cfg.dests, "dests", 1, "destinations each writer writes to, in turn")
 	fs.IntVar(&cfg.burst, "burst", 1, "datagrams each writer writes to each destination per burst, packet-major")
 	if err := bench.Parse(fs, args, stderr, "usage: batchbench writers [flags]\n\n"+
@@ -76,8 +77,8 @@ func parseWritersFlags(args []string, stderr io.Writer) (writersConfig, error) {
 	if cfg.writers, err = bench.ParseCounts("-writers", *list, "number of goroutines", maxWriters, true); err != nil {
 		return cfg, err
 	}
-	if *queue != "0" {
-		q, err := bench.ParseBytes("-queue", *queue)
+	if cfg.queueArg != "0" {
+		q, err := bench.ParseBytes("-queue", cfg.queueArg)
 		if err != nil {
 			return cfg, err
 		}
@@ -97,10 +98,10 @@ func parseWritersFlags(args []string, stderr io.Writer) (writersConfig, error) {
 	case cfg.count < 1 || cfg.count > maxCount:
 		return cfg, bench.Usagef("-count %d: must be between 1 and %d", cfg.count, maxCount)
 	case cfg.queue > maxQueue:
-		return cfg, bench.Usagef("-queue %s: at most 1GiB (WithWriteQueue's limit)", *queue)
+		return cfg, bench.Usagef("-queue %s: at most 1GiB (WithWriteQueue's limit)", cfg.queueArg)
 	case cfg.queue > 0 && cfg.queue < cfg.size+queueOverhead:
 		return cfg, bench.Usagef("-queue %s: holds no %d-byte datagram (each takes its size and %d bytes); 0 leaves the queue mode out",
-			*queue, cfg.size, queueOverhead)
+			cfg.queueArg, cfg.size, queueOverhead)
 	case cfg.dests < 1:
 		return cfg, bench.Usagef("-dests %d: need at least 1 destination", cfg.dests)
 	case sinks > maxSinks:
@@ -167,7 +168,7 @@ func printWriters(w io.Writer, cfg writersConfig, cells []writersCell, modes []s
 	}
 	gso := onOff(cfg.gso)
 	if cfg.queue > 0 {
-		gso += fmt.Sprintf(", queue %s", bytesName(cfg.queue))
+		gso += ", queue " + cfg.queueArg
 	}
 	fmt.Fprintf(w, "G goroutines calling WriteTo, %s, loopback, %d rounds of %v per socket, alternating; batchconn GSO %s\n",
 		shape, cfg.count, cfg.duration, gso)
@@ -251,19 +252,6 @@ func writersTargets(cells []writersCell, modes []string, res *bench.Results[writ
 		}
 	}
 	return ts
-}
-
-// bytesName is n in the largest binary unit that divides it: 256KiB.
-func bytesName(n int) string {
-	for _, u := range []struct {
-		name string
-		size int
-	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
-		if n%u.size == 0 {
-			return strconv.Itoa(n/u.size) + u.name
-		}
-	}
-	return strconv.Itoa(n) + "B"
 }
 
 func onOff(b bool) string {

@@ -121,7 +121,7 @@ func TestWritersTableHasColumnsForEveryMode(t *testing.T) {
 	cells := []writersCell{{writers: 1, dests: 1}, {writers: 8, perG: true, dests: 1}}
 	modes := []string{"UDPConn", "batchconn", "queue"}
 	var b bytes.Buffer
-	printWriters(&b, writersConfig{size: 1200, count: 3, duration: time.Second, gso: true, queue: 256 << 10, dests: 1, burst: 1},
+	printWriters(&b, writersConfig{size: 1200, count: 3, duration: time.Second, gso: true, queue: 256 << 10, queueArg: "256KiB", dests: 1, burst: 1},
 		cells, modes, fakeWriters(t, cells, modes))
 	want := `G goroutines calling WriteTo, 1200-byte datagrams, loopback, 3 rounds of 1s per socket, alternating; batchconn GSO on, queue 256KiB
 datagrams/s and CPU per datagram are medians over rounds; ratios are medians of same-round ratios (batchconn, queue / UDPConn)
