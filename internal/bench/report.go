@@ -109,13 +109,15 @@ func (m ModeJSON) MarshalJSON() ([]byte, error) {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = strconv.AppendQuote(b, kv.Key)
-		b = append(b, ':')
+		k, err := json.Marshal(kv.Key)
+		if err != nil {
+			return nil, err
+		}
 		v, err := json.Marshal(kv.Value)
 		if err != nil {
 			return nil, err
 		}
-		b = append(b, v...)
+		b = append(append(append(b, k...), ':'), v...)
 	}
 	return append(b, '}'), nil
 }
