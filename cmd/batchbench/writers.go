@@ -39,8 +39,8 @@ type writersConfig struct {
 	gso      bool
 	queue    int    // the queue mode's WithWriteQueue bytes; 0: no queue mode
 	queueArg string // -queue as given, for the title
-	dests    int // destinations per writer
-	burst    int // datagrams to each destination per burst
+	dests    int    // destinations per writer
+	burst    int    // datagrams to each destination per burst
 }
 
 // Bounds of the writers flags: enough to show where group commit stops
