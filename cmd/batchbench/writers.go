@@ -30,6 +30,12 @@ import (
 // the same-round ratios against the *net.UDPConn, and the targets of
 // issue 23.
 
+// The writers modes besides UDPConn: a Conn, and a Conn with a write queue.
+const (
+	modeConn  = "batchconn"
+	modeQueue = "queue"
+)
+
 // writersConfig is what the writers subcommand's flags ask for.
 type writersConfig struct {
 	writers  []int

@@ -23,12 +23,6 @@ type writersTarget struct {
 	close func() error
 }
 
-// The writers modes besides UDPConn: a Conn, and a Conn with a write queue.
-const (
-	modeConn  = "batchconn"
-	modeQueue = "queue"
-)
-
 // writersModes are the sockets compared, the first the one the others are
 // compared with. A mode is a name and how to open its socket on u.
 var writersModes = []struct {
