@@ -3,9 +3,7 @@
 package batchconn
 
 import (
-	"net"
 	"net/netip"
-	"strconv"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -14,9 +12,9 @@ import (
 // sourceOf decodes the sockaddr the kernel stored at sa (namelen bytes) into
 // the address [net.UDPConn.ReadMsgUDPAddrPort] would report: IPv4 on an
 // AF_INET socket, IPv6 (IPv4-mapped for IPv4 peers of a dual-stack socket)
-// with the zone named as the net package names it. No allocation, except the
-// first time a scope id is seen.
-func sourceOf(sa *unix.RawSockaddrInet6, namelen uint32, zones *zoneNames) netip.AddrPort {
+// with the zone named as the net package names it (see zoneTable). No
+// allocation, except when the Conn meets an interface it does not know.
+func sourceOf(sa *unix.RawSockaddrInet6, namelen uint32, zones *zoneTable) netip.AddrPort {
 	if namelen < unix.SizeofSockaddrInet4 {
 		return netip.AddrPort{}
 	}
@@ -38,23 +36,4 @@ func sourceOf(sa *unix.RawSockaddrInet6, namelen uint32, zones *zoneNames) netip
 func port(p *uint16) uint16 {
 	b := (*[2]byte)(unsafe.Pointer(p))
 	return uint16(b[0])<<8 | uint16(b[1])
-}
-
-// A zoneNames names IPv6 scope ids as the net package does: the interface's
-// name, or the number when there is no such interface.
-type zoneNames map[uint32]string
-
-func (z *zoneNames) name(id uint32) string {
-	if s, ok := (*z)[id]; ok {
-		return s
-	}
-	s := strconv.FormatUint(uint64(id), 10)
-	if ifi, err := net.InterfaceByIndex(int(id)); err == nil {
-		s = ifi.Name
-	}
-	if *z == nil {
-		*z = make(zoneNames)
-	}
-	(*z)[id] = s
-	return s
 }

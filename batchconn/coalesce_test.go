@@ -25,14 +25,6 @@ func testCmsg(level, typ int32, data []byte) []byte {
 	return b
 }
 
-func putCmsgLen(b []byte, n int) {
-	if cmsgAlign == 8 {
-		binary.NativeEndian.PutUint64(b, uint64(n))
-	} else {
-		binary.NativeEndian.PutUint32(b, uint32(n))
-	}
-}
-
 // Values from the Linux UAPI headers, spelled out to keep this file portable.
 const (
 	testSolIP  = 0   // SOL_IP

@@ -48,6 +48,12 @@ type Conn struct {
 	// bufMsgs keeps the Message slices of finished WriteBuffersTo calls.
 	bufMsgs msgSlices
 
+	// zones names IPv6 zones for reads and writes alike.
+	zones zoneTable
+
+	// recvErr says which of IP_RECVERR and IPV6_RECVERR are on (recverr.go).
+	recvErr atomic.Uint32
+
 	// wg, the write gate, admits one writer at a time. Whoever holds it
 	// owns the fields below it and the batch state in tx.
 	wg gate
@@ -68,6 +74,17 @@ type Conn struct {
 	tx  sendState   // send state: headers, iovecs, sockaddrs
 	grp group       // single-datagram writers waiting for the gate (group.go)
 	q   *writeQueue // the write queue (queue.go); nil without WithWriteQueue
+
+	// reply is the reply-source state (replysrc.go), nil when off; src is
+	// the gate holder's room for a reply's control messages.
+	reply *replyState
+	src   []byte
+
+	// batchReads says the single-datagram read methods read through the
+	// Conn's own path (readOne), not the UDPConn's: with GRO, so that no
+	// read sees a coalesced buffer, and with reply sources, so that every
+	// datagram tells its local address.
+	batchReads bool
 
 	// The receive side: rd is the portable part (read gate, read deadline,
 	// GRO queue), rx the platform's (headers, iovecs, sockaddrs, GRO slots).
@@ -93,10 +110,11 @@ var (
 type Option func(*config)
 
 type config struct {
-	gso     bool
-	gro     bool
-	queue   int
-	onError func(Message, error) bool
+	gso      bool
+	gro      bool
+	queue    int
+	onError  func(Message, error) bool
+	replySrc *bool // nil: on for a Conn on a wildcard address
 }
 
 // WithGSO turns the use of UDP generic segmentation offload (GSO) on or off.
@@ -168,6 +186,31 @@ func WithWriteQueueErrors(f func(m Message, err error) (retry bool)) Option {
 	return func(c *config) { c.onError = f }
 }
 
+// WithReplySource sets whether replies leave from the address the peer
+// wrote to, on a Conn bound to a wildcard address (0.0.0.0, ::): the
+// single-datagram write methods (WriteTo, WriteToUDPAddrPort, WriteMsgUDP,
+// ...) and the write queue send a datagram to a peer whose datagrams the
+// Conn received with that datagram's local address as the source (an
+// IP_PKTINFO or IPV6_PKTINFO control message), unless the write carries a
+// source of its own. It is on by default for such a Conn: on a host with
+// several addresses, a *net.UDPConn on a wildcard address answers from the
+// address the kernel picks, which a client that checks the reply's source
+// (DNS resolvers, dig, QUIC clients) takes as no answer. A Conn remembers
+// the local address of the peers it heard from lately (2048, in about
+// 140 KiB made at the first datagram); a peer it does not remember,
+// or whose address is gone from the host, gets the kernel's choice, as
+// without the option. WriteMessages and WriteBuffersTo send as they are
+// told: give them a source with [AppendPacketInfo].
+//
+// The Conn turns on the packet-info control message for its reads, and
+// takes it out of what reads return unless the user turned it on too
+// (before New, or through [Conn.SyscallConn]). It has no effect on a
+// connected Conn, on one bound to a specific address (whose source is
+// fixed), or off Linux.
+func WithReplySource(enabled bool) Option {
+	return func(c *config) { c.replySrc = &enabled }
+}
+
 // maxWriteQueue bounds WithWriteQueue: the queue is allocated at once.
 const maxWriteQueue = 1 << 30
 
@@ -224,8 +267,17 @@ func New(c *net.UDPConn, opts ...Option) (*Conn, error) {
 			bc.disableGSO("not supported: " + err.Error())
 		}
 	}
+	bc.zones.init(newZoneLookup(rc))
+	bc.learnRecvErr()
+	if ua, ok := bc.laddr.(*net.UDPAddr); ok && ua.IP.IsUnspecified() && c.RemoteAddr() == nil &&
+		replySupported && (cfg.replySrc == nil || *cfg.replySrc) {
+		if bc.reply, err = newReplyState(rc, bc.sock4); err != nil {
+			return nil, &net.OpError{Op: "new", Net: "udp", Source: bc.laddr, Err: err}
+		}
+	}
 	bc.tx.init(bc)
 	bc.initRead(cfg.gro)
+	bc.batchReads = bc.gro || bc.reply != nil
 	if cfg.queue > 0 {
 		bc.q = newWriteQueue(bc, cfg.queue, cfg.onError)
 	}
@@ -237,18 +289,22 @@ func envTrue(v string) bool {
 	return err == nil && b
 }
 
-// Listen announces on the local network address, like [net.ListenUDP] with
-// the address resolved by [net.ResolveUDPAddr], and wraps the socket with
-// [New]. network is "udp", "udp4" or "udp6".
+// Listen announces on the local network address, as
+// net.ListenPacket(network, address) does, and wraps the socket with [New].
+// network is "udp", "udp4" or "udp6"; its errors are shaped as
+// net.ListenPacket's (a *net.OpError with Op "listen"), and another network
+// fails with a net.UnknownNetworkError in one, as net.ListenUDP's does.
 func Listen(network, address string, opts ...Option) (*Conn, error) {
-	laddr, err := net.ResolveUDPAddr(network, address)
+	switch network {
+	case "udp", "udp4", "udp6":
+	default:
+		return nil, &net.OpError{Op: "listen", Net: network, Err: net.UnknownNetworkError(network)}
+	}
+	pc, err := net.ListenPacket(network, address)
 	if err != nil {
 		return nil, err
 	}
-	udp, err := net.ListenUDP(network, laddr)
-	if err != nil {
-		return nil, err
-	}
+	udp := pc.(*net.UDPConn) // what ListenPacket makes for these networks
 	c, err := New(udp, opts...)
 	if err != nil {
 		udp.Close()
@@ -527,12 +583,13 @@ func (c *Conn) LocalAddr() net.Addr { return c.udp.LocalAddr() }
 // RemoteAddr returns the connected peer's address, or nil.
 func (c *Conn) RemoteAddr() net.Addr { return c.udp.RemoteAddr() }
 
-// ReadFrom reads one datagram, as [net.UDPConn.ReadFrom]. With GRO on it is
-// served from the Conn's receive batch (see [Conn.ReadMessages]), and the
-// *net.UDPAddr it returns is shared by consecutive datagrams from the same
-// source: callers must not modify it.
+// ReadFrom reads one datagram, as [net.UDPConn.ReadFrom]. With GRO or
+// reply sources on it is served from the Conn's receive batch (see
+// [Conn.ReadMessages]); either way the *net.UDPAddr it returns is a fresh
+// one, as the UDPConn's (the allocation-free reads are
+// [Conn.ReadFromUDPAddrPort] and [Conn.ReadMsgUDPAddrPort]).
 func (c *Conn) ReadFrom(p []byte) (int, net.Addr, error) {
-	if !c.gro {
+	if !c.batchReads {
 		return c.udp.ReadFrom(p)
 	}
 	n, _, _, _, addr, err := c.readOne(p, nil, true, "recvfrom")
@@ -543,10 +600,10 @@ func (c *Conn) ReadFrom(p []byte) (int, net.Addr, error) {
 }
 
 // ReadMsgUDP reads one datagram and its control messages, as
-// [net.UDPConn.ReadMsgUDP]. With GRO on it is served from the Conn's receive
-// batch, and the *net.UDPAddr it returns is shared as ReadFrom's is.
+// [net.UDPConn.ReadMsgUDP]. With GRO or reply sources on it is served from
+// the Conn's receive batch.
 func (c *Conn) ReadMsgUDP(b, oob []byte) (n, oobn, flags int, addr *net.UDPAddr, err error) {
-	if !c.gro {
+	if !c.batchReads {
 		return c.udp.ReadMsgUDP(b, oob)
 	}
 	n, oobn, flags, _, addr, err = c.readOne(b, oob, true, "recvmsg")
@@ -562,7 +619,7 @@ func (c *Conn) ReadMsgUDP(b, oob []byte) (n, oobn, flags int, addr *net.UDPAddr,
 // during a send wait and leave together in the next sendmmsg. See
 // [Conn.Write] for the rules.
 func (c *Conn) WriteTo(p []byte, addr net.Addr) (int, error) {
-	if c.q == nil && c.sendAlone() {
+	if c.q == nil && c.reply == nil && c.sendAlone() {
 		n, err := c.udp.WriteTo(p, addr)
 		c.unlock()
 		return n, err
@@ -587,7 +644,7 @@ func (c *Conn) WriteMsgUDP(b, oob []byte, addr *net.UDPAddr) (n, oobn int, err e
 	if addr != nil {
 		ap, ok = c.udpAddrPort(addr)
 	}
-	if c.q == nil && c.sendAlone() {
+	if c.q == nil && c.reply == nil && c.sendAlone() {
 		if ok && addr != nil {
 			// The UDPConn's WriteMsgUDP allocates a sockaddr for addr;
 			// its WriteMsgUDPAddrPort does not, and differs only in the
@@ -679,8 +736,16 @@ func (c *Conn) rawWrite(fn func(uintptr) bool, ctl func(uintptr), wait bool) err
 }
 
 // SyscallConn returns the socket's raw connection. Reading through it with
-// GRO on sees coalesced buffers: see [WithGRO].
-func (c *Conn) SyscallConn() (syscall.RawConn, error) { return c.udp.SyscallConn() }
+// GRO on sees coalesced buffers: see [WithGRO]. After each of its Control
+// calls the Conn reads IP_RECVERR and IPV6_RECVERR again (see
+// [Conn.WriteMessages]).
+func (c *Conn) SyscallConn() (syscall.RawConn, error) {
+	rc, err := c.udp.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	return &rawConn{c: c, rc: rc}, nil
+}
 
 // SetReadBuffer sets the socket's receive buffer size (SO_RCVBUF).
 func (c *Conn) SetReadBuffer(bytes int) error { return c.udp.SetReadBuffer(bytes) }

@@ -645,36 +645,16 @@ func TestWriteQueueConcurrent(t *testing.T) {
 	}
 }
 
-// udpLite opens a UDP-Lite socket on 127.0.0.1: a *net.UDPConn to Go and
-// batchconn, on which the kernel fails every GSO send with EIO (udp_send_skb:
-// "is_udplite"), the error a device that cannot segment gives.
-func udpLite(t *testing.T) *net.UDPConn {
-	t.Helper()
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.IPPROTO_UDPLITE)
-	if err != nil {
-		t.Skipf("no UDP-Lite in this kernel (it is deprecated): %v", err)
-	}
-	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		unix.Close(fd)
-		t.Fatal(err)
-	}
-	f := os.NewFile(uintptr(fd), "udplite")
-	defer f.Close()
-	pc, err := net.FilePacketConn(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Close() })
-	return pc.(*net.UDPConn)
-}
-
 // TestContractC19CallersGSOBufferAfterEIO: a caller's GSO buffer (its own
 // UDP_SEGMENT) that the kernel fails with EIO after its write returned is
 // not lost: it goes out as separate datagrams, and so do later ones, and
 // GSO goes off for the Conn (C14).
+// loopback4 is 127.0.0.1.
+var loopback4 = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+
 func TestContractC19CallersGSOBufferAfterEIO(t *testing.T) {
-	rx := udpLite(t)
-	c, err := batchconn.New(udpLite(t), batchconn.WithWriteQueue(64<<10))
+	rx := testnet.ListenUDPLite(t, loopback4)
+	c, err := batchconn.New(testnet.ListenUDPLite(t, loopback4), batchconn.WithWriteQueue(64<<10))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -715,7 +695,7 @@ func TestContractC19CallersGSOBufferAfterEIO(t *testing.T) {
 	}
 	// A buffer of one segment carries UDP_SEGMENT too (quic-go writes such
 	// ones), and the kernel refuses it with EIO just the same.
-	c2, err := batchconn.New(udpLite(t), batchconn.WithWriteQueue(64<<10))
+	c2, err := batchconn.New(testnet.ListenUDPLite(t, loopback4), batchconn.WithWriteQueue(64<<10))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -18,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/batchconn/batchconn/batchconn"
+	"github.com/batchconn/batchconn/internal/testnet"
 )
 
 // Tests named TestContractRn check rule Rn of the ReadMessages contract
@@ -632,35 +634,122 @@ func TestContractR5LeftoversThenAnEmptySocket(t *testing.T) {
 // TestContractR5SingleReadsOnAGROConn checks that the single-datagram read
 // methods of a Conn with GRO on allocate nothing in steady state: ReadFrom's
 // *net.UDPAddr is made once per source, not per datagram.
-func TestContractR5SingleReadsOnAGROConn(t *testing.T) {
-	c := reader(t, "udp4", true)
-	tx := listen(t, "udp4")
-	out := messages(addrOf(c), 14, 1400)
-	buf, oob := make([]byte, 1500), make([]byte, 64)
-	reads := map[string]func() error{
-		"Read":                func() error { _, err := c.Read(buf); return err },
-		"ReadFrom":            func() error { _, _, err := c.ReadFrom(buf); return err },
-		"ReadFromUDP":         func() error { _, _, err := c.ReadFromUDP(buf); return err },
-		"ReadFromUDPAddrPort": func() error { _, _, err := c.ReadFromUDPAddrPort(buf); return err },
-		"ReadMsgUDP":          func() error { _, _, _, _, err := c.ReadMsgUDP(buf, oob); return err },
-		"ReadMsgUDPAddrPort":  func() error { _, _, _, _, err := c.ReadMsgUDPAddrPort(buf, oob); return err },
+func TestContractR10SingleReadsAllocateNoMoreThanTheUDPConn(t *testing.T) {
+	// A read method allocates no more than the *net.UDPConn's: the
+	// AddrPort ones nothing, the others the *net.UDPAddr each returns (a
+	// fresh one per datagram, as the UDPConn's). Measured on a UDPConn
+	// and on Conns with GRO and reply sources (a wildcard address) off
+	// and on, 14 datagrams per run.
+	type udpReader = interface {
+		Read(b []byte) (int, error)
+		ReadFrom(b []byte) (int, net.Addr, error)
+		ReadFromUDP(b []byte) (int, *net.UDPAddr, error)
+		ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error)
+		ReadMsgUDP(b, oob []byte) (n, oobn, flags int, addr *net.UDPAddr, err error)
+		ReadMsgUDPAddrPort(b, oob []byte) (n, oobn, flags int, addr netip.AddrPort, err error)
+		LocalAddr() net.Addr
+		SetReadDeadline(time.Time) error
 	}
-	c.SetReadDeadline(time.Now().Add(time.Minute))
-	for name, read := range reads {
-		t.Run(name, func(t *testing.T) {
-			run := func() {
-				sendFrom(t, tx, out)
-				for range len(out) {
-					if err := read(); err != nil {
-						t.Fatal(err)
+	buf, oob := make([]byte, 1500), make([]byte, 64)
+	reads := []struct {
+		name string
+		read func(r udpReader) error
+	}{
+		{"Read", func(r udpReader) error { _, err := r.Read(buf); return err }},
+		{"ReadFrom", func(r udpReader) error { _, _, err := r.ReadFrom(buf); return err }},
+		{"ReadFromUDP", func(r udpReader) error { _, _, err := r.ReadFromUDP(buf); return err }},
+		{"ReadFromUDPAddrPort", func(r udpReader) error { _, _, err := r.ReadFromUDPAddrPort(buf); return err }},
+		{"ReadMsgUDP", func(r udpReader) error { _, _, _, _, err := r.ReadMsgUDP(buf, oob); return err }},
+		{"ReadMsgUDPAddrPort", func(r udpReader) error { _, _, _, _, err := r.ReadMsgUDPAddrPort(buf, oob); return err }},
+	}
+	tx := listen(t, "udp4")
+	allocs := func(t *testing.T, r udpReader, read func(udpReader) error) float64 {
+		to := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(r.LocalAddr().(*net.UDPAddr).Port))
+		out := messages(to, 14, 1400)
+		r.SetReadDeadline(time.Now().Add(time.Minute))
+		run := func() {
+			sendFrom(t, tx, out)
+			for range len(out) {
+				if err := read(r); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		run()
+		return testing.AllocsPerRun(20, run)
+	}
+	wildcard := func(t *testing.T, gro bool) *batchconn.Conn {
+		c, err := batchconn.Listen("udp4", "0.0.0.0:0", batchconn.WithGRO(gro))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	for _, rd := range reads {
+		t.Run(rd.name, func(t *testing.T) {
+			ref := allocs(t, testnet.ListenUDP(t, "udp4"), rd.read)
+			if strings.HasSuffix(rd.name, "AddrPort") || rd.name == "Read" {
+				if ref != 0 {
+					t.Fatalf("the UDPConn's %s allocates %v times: the test measures the wrong thing", rd.name, ref)
+				}
+			}
+			for _, gro := range []bool{false, true} {
+				for _, wild := range []bool{false, true} {
+					var c *batchconn.Conn
+					if wild {
+						c = wildcard(t, gro)
+					} else {
+						c = reader(t, "udp4", gro)
+					}
+					if gro && !c.GROEnabled() {
+						t.Skipf("no UDP GRO here: %s", c.Stats().GROOff)
+					}
+					a := allocs(t, c, rd.read)
+					t.Logf("%s, wildcard %v: %.0f allocations per 14 datagrams; the UDPConn: %.0f", groName(gro), wild, a, ref)
+					if a > ref {
+						t.Errorf("%s, wildcard %v: %s allocates %.0f times per 14 datagrams; the UDPConn's %.0f", groName(gro), wild, rd.name, a, ref)
 					}
 				}
 			}
-			run()
-			if a := testing.AllocsPerRun(20, run); a != 0 {
-				t.Errorf("%s allocates %.2f times per 14 datagrams, want 0", name, a)
-			}
 		})
+	}
+}
+
+// TestContractR10ReadFromUDPLetsTheCallerKeepTheAddress: called directly
+// (not through an interface, which hides it), the UDPConn's ReadFromUDP is
+// inlined, so the *net.UDPAddr it returns stays on the caller's stack and
+// a read allocates only the address's bytes; the Conn's is too.
+func TestContractR10ReadFromUDPLetsTheCallerKeepTheAddress(t *testing.T) {
+	tx := listen(t, "udp4")
+	buf := make([]byte, 1500)
+	u := testnet.ListenUDP(t, "udp4")
+	var port int
+	refRead := func() {
+		tx.WriteToUDPAddrPort(buf[:100], u.LocalAddr().(*net.UDPAddr).AddrPort())
+		_, a, err := u.ReadFromUDP(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		port += a.Port
+	}
+	ref := testing.AllocsPerRun(100, refRead)
+	for _, gro := range []bool{false, true} {
+		c := reader(t, "udp4", gro)
+		read := func() {
+			tx.WriteToUDPAddrPort(buf[:100], addrOf(c))
+			_, a, err := c.ReadFromUDP(buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			port += a.Port
+		}
+		if got := testing.AllocsPerRun(100, read); got > ref {
+			t.Errorf("%s: ReadFromUDP allocates %v times per read; the UDPConn's %v", groName(gro), got, ref)
+		}
+	}
+	if ref != 1 {
+		t.Errorf("the UDPConn's ReadFromUDP allocates %v times per read, not 1: the test measures the wrong thing", ref)
 	}
 }
 

@@ -346,7 +346,8 @@ func TestContractC8Addresses(t *testing.T) {
 	}{
 		// Messages 0 and 2 go to a receiver the socket can reach; message 1 to dst.
 		{"an IPv6 destination on a udp4 socket", "udp4", v6, syscall.EAFNOSUPPORT},
-		{"an IPv4 destination on an IPv6-only socket", "udp6", v4, syscall.EAFNOSUPPORT},
+		{"an IPv4 destination on an IPv6-only socket", "udp6", v4, syscall.ENETUNREACH},
+		{"an IPv4-mapped destination on an IPv6-only socket", "udp6", mapped, syscall.ENETUNREACH},
 		{"an invalid address with a port", "udp4", netip.AddrPortFrom(netip.Addr{}, 53), syscall.EINVAL},
 		{"port 0", "udp4", netip.AddrPortFrom(v4.Addr(), 0), syscall.EINVAL},
 		{"the zero address on an unconnected socket", "udp4", netip.AddrPort{}, syscall.EDESTADDRREQ},
@@ -391,6 +392,58 @@ func TestContractC8Addresses(t *testing.T) {
 		mustSend(t, c, msgs)
 		expectDatagrams(t, r4, msgs)
 	})
+}
+
+// TestContractC8IPv4OnIPv6OnlyIsUnreachable checks that an IPv4 or
+// IPv4-mapped destination on an IPv6-only socket fails with the errno a
+// bare sendto(2) gets for it on this kernel, and the UDPConn's
+// WriteToUDPAddrPort, on every write path of the Conn.
+func TestContractC8IPv4OnIPv6OnlyIsUnreachable(t *testing.T) {
+	udp := testnet.ListenUDP(t, "udp6") // [::1]: the net package makes it IPv6-only
+	c, err := batchconn.New(udp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r := receiver(t, "udp4")
+	v4 := r.Addr()
+	mapped := netip.AddrPortFrom(netip.AddrFrom16(v4.Addr().As16()), v4.Port())
+	for _, dst := range []netip.AddrPort{v4, mapped} {
+		t.Run(dst.String(), func(t *testing.T) {
+			// What the kernel says, from a socket of its own.
+			fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unix.Close(fd)
+			if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1); err != nil {
+				t.Fatal(err)
+			}
+			want := errnoOf(unix.Sendto(fd, []byte{1}, 0, &unix.SockaddrInet6{Port: int(dst.Port()), Addr: dst.Addr().As16()}))
+			if want == 0 {
+				t.Fatal("a bare sendto to an IPv4 destination on an IPv6-only socket succeeded")
+			}
+			_, err = udp.WriteToUDPAddrPort([]byte{1}, dst)
+			if got := errnoOf(err); got != want {
+				t.Errorf("the UDPConn's WriteToUDPAddrPort: %v (errno %d); sendto gives %v", err, got, want)
+			}
+			_, err = c.WriteMessages(context.Background(), messages(dst, 2, 100), 0)
+			if got := errnoOf(err); got != want {
+				t.Errorf("WriteMessages: %v; sendto gives %v", err, want)
+			}
+			_, err = c.WriteBuffersTo(context.Background(), [][]byte{{1}, {2}}, nil, dst, 0)
+			if got := errnoOf(err); got != want {
+				t.Errorf("WriteBuffersTo: %v; sendto gives %v", err, want)
+			}
+			_, err = c.WriteToUDPAddrPort([]byte{1}, dst)
+			if got := errnoOf(err); got != want {
+				t.Errorf("WriteToUDPAddrPort: %v; sendto gives %v", err, want)
+			}
+		})
+	}
+	if got := r.Quiet(100 * time.Millisecond); len(got) != 0 {
+		t.Errorf("the IPv4 receiver got %d datagrams", len(got))
+	}
 }
 
 func TestContractC9Buffers(t *testing.T) {

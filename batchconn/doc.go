@@ -64,11 +64,22 @@
 //
 // [Conn.WriteBuffersTo] sends many datagrams to one destination, all with the
 // same control messages, without a Message for each: a QUIC connection's or
-// a VPN tunnel's packets. A server bound to a wildcard address answers each
-// peer from the address the peer wrote to with [ParsePacketInfo], which reads
-// the local address from a received message's IP_PKTINFO or IPV6_PKTINFO
-// control message, and [AppendPacketInfo], which builds the one that makes a
-// reply leave from it; neither allocates (Linux).
+// a VPN tunnel's packets.
+//
+// A Conn bound to a wildcard address (0.0.0.0, ::) answers each peer from
+// the address the peer wrote to: its single-datagram writes (WriteTo,
+// WriteToUDPAddrPort, WriteMsgUDP, ...) and its write queue add the
+// IP_PKTINFO or IPV6_PKTINFO control message that makes a reply leave from
+// the local address the peer's last datagram arrived on, remembered per
+// peer in a bounded table ([WithReplySource], on by default there; Linux).
+// A *net.UDPConn there answers from the address the kernel picks, which on a
+// host with several addresses is often not the one the client wrote to, and
+// a client that checks (a DNS resolver, dig) takes that for no answer. So an
+// unchanged server on a Conn answers correctly. WriteMessages and
+// WriteBuffersTo send as they are told: [ParsePacketInfo] reads the local
+// address from a received message's IP_PKTINFO or IPV6_PKTINFO control
+// message, and [AppendPacketInfo] builds the one that makes a reply leave
+// from it; neither allocates (Linux).
 //
 // # Concurrent writers
 //
@@ -139,7 +150,15 @@
 // so nothing is copied, and the receiver sees exactly the datagrams it
 // would have seen without GSO. A call whose flags include any but
 // MSG_DONTWAIT, MSG_NOSIGNAL, MSG_CONFIRM and MSG_DONTROUTE (MSG_MORE, say,
-// which corks datagrams together) is not coalesced.
+// which corks datagrams together) is not coalesced, and neither are
+// datagrams to destinations of a family whose error reporting is on
+// (IP_RECVERR; IPV6_RECVERR for IPv6): with it, Linux reports a datagram its
+// qdisc drops as ENOBUFS, but a GSO send as accepted if any of its segments
+// was queued, which would change the count WriteMessages returns. The Conn
+// reads those options when it is made and after each Control call through
+// [Conn.SyscallConn] (how golang.org/x/net/ipv4 and quic-go set options), so
+// it costs no system call per send; an option set through the wrapped
+// UDPConn's own SyscallConn, File or another descriptor is not seen.
 //
 // GSO is off for a Conn from the start after [WithGSO](false), with the
 // environment variable BATCHCONN_DISABLE_GSO=1 (for kernels and drivers
@@ -163,9 +182,18 @@
 // kernel may hand up many datagrams of one flow as one buffer, into the
 // Conn's own 64 KiB slots, and the Conn splits it again by copying each
 // datagram into a caller's message, with the control messages repeated for
-// each (whole ones only; MSG_CTRUNC when they do not fit) and the UDP_GRO one
-// removed. Datagrams that do not fit in one call stay queued, in order, for
-// the next read, and come before anything read later. Every read method of
+// each and the UDP_GRO one removed. The kernel stores the control messages
+// into room of the Conn's as large as the largest OOB a call has offered,
+// and the Conn lays them out in each caller's OOB as the kernel would have
+// with GRO off: one that does not fit whole is cut to the room left, its
+// length saying so, and MSG_CTRUNC is set. Datagrams that do not fit in one
+// call stay queued, in order, for the next read, and come before anything
+// read later. Read flags give what they give with GRO off: MSG_PEEK peeks
+// at the first queued datagram, MSG_ERRQUEUE reads the socket's error queue
+// straight into the messages (its entries are never coalesced) and leaves
+// queued datagrams queued, and a flag the Conn does not know is put to the
+// kernel first, so one it refuses (MSG_CMSG_COMPAT: EINVAL) fails the call
+// as it would with GRO off. Every read method of
 // the Conn (ReadMessages, ReadFrom, ReadMsgUDP, Read, ...) goes through the
 // same split, so nothing reading through the Conn ever sees a coalesced
 // buffer, and an unchanged ReadFrom loop gets recvmmsg and GRO. A Conn with
@@ -200,8 +228,9 @@
 // *os.SyscallError and errno, so errors.Is(err, syscall.EMSGSIZE) works; the
 // other errors are [ErrWouldBlock], net.ErrClosed, os.ErrDeadlineExceeded and
 // the context's error. A destination the socket cannot use (an IPv6 address
-// on an IPv4 socket, port 0) is reported with the errno the kernel would
-// give, EAFNOSUPPORT or EINVAL, and an explanation. A kernel error queued
+// on an IPv4 socket, an IPv4 one on an IPv6-only socket, port 0) is
+// reported with the errno sendto(2) gives for it, EAFNOSUPPORT, ENETUNREACH
+// or EINVAL, and an explanation. A kernel error queued
 // on the socket, such as ECONNREFUSED on a connected socket whose peer
 // refused an earlier datagram, is reported by the read that meets it.
 package batchconn

@@ -11,3 +11,7 @@ func (c *Conn) WriterParked() bool { return c.wg.parked() }
 // GSORetryDatagrams is how many datagrams a destination turned off for GSO
 // gets plain before it is offered GSO again.
 const GSORetryDatagrams = gsoRetryDatagrams
+
+// ReplySourceSupported says this build makes reply sources (Linux, the
+// recvmmsg path).
+const ReplySourceSupported = replySupported

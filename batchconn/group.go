@@ -114,9 +114,11 @@ type group struct {
 	hot atomic.Bool
 
 	// The leader's scratch (the gate holder's only).
-	batch []*queued
-	msgs  []Message
-	bufs  [][]byte
+	batch  []*queued
+	msgs   []Message
+	bufs   [][]byte
+	owners []*queued // the writer of each message
+	ctrl   []byte    // reply sources' control messages
 }
 
 // sendAlone takes the write gate for a writer that should send its own
@@ -167,13 +169,43 @@ func (g *group) putQueued(q *queued) {
 }
 
 // write sends the single-datagram write q: through the write queue if
-// the Conn has one, else through group commit.
+// the Conn has one, else through group commit (by itself if the gate is
+// free, which only a Conn with reply sources gets here for).
 func (c *Conn) write(q *queued) {
-	if c.q != nil {
+	switch {
+	case c.q != nil:
 		c.queueWrite(q)
-		return
+	case c.reply != nil && c.sendAlone():
+		c.writeAlone(q)
+		c.unlock()
+	default:
+		c.writeQueued(q)
 	}
-	c.writeQueued(q)
+}
+
+// writeAlone sends q by itself with the UDPConn's own method, from the
+// address the peer's last datagram arrived on if reply sources know it
+// (WithReplySource). The caller holds the gate.
+func (c *Conn) writeAlone(q *queued) {
+	if !q.direct {
+		if oob := c.reply.source(c.src, q.oob, q.dst); oob != nil {
+			c.src = oob[:0]
+			c.wg.opaque(true)
+			n, _, err := c.udp.WriteMsgUDPAddrPort(q.b, oob, q.dst)
+			c.wg.opaque(false)
+			if err == nil {
+				q.n, q.oobn = n, len(q.oob)
+				return
+			}
+			if !sourceGone(err) {
+				q.err = c.queuedErr(q, err)
+				return
+			}
+			// The address is gone: from the kernel's choice instead.
+			c.reply.table.forget(q.dst)
+		}
+	}
+	c.writeDirect(q)
 }
 
 // writeQueued queues q, waits until it has been sent or has failed, and
@@ -249,14 +281,32 @@ func (c *Conn) lead() {
 // The caller holds the gate.
 func (c *Conn) sendQueued(batch []*queued) {
 	g := &c.grp
-	msgs, bufs := g.msgs[:0], g.bufs[:0]
+	msgs, bufs, owners := g.msgs[:0], g.bufs[:0], g.owners[:0]
+	// Room for the reply sources' control messages, sized first: messages
+	// point into it.
+	if c.reply != nil {
+		need := 0
+		for _, q := range batch {
+			need += cmsgAlignUp(len(q.oob)) + PacketInfoSpace
+		}
+		if cap(g.ctrl) < need {
+			g.ctrl = make([]byte, 0, need)
+		}
+	}
+	ctrl := g.ctrl[:0]
 	for _, q := range batch {
 		if q.direct {
 			c.writeDirect(q)
 			continue
 		}
+		oob := q.oob
+		if src := c.reply.source(ctrl[len(ctrl):], q.oob, q.dst); src != nil {
+			ctrl = ctrl[:len(ctrl)+len(src)]
+			oob = src
+		}
 		bufs = append(bufs, q.b)
-		msgs = append(msgs, Message{Addr: q.dst, OOB: q.oob})
+		msgs = append(msgs, Message{Addr: q.dst, OOB: oob})
+		owners = append(owners, q)
 	}
 	for i := range msgs {
 		msgs[i].Buffers = bufs[i : i+1 : i+1]
@@ -268,15 +318,6 @@ func (c *Conn) sendQueued(batch []*queued) {
 	// datagram or one GSO run, so the error reaches the writer it would
 	// have reached on a UDPConn.
 	connected := c.udp.RemoteAddr() != nil
-	k := 0 // the next message; batch entries that are not direct, in order
-	next := func() *queued {
-		for ; ; k++ {
-			if !batch[k].direct {
-				k++
-				return batch[k-1]
-			}
-		}
-	}
 	for i := 0; i < len(msgs); {
 		end := len(msgs)
 		if connected {
@@ -284,30 +325,33 @@ func (c *Conn) sendQueued(batch []*queued) {
 		}
 		n, err := c.send(context.Background(), msgs[i:end], 0, true)
 		for j := i; j < i+n; j++ {
-			q := next()
+			q := owners[j]
 			q.n, q.oobn = msgs[j].N, len(q.oob)
 		}
 		i += n
-		if err == nil {
-			continue
-		}
-		if fatalSendErr(err) {
+		switch {
+		case err == nil:
+		case fatalSendErr(err):
 			// The socket is closed, or the write deadline passed: no later
 			// send can start, as none could on the UDPConn.
 			for ; i < len(msgs); i++ {
-				q := next()
-				q.err = c.queuedErr(q, err)
+				owners[i].err = c.queuedErr(owners[i], err)
 			}
-			break
+		case len(msgs[i].OOB) != len(owners[i].oob) && sourceGone(err):
+			// The remembered source is gone: again, from the kernel's
+			// choice, and the peer forgotten until it writes again.
+			c.reply.table.forget(owners[i].dst)
+			msgs[i].OOB = owners[i].oob
+		default:
+			owners[i].err = c.queuedErr(owners[i], err)
+			i++
 		}
-		q := next()
-		q.err = c.queuedErr(q, err)
-		i++
 	}
 	c.disarm()
 	clear(bufs)
 	clear(msgs)
-	g.msgs, g.bufs = msgs[:0], bufs[:0]
+	clear(owners)
+	g.msgs, g.bufs, g.owners = msgs[:0], bufs[:0], owners[:0]
 }
 
 // oneSend returns how many of msgs one system call sends on a connected

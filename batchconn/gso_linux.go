@@ -22,6 +22,20 @@ func gsoSupported(rc syscall.RawConn) error {
 	return wrapSyscall("getsockopt UDP_SEGMENT", err)
 }
 
+// recvErrOn reads IP_RECVERR and, on an AF_INET6 socket, IPV6_RECVERR.
+func recvErrOn(fd uintptr, sock4 bool) uint32 {
+	var on uint32
+	if v, err := unix.GetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_RECVERR); err == nil && v != 0 {
+		on |= recvErr4
+	}
+	if !sock4 {
+		if v, err := unix.GetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_RECVERR); err == nil && v != 0 {
+			on |= recvErr6
+		}
+	}
+	return on
+}
+
 var gsoSegs struct {
 	once sync.Once
 	n    int

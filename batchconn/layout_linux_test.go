@@ -98,6 +98,10 @@ func TestGROCmsgLayout(t *testing.T) {
 		{"MSG_TRUNC", msgTrunc, unix.MSG_TRUNC},
 		{"MSG_CTRUNC", msgCtrunc, unix.MSG_CTRUNC},
 		{"MSG_PEEK", msgPeek, unix.MSG_PEEK},
+		{"MSG_CMSG_CLOEXEC", msgEcho, unix.MSG_CMSG_CLOEXEC},
+	}
+	if groCmsgSpace != unix.CmsgSpace(4) {
+		t.Errorf("groCmsgSpace = %d, want CMSG_SPACE(sizeof(int)) = %d", groCmsgSpace, unix.CmsgSpace(4))
 	}
 	for _, c := range consts {
 		if c.got != c.want {

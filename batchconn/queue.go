@@ -58,6 +58,7 @@ type writeQueue struct {
 	stopped    chan struct{} // closed when the goroutine has ended
 	stats      queueStats
 	scratchLen int
+	src        []byte // room for a write's control messages and reply source
 
 	// The gate holder's scratch: the batch being sent, and what regroup
 	// needs to reorder it.
@@ -77,21 +78,23 @@ type queueStats struct {
 // A record is a 40-byte header, the payload and the control messages, each
 // part 8-byte aligned so that the next record's header is too.
 const (
-	recSize  = 0  // uint32: the record's bytes, header included
-	recLen   = 4  // uint32: payload bytes
-	recOOB   = 8  // uint16: control message bytes
-	recPort  = 10 // uint16
-	recFlags = 12 // byte
-	recSeg   = 14 // uint16: segment size, for a split GSO buffer
-	recAddr  = 16 // [16]byte: the destination, IPv4 as IPv4-mapped
-	recSent  = 32 // uint32: segments of a split GSO buffer sent or charged
-	recHead  = 40
-	recAlign = 8
+	recSize   = 0  // uint32: the record's bytes, header included
+	recLen    = 4  // uint32: payload bytes
+	recOOB    = 8  // uint16: control message bytes
+	recPort   = 10 // uint16
+	recFlags  = 12 // byte
+	recSrcLen = 13 // byte: the bytes of a reply source at the end of the control messages
+	recSeg    = 14 // uint16: segment size, for a split GSO buffer
+	recAddr   = 16 // [16]byte: the destination, IPv4 as IPv4-mapped
+	recSent   = 32 // uint32: segments of a split GSO buffer sent or charged
+	recHead   = 40
+	recAlign  = 8
 
 	recIs4   = 1 << 0 // the destination is IPv4
 	recPeer  = 1 << 1 // no destination: the connected peer
 	recDone  = 1 << 2 // sent, or failed and charged
 	recSplit = 1 << 3 // a caller's GSO buffer, sent as separate datagrams of recSeg bytes
+	recSrc   = 1 << 4 // the control messages end with a reply source (WithReplySource)
 )
 
 func recAlignUp(n int) int { return (n + recAlign - 1) &^ (recAlign - 1) }
@@ -161,8 +164,11 @@ func (q *writeQueue) next(off int) int {
 // The caller recycles w.
 func (c *Conn) queueWrite(w *queued) {
 	q := c.q
-	size := recordSize(len(w.b), len(w.oob))
-	if w.direct || size > len(q.arena) {
+	most := recordSize(len(w.b), len(w.oob))
+	if c.reply != nil {
+		most = recordSize(len(w.b), cmsgAlignUp(len(w.oob))+PacketInfoSpace)
+	}
+	if w.direct || most > len(q.arena) {
 		c.writeAfterQueue(w)
 		return
 	}
@@ -171,6 +177,14 @@ func (c *Conn) queueWrite(w *queued) {
 		return
 	}
 	q.mu.Lock()
+	// A reply source (WithReplySource) goes into the record, after the
+	// caller's control messages.
+	oob, srcLen := w.oob, 0
+	if src := c.reply.source(q.src, w.oob, w.dst); src != nil {
+		q.src = src[:0]
+		oob, srcLen = src, len(src)-cmsgAlignUp(len(w.oob))
+	}
+	size := recordSize(len(w.b), len(oob))
 	off := -1
 	for {
 		switch {
@@ -198,7 +212,7 @@ func (c *Conn) queueWrite(w *queued) {
 		q.mu.Unlock()
 		return
 	}
-	q.put(off, size, w)
+	q.put(off, size, w, oob, srcLen)
 	q.stats.writes.Add(1)
 	if !q.busy {
 		q.busy = true
@@ -229,13 +243,15 @@ func (c *Conn) checkQueued(w *queued) error {
 	return nil
 }
 
-// put writes w's record at off. The caller holds mu.
-func (q *writeQueue) put(off, size int, w *queued) {
+// put writes w's record at off, with oob as its control messages (w's,
+// and srcLen bytes of a reply source after them). The caller holds mu.
+func (q *writeQueue) put(off, size int, w *queued, oob []byte, srcLen int) {
 	r := q.arena[off : off+size]
 	ne := binary.NativeEndian
 	ne.PutUint32(r[recSize:], uint32(size))
 	ne.PutUint32(r[recLen:], uint32(len(w.b)))
-	ne.PutUint16(r[recOOB:], uint16(len(w.oob)))
+	ne.PutUint16(r[recOOB:], uint16(len(oob)))
+	r[recSrcLen] = byte(srcLen)
 	ne.PutUint16(r[recPort:], w.dst.Port())
 	ne.PutUint32(r[recSent:], 0)
 	var flags byte
@@ -245,11 +261,14 @@ func (q *writeQueue) put(off, size int, w *queued) {
 	case ip.Is4():
 		flags = recIs4
 	}
+	if srcLen > 0 {
+		flags |= recSrc
+	}
 	r[recFlags] = flags
 	a := w.dst.Addr().As16()
 	copy(r[recAddr:], a[:])
 	copy(r[recHead:], w.b)
-	copy(r[recHead+recAlignUp(len(w.b)):], w.oob)
+	copy(r[recHead+recAlignUp(len(w.b)):], oob)
 }
 
 // message makes m the datagram of the record at off (or, for a split GSO
@@ -513,6 +532,17 @@ func (c *Conn) sendTaken(ctx context.Context, wait bool) error {
 			q.mu.Lock()
 			q.splitGSO = true
 			q.mu.Unlock()
+			return errRetake
+		}
+		if r := q.arena[q.owners[i]:]; r[recFlags]&recSrc != 0 && sourceGone(err) {
+			// The remembered source is gone: the datagram goes out again
+			// from the kernel's choice, before those written after it to
+			// its destination, and the peer is forgotten until it writes
+			// again.
+			oobn := binary.NativeEndian.Uint16(r[recOOB:]) - uint16(r[recSrcLen])
+			binary.NativeEndian.PutUint16(r[recOOB:], oobn)
+			r[recFlags] &^= recSrc
+			c.reply.table.forget(msgs[i].Addr)
 			return errRetake
 		}
 		told := q.onError != nil

@@ -44,7 +44,8 @@ func FuzzQueueRing(f *testing.F) {
 				for i := range b {
 					b[i] = byte(id + i)
 				}
-				q.put(off, rsize, &queued{b: b, oob: make([]byte, oobn), dst: netip.MustParseAddrPort("127.0.0.1:9")})
+				w := &queued{b: b, oob: make([]byte, oobn), dst: netip.MustParseAddrPort("127.0.0.1:9")}
+				q.put(off, rsize, w, w.oob, 0)
 				live = append(live, ringRecord{off, rsize, id})
 				id++
 				continue

@@ -34,8 +34,10 @@ import (
 // [ErrWouldBlock] if nothing was queued. Reads are served one at a time;
 // they never delay writes.
 //
-// flags are passed to the kernel as given (MSG_TRUNC, MSG_PEEK, ...); with
-// MSG_PEEK the call returns the first datagram only, and leaves it queued.
+// flags are passed to the kernel as given (MSG_TRUNC, MSG_PEEK,
+// MSG_ERRQUEUE, ...), and with GRO on they give what they give with it off;
+// with MSG_PEEK the call returns the first datagram only, and leaves it
+// queued.
 // Errors are *net.OpError values with Op "read"; kernel errors keep their
 // *os.SyscallError and errno, so errors.Is(err, syscall.ECONNREFUSED) works on
 // a connected socket whose peer refused an earlier datagram.
@@ -95,11 +97,10 @@ type readSide struct {
 	// out yet; they come before anything read from the socket.
 	q groQueue
 
-	// Single-datagram reads with GRO on go through a one-message batch.
-	one  [1][]byte
-	msg  [1]Message
-	src  netip.AddrPort // the last source handed out as a *net.UDPAddr
-	srcA *net.UDPAddr
+	// Single-datagram reads through the Conn go through a one-message
+	// batch.
+	one [1][]byte
+	msg [1]Message
 
 	// Context cancellation ends a wait by setting a past read deadline
 	// (kick); the user's deadline is restored afterwards (disarm).
@@ -246,7 +247,8 @@ func (c *Conn) noSource() netip.AddrPort {
 }
 
 // readOne reads one datagram through the Conn's batch, for the
-// single-datagram read methods of a Conn with GRO on. Like a *net.UDPConn
+// single-datagram read methods of a Conn with GRO or reply sources on
+// (batchReads). Like a *net.UDPConn
 // read it always waits, whatever SetBlocking says, until the read deadline.
 // With wantAddr it returns the source as a *net.UDPAddr too. A kernel error
 // names the system call the UDPConn's method would have made (name: "read",
@@ -281,19 +283,9 @@ func (c *Conn) readOne(b, oob []byte, wantAddr bool, name string) (n, oobn, flag
 		return n, 0, 0, src, nil, err
 	}
 	if wantAddr {
-		addr = r.udpAddr(m.Addr)
+		addr = net.UDPAddrFromAddrPort(m.Addr) // a fresh one, as the UDPConn's
 	}
 	return m.N, m.NN, m.Flags, m.Addr, addr, nil
-}
-
-// udpAddr returns ap as a *net.UDPAddr, the same one as last time when the
-// source has not changed, so a read loop allocates only when its peer does.
-// The caller holds the read gate.
-func (r *readSide) udpAddr(ap netip.AddrPort) *net.UDPAddr {
-	if r.srcA == nil || ap != r.src {
-		r.src, r.srcA = ap, net.UDPAddrFromAddrPort(ap)
-	}
-	return r.srcA
 }
 
 // The receive half's pure logic: splitting buffers the kernel coalesced with
@@ -308,7 +300,18 @@ const (
 	msgTrunc  = 0x20 // MSG_TRUNC
 	msgCtrunc = 0x8  // MSG_CTRUNC
 	msgPeek   = 0x2  // MSG_PEEK (the same on the BSDs, macOS and Windows)
+
+	// The kernel copies MSG_CMSG_CLOEXEC from a read's flags into every
+	// msg_flags it returns (____sys_recvmsg; MSG_CMSG_COMPAT too, but a
+	// native call with it fails with EINVAL), so a datagram handed out
+	// from the queue takes it from the call that hands it out, not from
+	// the one that read it.
+	msgEcho = 0x40000000 // MSG_CMSG_CLOEXEC
 )
+
+// groCmsgSpace is the room the UDP_GRO control message takes:
+// CMSG_SPACE(sizeof(int)).
+var groCmsgSpace = cmsgAlignUp(cmsgHdrLen + groIntLen)
 
 // GRO's receive buffers. A slot must hold the largest buffer the kernel may
 // coalesce (64 KiB, at most UDP_GRO_CNT_MAX = 64 datagrams), or the kernel
@@ -324,9 +327,20 @@ const (
 // coalesced buffer, lets the kernel write into the messages' buffers first
 // (the slots only take what does not fit), so plain datagrams cost no copy.
 // Slots are written only as far as datagrams fill them.
+//
+// Each slot has control room for the largest OOB a call has offered (at
+// least groCtrl), plus the UDP_GRO message the kernel adds among the
+// others and the Conn removes: so the kernel stores into a slot all that
+// it would store into that OOB with GRO off (the socket-level messages it
+// puts before UDP_GRO, timestamps and the like, stay well under groCtrl),
+// and putCmsgs then lays it out in each caller's OOB exactly as the kernel
+// would have. The room grows when a call offers more (up to groMaxCtrl, 64
+// KiB: more control data than that for one datagram needs over 20 KiB of
+// IPv6 extension headers), and never shrinks.
 const (
 	groSlot     = 64 << 10
-	groCtrl     = 256 // control room per slot: UDP_GRO, TOS/TCLASS, PKTINFO, timestamps
+	groCtrl     = 256 // the least control room per slot, UDP_GRO aside
+	groMaxCtrl  = 64 << 10
 	groSlots    = 8
 	groMaxSlots = 64
 )
@@ -377,7 +391,7 @@ func (q *groQueue) next(m *Message, flags int) int {
 	} else {
 		stored = scatter(m.Buffers, d)
 	}
-	f := b.flags &^ (msgTrunc | msgCtrunc)
+	f := b.flags&^(msgTrunc|msgCtrunc|msgEcho) | flags&msgEcho
 	m.N = stored
 	// The kernel truncates only when its slot is too small; then the last
 	// datagram of the buffer is the one cut.
@@ -435,28 +449,45 @@ func cmsgLen(b []byte) int {
 	return int(binary.NativeEndian.Uint32(b))
 }
 
-// putCmsgs copies the control messages in src to dst, whole ones only, as
-// many as fit, and returns the bytes used as the kernel counts them (each
-// takes its aligned space, or what is left of dst) and whether one did not
-// fit. Linux would store a cut control message; parsers such as quic-go's
-// fail on one, so a cut one is left out and MSG_CTRUNC says so.
+// putCmsgs copies the control messages in src, which the kernel stored with
+// room to spare, to dst as the kernel's put_cmsg (net/core/scm.c) stores
+// them into a reader's control buffer with GRO off: in order, each taking
+// its aligned space or what is left; the first one that does not fit whole
+// is cut to what is left, its cmsg_len rewritten to say so, if at least a
+// header's worth is left, and nothing after it is stored. It returns the
+// bytes used as the kernel counts them (msg_controllen) and whether
+// anything did not fit (MSG_CTRUNC). Padding between messages is not
+// written, as the kernel does not write it.
 func putCmsgs(dst, src []byte) (nn int, ctrunc bool) {
-	for off := 0; off < len(src); {
-		if len(src)-off < cmsgHdrLen {
-			return nn, true
-		}
+	for off := 0; off+cmsgHdrLen <= len(src); {
 		l := cmsgLen(src[off:])
 		if l < cmsgHdrLen || l > len(src)-off {
+			return nn, true // not the kernel's: never stored
+		}
+		room := len(dst) - nn
+		if room < cmsgHdrLen {
 			return nn, true
 		}
-		if len(dst)-nn < l {
-			return nn, true
+		if room < l {
+			copy(dst[nn:], src[off:off+room])
+			putCmsgLen(dst[nn:], room)
+			return nn + room, true
 		}
 		copy(dst[nn:], src[off:off+l])
-		nn += min(cmsgAlignUp(l), len(dst)-nn)
+		nn += min(cmsgAlignUp(l), room)
 		off += cmsgAlignUp(l)
 	}
 	return nn, false
+}
+
+// putCmsgLen writes n as the cmsg_len of the control message at the front
+// of b (which holds at least a header).
+func putCmsgLen(b []byte, n int) {
+	if cmsgAlign == 8 {
+		binary.NativeEndian.PutUint64(b, uint64(n))
+	} else {
+		binary.NativeEndian.PutUint32(b, uint32(n))
+	}
 }
 
 // cutGRO finds the UDP_GRO control message in oob, removes it in place, and

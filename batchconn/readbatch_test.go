@@ -42,9 +42,49 @@ func TestCutGRO(t *testing.T) {
 	}
 }
 
+// A kernelCmsgs is a reader's control buffer as the kernel fills it, a
+// transliteration of put_cmsg (net/core/scm.c): the reference for putCmsgs.
+type kernelCmsgs struct {
+	buf    []byte // msg_control, advanced as messages are stored
+	used   int    // bytes consumed: what msg_controllen reports
+	ctrunc bool   // MSG_CTRUNC
+}
+
+func (k *kernelCmsgs) put(level, typ int32, data []byte) {
+	cmlen := cmsgHdrLen + len(data) // CMSG_LEN(len)
+	if len(k.buf) < cmsgHdrLen {
+		k.ctrunc = true
+		return
+	}
+	if len(k.buf) < cmlen {
+		k.ctrunc = true
+		cmlen = len(k.buf)
+	}
+	putCmsgLen(k.buf, cmlen)
+	binary.NativeEndian.PutUint32(k.buf[cmsgAlign:], uint32(level))
+	binary.NativeEndian.PutUint32(k.buf[cmsgAlign+4:], uint32(typ))
+	copy(k.buf[cmsgHdrLen:cmlen], data)
+	cmlen = min(cmsgAlignUp(cmsgHdrLen+len(data)), len(k.buf)) // min(CMSG_SPACE(len), msg_controllen)
+	k.buf = k.buf[cmlen:]
+	k.used += cmlen
+}
+
+// putAll stores the well-formed control messages of src as the kernel
+// would have, one put_cmsg each.
+func (k *kernelCmsgs) putAll(src []byte) {
+	for len(src) >= cmsgHdrLen {
+		l := cmsgLen(src)
+		level := int32(binary.NativeEndian.Uint32(src[cmsgAlign:]))
+		typ := int32(binary.NativeEndian.Uint32(src[cmsgAlign+4:]))
+		k.put(level, typ, src[cmsgHdrLen:l])
+		src = src[min(cmsgAlignUp(l), len(src)):]
+	}
+}
+
 func TestPutCmsgs(t *testing.T) {
 	tos, gro := tosCmsg(0x28), groCmsg(1)
 	two := cat(tos, gro)
+	three := cat(tos, testCmsg(41, 55, bytes.Repeat([]byte{7}, 29)), gro)
 	hdr := cmsgHdrLen + 4 // a TOS cmsg's cmsg_len
 	cases := []struct {
 		name   string
@@ -55,12 +95,15 @@ func TestPutCmsgs(t *testing.T) {
 	}{
 		{"nothing to store", 10, nil, 0, false},
 		{"no room", 0, tos, 0, true},
-		{"room for the header only", cmsgHdrLen, tos, 0, true},
+		{"room for less than a header", cmsgHdrLen - 1, tos, 0, true},
+		{"room for the header only: the message is cut to it", cmsgHdrLen, tos, cmsgHdrLen, true},
 		{"room for cmsg_len bytes: stored, NN is the room", hdr, tos, hdr, false},
 		{"room for the aligned space", len(tos), tos, len(tos), false},
-		{"room for one of two", len(tos) + hdr - 1, two, len(tos), true},
+		{"room for one and part of the next: it is cut", len(tos) + hdr - 1, two, len(tos) + hdr - 1, true},
+		{"room for one and less than a header: the next is left out", len(tos) + cmsgHdrLen - 1, two, len(tos), true},
+		{"a cut message ends the copy", len(tos) + cmsgHdrLen + 20, three, len(tos) + cmsgHdrLen + 20, true},
 		{"room for both", 100, two, len(two), false},
-		{"malformed source", 100, withBadLen(tos), 0, true},
+		{"room for all three", len(three), three, len(three), false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -69,11 +112,19 @@ func TestPutCmsgs(t *testing.T) {
 			if nn != tc.nn || ctrunc != tc.ctrunc {
 				t.Fatalf("putCmsgs = %d, %v; want %d, %v", nn, ctrunc, tc.nn, tc.ctrunc)
 			}
-			if k := min(nn, len(tc.src)); !bytes.Equal(dst[:min(k, hdr)], tc.src[:min(k, hdr)]) {
-				t.Errorf("stored %x, want %x", dst[:k], tc.src[:k])
+			ref := kernelCmsgs{buf: bytes.Repeat([]byte{0xee}, tc.room)}
+			want := ref.buf
+			ref.putAll(tc.src)
+			if !bytes.Equal(dst, want) || nn != ref.used || ctrunc != ref.ctrunc {
+				t.Errorf("stored %x (NN %d, MSG_CTRUNC %v)\nthe kernel %x (NN %d, MSG_CTRUNC %v)", dst, nn, ctrunc, want, ref.used, ref.ctrunc)
 			}
 		})
 	}
+	t.Run("malformed source", func(t *testing.T) {
+		if nn, ctrunc := putCmsgs(make([]byte, 100), withBadLen(tos)); nn != 0 || !ctrunc {
+			t.Errorf("putCmsgs = %d, %v; want 0, true", nn, ctrunc)
+		}
+	})
 }
 
 // refSplit is the splitter's reference: each datagram stored as a plain read
@@ -96,30 +147,21 @@ func refStore(m *Message, d refDatagram, callFlags int) {
 		k := copy(b, rest)
 		rest = rest[k:]
 	}
-	m.N, m.Flags = stored, d.kflag&^(msgTrunc|msgCtrunc)
+	// MSG_CMSG_CLOEXEC is the call's, not the buffer's: the kernel copies
+	// it from each read's flags.
+	m.N, m.Flags = stored, d.kflag&^(msgTrunc|msgCtrunc|msgEcho)|callFlags&msgEcho
 	if stored < len(d.data) || d.kflag&msgTrunc != 0 {
 		m.Flags |= msgTrunc
 		if callFlags&msgTrunc != 0 {
 			m.N = len(d.data)
 		}
 	}
-	// Whole cmsgs, in order, while they fit; NN counts aligned space.
-	m.NN = 0
-	src := d.oob
-	for len(src) > 0 {
-		var l int
-		if cmsgAlign == 8 {
-			l = int(binary.NativeEndian.Uint64(src))
-		} else {
-			l = int(binary.NativeEndian.Uint32(src))
-		}
-		if len(m.OOB)-m.NN < l {
-			m.Flags |= msgCtrunc
-			break
-		}
-		copy(m.OOB[m.NN:], src[:l])
-		m.NN += min(cmsgAlignUp(l), len(m.OOB)-m.NN)
-		src = src[min(cmsgAlignUp(l), len(src)):]
+	// The control messages as the kernel's put_cmsg stores them.
+	k := kernelCmsgs{buf: m.OOB}
+	k.putAll(d.oob)
+	m.NN = k.used
+	if k.ctrunc {
+		m.Flags |= msgCtrunc
 	}
 	if d.kflag&msgCtrunc != 0 {
 		m.Flags |= msgCtrunc
@@ -168,6 +210,9 @@ func fuzzBufs(data []byte) ([]groBuf, []refDatagram, []byte) {
 		if o&0x40 != 0 {
 			kflag |= msgCtrunc
 		}
+		if o&0x20 != 0 {
+			kflag |= msgEcho // read by a call with MSG_CMSG_CLOEXEC
+		}
 		for i := range ds {
 			ds[i].kflag = kflag
 		}
@@ -195,7 +240,10 @@ func FuzzSplit(f *testing.F) {
 		q.bufs = bufs
 		callFlags := 0
 		if len(rest) > 0 && rest[0]&1 != 0 {
-			callFlags = msgTrunc
+			callFlags |= msgTrunc
+		}
+		if len(rest) > 0 && rest[0]&2 != 0 {
+			callFlags |= msgEcho
 		}
 		for i, d := range ref {
 			if q.empty() {

@@ -19,13 +19,13 @@ type recvState struct {
 	hdrs  []mmsghdr
 	names []unix.RawSockaddrInet6
 	iovs  []unix.Iovec
-	zones zoneNames
 
 	// GRO: the kernel fills the Conn's own slots, allocated at the first
 	// read, and the splitter copies datagrams out of them.
-	slots []byte
-	ctrl  []byte
-	slotv []unix.Iovec // one per slot
+	slots    []byte
+	ctrl     []byte
+	ctrlRoom int          // control room per slot (see groCtrl)
+	slotv    []unix.Iovec // one per slot
 
 	// direct says the last call met no coalesced buffer: the next one lets
 	// the kernel write into the callers' buffers first, with the rest of
@@ -40,28 +40,61 @@ type recvState struct {
 	got       int
 	errno     syscall.Errno
 
+	// The Conn's own control room for recvPlain with reply sources on,
+	// and where each message's part starts.
+	pctrl    []byte
+	pctrlOff []int
+
 	readFn  func(fd uintptr) bool // the RawConn.Read callback, bound once
 	readCtl func(fd uintptr)      // readFn for RawConn.Control
+
+	// checkFlags' system call, its callback bound once.
+	probeFlags int
+	probeErrno syscall.Errno
+	probeFn    func(fd uintptr)
 }
 
 func (s *recvState) init(c *Conn) {
 	s.c = c
 	s.readFn = s.read
 	s.readCtl = func(fd uintptr) { s.read(fd) }
+	s.probeFn = s.probe
 }
 
 // recv receives into msgs. The caller holds the read gate.
 func (c *Conn) recv(ctx context.Context, msgs []Message, flags int, wait bool) (int, error) {
 	c.rd.ctx = ctx
-	if c.gro {
+	c.zones.tick()
+	switch {
+	case flags&unix.MSG_ERRQUEUE != 0:
+		// The socket's error queue. What it holds is never coalesced
+		// (ip_recv_error adds no UDP_GRO message), so with GRO on too it
+		// is read straight into msgs, as with GRO off; the datagrams the
+		// Conn holds, its slots, and an error kept for the next read of
+		// data are not the error queue's, and are left as they are.
+		return c.recvPlain(ctx, msgs, flags, wait)
+	case c.gro:
 		return c.recvGRO(ctx, msgs, flags, wait)
 	}
 	if err := c.rd.pending; err != nil {
 		c.rd.pending = nil
 		return 0, err
 	}
-	s := &c.rx
-	s.build(msgs)
+	return c.recvPlain(ctx, msgs, flags, wait)
+}
+
+// recvPlain receives into msgs with one recvmmsg(2), straight into their
+// buffers and control room: the whole read path with GRO off.
+//
+// With reply sources on (WithReplySource), each datagram's control
+// messages tell its local address; unless the user asked for the
+// packet-info message too, the kernel stores them into the Conn's own room
+// first (the caller's room and the message's), and they are laid out in
+// the caller's OOB without it, as the kernel would have stored them there.
+func (c *Conn) recvPlain(ctx context.Context, msgs []Message, flags int, wait bool) (int, error) {
+	s, r := &c.rx, c.reply
+	own := r != nil && !r.user.Load()
+	s.build(msgs, own)
 	if err := c.recvBatch(ctx, len(msgs), flags, wait); err != nil {
 		return 0, c.readError(err)
 	}
@@ -71,8 +104,27 @@ func (c *Conn) recv(ctx context.Context, msgs []Message, flags int, wait bool) (
 		m.N = int(h.len)
 		m.NN = int(h.hdr.Controllen)
 		m.Flags = int(h.hdr.Flags)
-		m.Addr = sourceOf(&s.names[i], h.hdr.Namelen, &s.zones)
+		m.Addr = sourceOf(&s.names[i], h.hdr.Namelen, &s.c.zones)
 		bytes += m.N
+		if r == nil {
+			continue
+		}
+		oob := m.OOB[:min(m.NN, len(m.OOB))]
+		if own {
+			oob = s.pctrl[s.pctrlOff[i] : s.pctrlOff[i]+m.NN]
+		}
+		if flags&unix.MSG_ERRQUEUE == 0 {
+			if local, ifindex, ok := ParsePacketInfo(oob); ok {
+				r.table.learn(m.Addr, local, ifindex)
+			}
+		}
+		if own {
+			var ctrunc bool
+			m.NN, ctrunc = putCmsgs(m.OOB, cutCmsg(oob, r.level, r.typ))
+			if ctrunc {
+				m.Flags |= msgCtrunc
+			}
+		}
 	}
 	c.rstats.messages.Add(uint64(s.got))
 	c.rstats.bytes.Add(uint64(bytes))
@@ -102,11 +154,22 @@ func (c *Conn) recvBatch(ctx context.Context, nh, flags int, wait bool) error {
 }
 
 // build points one header at each message's buffers, control room and a
-// sockaddr slot.
-func (s *recvState) build(msgs []Message) {
-	nbuf := 0
+// sockaddr slot; with own, at control room of the Conn's own instead:
+// each message's room and PacketInfoSpace more (see recvPlain).
+func (s *recvState) build(msgs []Message, own bool) {
+	nbuf, nctrl := 0, 0
 	for i := range msgs {
 		nbuf += len(msgs[i].Buffers)
+		nctrl += cmsgAlignUp(len(msgs[i].OOB)) + PacketInfoSpace
+	}
+	if own {
+		if cap(s.pctrl) < nctrl {
+			s.pctrl = make([]byte, nctrl)
+		}
+		if cap(s.pctrlOff) < len(msgs) {
+			s.pctrlOff = make([]int, len(msgs))
+		}
+		s.pctrl, s.pctrlOff = s.pctrl[:nctrl], s.pctrlOff[:len(msgs)]
 	}
 	s.grow(len(msgs))
 	if cap(s.iovs) < nbuf {
@@ -130,7 +193,17 @@ func (s *recvState) build(msgs []Message) {
 			h.hdr.Iov = &s.iovs[iov0]
 			h.hdr.SetIovlen(k)
 		}
-		if len(m.OOB) > 0 {
+		switch {
+		case own:
+			room := cmsgAlignUp(len(m.OOB)) + PacketInfoSpace
+			off := 0
+			if i > 0 {
+				off = s.pctrlOff[i-1] + cmsgAlignUp(len(msgs[i-1].OOB)) + PacketInfoSpace
+			}
+			s.pctrlOff[i] = off
+			h.hdr.Control = &s.pctrl[off]
+			h.hdr.SetControllen(room)
+		case len(m.OOB) > 0:
 			h.hdr.Control = &m.OOB[0]
 			h.hdr.SetControllen(len(m.OOB))
 		}
@@ -148,15 +221,29 @@ func (s *recvState) grow(n int) {
 	s.hdrs, s.names = s.hdrs[:cap(s.hdrs)], s.names[:cap(s.names)]
 }
 
+// groQueueFlags are the read flags the Conn's queue serves as the kernel
+// would have served the same datagrams with GRO off: MSG_PEEK (it leaves
+// them queued), MSG_TRUNC (N is the real length), MSG_CMSG_CLOEXEC (copied
+// into Flags), and the waiting flags. Linux ignores the rest on a UDP read,
+// except MSG_ERRQUEUE (recv) and MSG_CMSG_COMPAT (EINVAL); checkFlags asks
+// the kernel about them, so a flag a later kernel refuses is refused too.
+const groQueueFlags = unix.MSG_PEEK | unix.MSG_TRUNC | unix.MSG_CMSG_CLOEXEC | unix.MSG_DONTWAIT | unix.MSG_WAITFORONE
+
 // recvGRO receives through the Conn's 64 KiB slots, splitting what the
 // kernel coalesced: datagrams left over from earlier calls first, then, if
 // msgs has room, what the socket holds.
 func (c *Conn) recvGRO(ctx context.Context, msgs []Message, flags int, wait bool) (int, error) {
 	r, s := &c.rd, &c.rx
+	s.fitCtrl(msgs)
 	n := 0
 	if !r.q.empty() {
 		if r.expired() {
 			return 0, c.readError(os.ErrDeadlineExceeded)
+		}
+		if flags&^groQueueFlags != 0 {
+			if err := c.checkFlags(flags); err != nil {
+				return 0, c.readError(err)
+			}
 		}
 		if flags&unix.MSG_PEEK != 0 {
 			// Peek at the queue only: reading the socket would reuse the
@@ -189,6 +276,9 @@ func (c *Conn) recvGRO(ctx context.Context, msgs []Message, flags int, wait bool
 		}
 		if !direct {
 			k = s.buildSlots()
+			if flags&unix.MSG_PEEK != 0 {
+				k = 1 // every header would peek at the same datagram
+			}
 		}
 		if err := c.recvBatch(ctx, k, flags, wait && n == 0); err != nil {
 			if n == 0 {
@@ -238,6 +328,60 @@ func (c *Conn) serve(msgs []Message, flags int) int {
 	return n
 }
 
+// checkFlags asks the kernel whether it refuses a read with flags, before
+// datagrams the Conn holds are handed out under flags it does not know
+// (groQueueFlags): GRO off, the read of those datagrams would have met the
+// kernel's verdict. The question is a recvmsg(2) of nothing that peeks and
+// does not wait, so it takes nothing from the socket.
+func (c *Conn) checkFlags(flags int) error {
+	s := &c.rx
+	s.probeFlags = flags
+	if err := c.rc.Control(s.probeFn); err != nil {
+		return err
+	}
+	switch s.probeErrno {
+	case 0, unix.EAGAIN:
+		return nil
+	}
+	return os.NewSyscallError("recvmmsg", s.probeErrno)
+}
+
+// probe is checkFlags' RawConn.Control callback.
+func (s *recvState) probe(fd uintptr) {
+	var h unix.Msghdr
+	for {
+		_, _, e := unix.Syscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&h)), uintptr(s.probeFlags|unix.MSG_PEEK|unix.MSG_DONTWAIT))
+		s.c.rstats.syscalls.Add(1)
+		if e != unix.EINTR {
+			s.probeErrno = e
+			return
+		}
+	}
+}
+
+// fitCtrl gives every slot the control room for the largest OOB in msgs
+// (see groCtrl). It allocates only when a call offers more than every call
+// before it.
+func (s *recvState) fitCtrl(msgs []Message) {
+	oob := groCtrl
+	for i := range msgs {
+		oob = max(oob, len(msgs[i].OOB))
+	}
+	room := cmsgAlignUp(min(oob, groMaxCtrl)) + groCmsgSpace
+	if s.c.reply != nil {
+		room += PacketInfoSpace // the packet-info message the Conn asked for
+	}
+	if room <= s.ctrlRoom {
+		return
+	}
+	s.ctrlRoom = room
+	if s.slots != nil {
+		// Datagrams still queued keep the old room alive until they are
+		// handed out.
+		s.ctrl = make([]byte, len(s.slotv)*room)
+	}
+}
+
 // slotCount returns how many GRO slots the Conn has, allocating the first
 // ones.
 func (s *recvState) slotCount() int {
@@ -257,10 +401,10 @@ func (s *recvState) buildSlots() int {
 			Name:    (*byte)(unsafe.Pointer(&s.names[i])),
 			Namelen: unix.SizeofSockaddrInet6,
 			Iov:     &s.slotv[i],
-			Control: &s.ctrl[i*groCtrl],
+			Control: &s.ctrl[i*s.ctrlRoom],
 		}
 		h.hdr.SetIovlen(1)
-		h.hdr.SetControllen(groCtrl)
+		h.hdr.SetControllen(s.ctrlRoom)
 		h.len = 0
 	}
 	return k
@@ -273,7 +417,10 @@ func (s *recvState) buildSlots() int {
 // messages, then allocates nothing either.
 func (s *recvState) allocSlots(k int) {
 	s.slots = make([]byte, k*groSlot)
-	s.ctrl = make([]byte, k*groCtrl)
+	if s.ctrlRoom == 0 {
+		s.ctrlRoom = groCtrl + groCmsgSpace
+	}
+	s.ctrl = make([]byte, k*s.ctrlRoom)
 	s.slotv = make([]unix.Iovec, k)
 	for i := range s.slotv {
 		s.slotv[i] = unix.Iovec{Base: &s.slots[i*groSlot]}
@@ -300,7 +447,7 @@ func (s *recvState) growSlots() {
 func (s *recvState) queue(from int) (coalesced bool) {
 	for i := from; i < s.got; i++ {
 		h := &s.hdrs[i]
-		seg, oob := cutGRO(s.ctrl[i*groCtrl : i*groCtrl+int(h.hdr.Controllen)])
+		seg, oob := cutGRO(s.ctrl[i*s.ctrlRoom : i*s.ctrlRoom+int(h.hdr.Controllen)])
 		if s.queueBuf(i, seg, oob) {
 			coalesced = true
 		}
@@ -324,10 +471,14 @@ func (s *recvState) queueBuf(i, seg int, oob []byte) (coalesced bool) {
 		c.rstats.groBuffers.Add(1)
 		c.rstats.groMessages.Add(uint64((size + seg - 1) / seg))
 	}
+	addr := sourceOf(&s.names[i], h.hdr.Namelen, &s.c.zones)
+	if c.reply != nil {
+		oob = c.reply.take(addr, oob)
+	}
 	q.bufs = append(q.bufs, groBuf{
 		data:  s.slots[i*groSlot : i*groSlot+size],
 		seg:   seg,
-		addr:  sourceOf(&s.names[i], h.hdr.Namelen, &s.zones),
+		addr:  addr,
 		oob:   oob,
 		flags: int(h.hdr.Flags),
 	})
@@ -363,9 +514,9 @@ func (s *recvState) buildDirect(msgs []Message) int {
 		h.hdr = unix.Msghdr{
 			Name:    (*byte)(unsafe.Pointer(&s.names[i])),
 			Namelen: unix.SizeofSockaddrInet6,
-			Control: &s.ctrl[i*groCtrl],
+			Control: &s.ctrl[i*s.ctrlRoom],
 		}
-		h.hdr.SetControllen(groCtrl)
+		h.hdr.SetControllen(s.ctrlRoom)
 		h.len = 0
 		iov0, room := len(s.iovs), 0
 		for _, b := range msgs[i].Buffers {
@@ -400,7 +551,7 @@ func (s *recvState) readDirect(msgs []Message, flags int) (int, bool) {
 	for i := range s.got {
 		h := &s.hdrs[i]
 		size := min(int(h.len), groSlot)
-		seg, oob := cutGRO(s.ctrl[i*groCtrl : i*groCtrl+int(h.hdr.Controllen)])
+		seg, oob := cutGRO(s.ctrl[i*s.ctrlRoom : i*s.ctrlRoom+int(h.hdr.Controllen)])
 		if seg > 0 && size > seg {
 			for j := i; j < s.got; j++ {
 				got := min(int(s.hdrs[j].len), groSlot, s.room[j])
@@ -422,13 +573,16 @@ func (s *recvState) readDirect(msgs []Message, flags int) (int, bool) {
 				m.N = size
 			}
 		}
+		m.Addr = sourceOf(&s.names[i], h.hdr.Namelen, &s.c.zones)
+		if c.reply != nil {
+			oob = c.reply.take(m.Addr, oob)
+		}
 		var ctrunc bool
 		m.NN, ctrunc = putCmsgs(m.OOB, oob)
 		if ctrunc || h.hdr.Flags&msgCtrunc != 0 {
 			f |= msgCtrunc
 		}
 		m.Flags = f
-		m.Addr = sourceOf(&s.names[i], h.hdr.Namelen, &s.zones)
 		bytes += size
 	}
 	c.rstats.messages.Add(uint64(s.got))

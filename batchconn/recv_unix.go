@@ -16,10 +16,9 @@ import (
 // built with the batchconn_sendmsg tag (so this path is tested on a real
 // kernel too).
 type recvState struct {
-	c     *Conn
-	iovs  []unix.Iovec
-	name  unix.RawSockaddrInet6
-	zones zoneNames
+	c    *Conn
+	iovs []unix.Iovec
+	name unix.RawSockaddrInet6
 
 	// The system call in progress and its outcome.
 	m               *Message
@@ -44,6 +43,7 @@ func (s *recvState) init(c *Conn) {
 func (c *Conn) recv(ctx context.Context, msgs []Message, flags int, wait bool) (int, error) {
 	s := &c.rx
 	c.rd.ctx = ctx
+	c.zones.tick()
 	if err := c.rd.pending; err != nil {
 		c.rd.pending = nil
 		return 0, err

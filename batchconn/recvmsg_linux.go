@@ -35,6 +35,6 @@ func (s *recvState) recvmsg(fd uintptr) syscall.Errno {
 		return e
 	}
 	s.n, s.oobn, s.rflags = int(n), int(h.Controllen), int(h.Flags)
-	s.from = sourceOf(&s.name, h.Namelen, &s.zones)
+	s.from = sourceOf(&s.name, h.Namelen, &s.c.zones)
 	return 0
 }

@@ -28,7 +28,7 @@ func (s *recvState) recvmsg(fd uintptr) syscall.Errno {
 	case *unix.SockaddrInet6:
 		ip := netip.AddrFrom16(sa.Addr)
 		if sa.ZoneId != 0 {
-			ip = ip.WithZone(s.zones.name(sa.ZoneId))
+			ip = ip.WithZone(s.c.zones.name(sa.ZoneId))
 		}
 		s.from = netip.AddrPortFrom(ip, uint16(sa.Port))
 	default:

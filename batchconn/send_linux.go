@@ -37,7 +37,6 @@ type sendState struct {
 	names []unix.RawSockaddrInet6
 	iovs  []unix.Iovec
 	ctrl  []byte
-	zones zoneCache
 	dests gsoDests
 
 	// How many headers and iovecs this call has filled: release clears
@@ -98,6 +97,9 @@ func (c *Conn) send(ctx context.Context, msgs []Message, flags int, wait bool) (
 	s.flags, s.wait = flags, wait
 	s.p.gso = s.useGSO()
 	s.p.plainUntil = 0
+	s.p.recvErr = c.recvErr.Load()
+	s.dests.begin()
+	c.zones.tick()
 	done := 0
 	for done < len(msgs) {
 		nh, bad := s.build(msgs, done)
@@ -126,7 +128,7 @@ func (c *Conn) send(ctx context.Context, msgs []Message, flags int, wait bool) (
 			case s.errno == unix.EAGAIN:
 				return done, c.opError(nil, ErrWouldBlock)
 			default:
-				s.zones.forget(msgs[r.start].Addr)
+				s.c.zones.failed(msgs[r.start].Addr.Addr().Zone())
 				return done, c.opError(&msgs[r.start].Addr, os.NewSyscallError("sendmmsg", s.errno))
 			}
 		}
@@ -174,6 +176,7 @@ func (s *sendState) account(msgs []Message, from, to int) int {
 		messages += r.count
 		if r.count == 1 {
 			msgs[r.start].N = total
+			s.dests.sentPlain(msgs[r.start].Addr)
 			continue
 		}
 		gso++
@@ -229,7 +232,7 @@ func (s *sendState) build(msgs []Message, from int) (nh int, bad error) {
 		h.hdr = unix.Msghdr{}
 		h.len = 0
 		if m.Addr != (netip.AddrPort{}) {
-			ip, zone, err := checkDest(m.Addr, s.c.sock4, s.c.v6only, &s.zones)
+			ip, zone, err := checkDest(m.Addr, s.c.sock4, s.c.v6only, &s.c.zones)
 			if err != nil {
 				return nh, err
 			}

@@ -17,7 +17,6 @@ import (
 type sendState struct {
 	c          *Conn
 	scratch    []byte
-	zones      zoneCache
 	writableFn func(fd uintptr) bool
 }
 
@@ -45,6 +44,7 @@ func (c *Conn) writable() bool { return false }
 func (c *Conn) send(ctx context.Context, msgs []Message, flags int, wait bool) (int, error) {
 	s := &c.tx
 	c.ctx = ctx
+	c.zones.tick()
 	c.arm()
 	for i := range msgs {
 		m := &msgs[i]
@@ -52,7 +52,7 @@ func (c *Conn) send(ctx context.Context, msgs []Message, flags int, wait bool) (
 			return i, c.opError(&m.Addr, err)
 		}
 		if m.Addr != (netip.AddrPort{}) {
-			if _, _, err := checkDest(m.Addr, c.sock4, c.v6only, &s.zones); err != nil {
+			if _, _, err := checkDest(m.Addr, c.sock4, c.v6only, &c.zones); err != nil {
 				return i, c.opError(&m.Addr, err)
 			}
 		}
@@ -60,7 +60,7 @@ func (c *Conn) send(ctx context.Context, msgs []Message, flags int, wait bool) (
 		n, _, err := c.udp.WriteMsgUDPAddrPort(b, m.OOB, m.Addr)
 		c.stats.syscalls.Add(1)
 		if err != nil {
-			s.zones.forget(m.Addr)
+			c.zones.failed(m.Addr.Addr().Zone())
 			return i, c.opError(&m.Addr, c.waitErr(ctx, unwrapOp(err)))
 		}
 		m.N = n

@@ -20,7 +20,6 @@ type sendState struct {
 	scratch []byte // gathers a multi-buffer datagram
 	sa4     unix.SockaddrInet4
 	sa6     unix.SockaddrInet6
-	zones   zoneCache
 
 	// The system call in progress and its outcome.
 	buf, oob []byte
@@ -58,6 +57,7 @@ func (c *Conn) send(ctx context.Context, msgs []Message, flags int, wait bool) (
 	s := &c.tx
 	defer s.release()
 	c.ctx = ctx
+	c.zones.tick()
 	s.flags, s.wait = flags, wait
 	for i := range msgs {
 		m := &msgs[i]
@@ -66,7 +66,7 @@ func (c *Conn) send(ctx context.Context, msgs []Message, flags int, wait bool) (
 		}
 		s.to = nil
 		if m.Addr != (netip.AddrPort{}) {
-			ip, zone, err := checkDest(m.Addr, c.sock4, c.v6only, &s.zones)
+			ip, zone, err := checkDest(m.Addr, c.sock4, c.v6only, &c.zones)
 			if err != nil {
 				return i, c.opError(&m.Addr, err)
 			}
@@ -81,7 +81,7 @@ func (c *Conn) send(ctx context.Context, msgs []Message, flags int, wait bool) (
 		case unix.EAGAIN:
 			return i, c.opError(nil, ErrWouldBlock)
 		default:
-			s.zones.forget(m.Addr)
+			c.zones.failed(m.Addr.Addr().Zone())
 			return i, c.opError(&m.Addr, os.NewSyscallError("sendmsg", s.errno))
 		}
 		m.N = s.sent

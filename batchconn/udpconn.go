@@ -28,27 +28,42 @@ var _ interface {
 // Read reads one datagram, as [net.UDPConn.Read]: a read into an empty b
 // returns at once and consumes nothing.
 func (c *Conn) Read(b []byte) (int, error) {
-	if !c.gro || len(b) == 0 {
+	if !c.batchReads || len(b) == 0 {
 		return c.udp.Read(b)
 	}
 	n, _, _, _, _, err := c.readOne(b, nil, false, "read")
 	return n, err
 }
 
-// ReadFromUDP reads one datagram, as [net.UDPConn.ReadFromUDP]. With GRO on,
-// the *net.UDPAddr is shared as ReadFrom's is.
-func (c *Conn) ReadFromUDP(b []byte) (int, *net.UDPAddr, error) {
-	if !c.gro {
-		return c.udp.ReadFromUDP(b)
+// ReadFromUDP reads one datagram, as [net.UDPConn.ReadFromUDP], and, as
+// it, lets an inlining caller keep the *net.UDPAddr on its stack: a read
+// allocates only the address's bytes.
+func (c *Conn) ReadFromUDP(b []byte) (n int, addr *net.UDPAddr, err error) {
+	return c.readFromUDP(b, &net.UDPAddr{})
+}
+
+// readFromUDP is ReadFromUDP, into addr.
+func (c *Conn) readFromUDP(b []byte, addr *net.UDPAddr) (int, *net.UDPAddr, error) {
+	var n int
+	var ap netip.AddrPort
+	var err error
+	if c.batchReads {
+		n, _, _, ap, _, err = c.readOne(b, nil, false, "recvfrom")
+	} else {
+		n, ap, err = c.udp.ReadFromUDPAddrPort(b)
 	}
-	n, _, _, _, addr, err := c.readOne(b, nil, true, "recvfrom")
-	return n, addr, err
+	if err != nil {
+		return n, nil, err
+	}
+	ip := ap.Addr()
+	*addr = net.UDPAddr{IP: ip.AsSlice(), Port: int(ap.Port()), Zone: ip.Zone()}
+	return n, addr, nil
 }
 
 // ReadFromUDPAddrPort reads one datagram, as
 // [net.UDPConn.ReadFromUDPAddrPort].
 func (c *Conn) ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error) {
-	if !c.gro {
+	if !c.batchReads {
 		return c.udp.ReadFromUDPAddrPort(b)
 	}
 	n, _, _, src, _, err := c.readOne(b, nil, false, "recvfrom")
@@ -58,7 +73,7 @@ func (c *Conn) ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error) {
 // ReadMsgUDPAddrPort reads one datagram and its control messages, as
 // [net.UDPConn.ReadMsgUDPAddrPort].
 func (c *Conn) ReadMsgUDPAddrPort(b, oob []byte) (n, oobn, flags int, addr netip.AddrPort, err error) {
-	if !c.gro {
+	if !c.batchReads {
 		return c.udp.ReadMsgUDPAddrPort(b, oob)
 	}
 	n, oobn, flags, addr, _, err = c.readOne(b, oob, false, "recvmsg")
@@ -85,7 +100,7 @@ func (c *Conn) ReadMsgUDPAddrPort(b, oob []byte) (n, oobn, flags int, addr netip
 // or net.ErrClosed and is never sent later. No copies, timers or goroutines
 // are involved, and nothing is allocated per write.
 func (c *Conn) Write(b []byte) (int, error) {
-	if c.q == nil && c.sendAlone() {
+	if c.q == nil && c.reply == nil && c.sendAlone() {
 		n, err := c.udp.Write(b)
 		c.unlock()
 		return n, err
@@ -102,7 +117,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 // WriteToUDP writes one datagram, as [net.UDPConn.WriteToUDP], combined with
 // concurrent writers as [Conn.Write] is.
 func (c *Conn) WriteToUDP(b []byte, addr *net.UDPAddr) (int, error) {
-	if c.q == nil && c.sendAlone() {
+	if c.q == nil && c.reply == nil && c.sendAlone() {
 		n, err := c.udp.WriteToUDP(b, addr)
 		c.unlock()
 		return n, err
@@ -121,7 +136,7 @@ func (c *Conn) WriteToUDP(b []byte, addr *net.UDPAddr) (int, error) {
 // WriteToUDPAddrPort writes one datagram, as [net.UDPConn.WriteToUDPAddrPort],
 // combined with concurrent writers as [Conn.Write] is.
 func (c *Conn) WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error) {
-	if c.q == nil && c.sendAlone() {
+	if c.q == nil && c.reply == nil && c.sendAlone() {
 		n, err := c.udp.WriteToUDPAddrPort(b, addr)
 		c.unlock()
 		return n, err
@@ -139,7 +154,7 @@ func (c *Conn) WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error) {
 // [net.UDPConn.WriteMsgUDPAddrPort], combined with concurrent writers as
 // [Conn.Write] is.
 func (c *Conn) WriteMsgUDPAddrPort(b, oob []byte, addr netip.AddrPort) (n, oobn int, err error) {
-	if c.q == nil && c.sendAlone() {
+	if c.q == nil && c.reply == nil && c.sendAlone() {
 		n, oobn, err = c.udp.WriteMsgUDPAddrPort(b, oob, addr)
 		c.unlock()
 		return n, oobn, err

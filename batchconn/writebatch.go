@@ -49,6 +49,13 @@ type Message struct {
 	// EDESTADDRREQ. When receiving it is set to the datagram's source, as
 	// [net.UDPConn.ReadMsgUDPAddrPort] reports it (IPv4 sources on an IPv6
 	// socket are IPv4-mapped).
+	//
+	// An IPv6 zone is the name of the interface (or its index, when it has
+	// no name), in the socket's network namespace. A renamed interface is
+	// reported under its new name within a second, and a name the Conn
+	// reported before the rename still reaches the interface when sending,
+	// as long as no other interface has taken it, so a long-running program
+	// keeps its link-local peers.
 	Addr netip.AddrPort
 
 	// Buffers are, when sending, gathered in order into one datagram: no
@@ -137,7 +144,12 @@ var errNilContext = errors.New("batchconn: nil Context")
 //
 // On Linux the messages go out through sendmmsg(2), and runs of equal-size
 // messages to one destination are coalesced into UDP GSO sends; none of that
-// is observable except in speed. On other platforms each message is one
+// is observable except in speed. To keep it so, destinations of a family
+// whose error reporting is on (IP_RECVERR, or IPV6_RECVERR for IPv6
+// destinations; Linux then reports each datagram its qdisc drops, ENOBUFS,
+// but a GSO send as accepted if any of its segments was queued) get no GSO
+// sends; the Conn reads those options at [New] and after each Control call
+// through [Conn.SyscallConn], and does not see them set any other way. On other platforms each message is one
 // system call, with the same results.
 func (c *Conn) WriteMessages(ctx context.Context, msgs []Message, flags int) (int, error) {
 	if c.closed.Load() || c.rc.Control(noControl) != nil {
@@ -255,11 +267,12 @@ func msgLen(m *Message) int {
 // A plan says how messages map onto the datagram headers handed to the kernel.
 // Each header carries one message, or a GSO run of 2 or more messages.
 type planner struct {
-	gso        bool // coalesce runs at all
-	sock4      bool // the socket is AF_INET (else AF_INET6)
-	peer4      bool // the connected peer, if any, is IPv4 (or IPv4-mapped)
-	maxSegs    int  // segments per GSO run
-	plainUntil int  // messages before this index are not coalesced (fallback)
+	gso        bool   // coalesce runs at all
+	sock4      bool   // the socket is AF_INET (else AF_INET6)
+	peer4      bool   // the connected peer, if any, is IPv4 (or IPv4-mapped)
+	maxSegs    int    // segments per GSO run
+	plainUntil int    // messages before this index are not coalesced (fallback)
+	recvErr    uint32 // recvErr4, recvErr6: no runs to destinations of that family (recverr.go)
 
 	dests *gsoDests // destinations that get no GSO runs; nil: none
 }
@@ -276,12 +289,15 @@ func (p *planner) runLen(msgs []Message, i int) (count, seg int) {
 	}
 	first := &msgs[i]
 	seg = msgLen(first)
-	if seg == 0 || p.dests.off(first.Addr) {
+	if seg == 0 {
 		return 1, 0
 	}
-	limit := maxPayload6
+	limit, recvErr := maxPayload6, uint32(recvErr6)
 	if p.dest4(first.Addr) {
-		limit = maxPayload4
+		limit, recvErr = maxPayload4, recvErr4
+	}
+	if p.recvErr&recvErr != 0 || p.dests.off(first.Addr) {
+		return 1, 0
 	}
 	if found, ok := findCmsg(first.OOB, solUDP, udpSegment); found || !ok {
 		return 1, 0
@@ -460,7 +476,7 @@ func (e *destError) Unwrap() error { return e.errno }
 // family, and returns the address to write into the sockaddr (IPv4 or
 // IPv4-mapped IPv6 to match the socket) and the IPv6 scope id, resolving a
 // named zone through zones.
-func checkDest(a netip.AddrPort, sock4, v6only bool, zones *zoneCache) (netip.Addr, uint32, error) {
+func checkDest(a netip.AddrPort, sock4, v6only bool, zones *zoneTable) (netip.Addr, uint32, error) {
 	ip := a.Addr()
 	switch {
 	case !ip.IsValid():
@@ -474,7 +490,10 @@ func checkDest(a netip.AddrPort, sock4, v6only bool, zones *zoneCache) (netip.Ad
 		return ip.Unmap(), 0, nil
 	case ip.Is4() || ip.Is4In6():
 		if v6only {
-			return ip, 0, &destError{"IPv4 destination on an IPv6-only socket", a, syscall.EAFNOSUPPORT}
+			// ENETUNREACH, as sendto(2) gives on Linux for an IPv4 or
+			// IPv4-mapped destination (udpv6_sendmsg) and the UDPConn
+			// passes on.
+			return ip, 0, &destError{"IPv4 destination on an IPv6-only socket", a, syscall.ENETUNREACH}
 		}
 		return netip.AddrFrom16(ip.As16()), 0, nil
 	}
@@ -508,96 +527,35 @@ func numericZone(zone string) (uint32, bool) {
 	return uint32(id), zone != ""
 }
 
-// A zoneCache maps IPv6 zone names (interface names, as in fe80::1%eth0) to
-// interface indexes, so that a named zone costs a full interface lookup
-// (net.InterfaceByName: a netlink dump, dozens of allocations) only on a
-// miss. It holds up to zoneSlots names, replacing them in turn; a name
-// it does not hold is looked up again, so an interface renamed or created
-// since is found, and forget drops a name whose send failed, so that one
-// re-created under the same name is found on the retry. Only the holder of
-// the write gate uses it.
-type zoneCache struct {
-	e [zoneSlots]struct {
-		name  string
-		index uint32
-	}
-	n, next int
-}
-
-// zoneSlots bounds the cache: a host has few interfaces with link-local
-// peers, and a lookup past the bound costs time, not correctness.
-const zoneSlots = 16
-
-// interfaceIndex resolves an interface name; tests count its calls.
-var interfaceIndex = func(name string) (int, error) {
-	ifi, err := net.InterfaceByName(name)
-	if err != nil {
-		return 0, err
-	}
-	return ifi.Index, nil
-}
-
-func (z *zoneCache) index(name string) (uint32, bool) {
-	for i := range z.n {
-		if z.e[i].name == name {
-			return z.e[i].index, true
-		}
-	}
-	id, err := interfaceIndex(name)
-	if err != nil || id <= 0 || uint64(id) > 1<<32-1 {
-		return 0, false
-	}
-	k := z.n
-	if k == zoneSlots {
-		k = z.next
-		z.next = (z.next + 1) % zoneSlots
-	} else {
-		z.n++
-	}
-	z.e[k].name, z.e[k].index = name, uint32(id)
-	return uint32(id), true
-}
-
-// forget drops the zone of a (if named) after a send to a failed: the
-// interface may be gone, or re-created with another index.
-func (z *zoneCache) forget(a netip.AddrPort) {
-	name := a.Addr().Zone()
-	if name == "" || z.n == 0 {
-		return
-	}
-	for i := range z.n {
-		if z.e[i].name == name {
-			z.n--
-			z.e[i] = z.e[z.n]
-			z.e[z.n].name = ""
-			z.next = 0
-			return
-		}
-	}
-}
-
 // A gsoDests remembers destinations whose GSO sends the kernel keeps
 // refusing with EINVAL or EMSGSIZE (a path whose MTU is smaller than the
 // segments, say), so that those stop getting GSO runs while every other
 // destination keeps them (C14). A destination is off after
 // maxDestGSOFailures refusals in a row; a GSO send it accepts clears its
-// count. An off destination is offered GSO again after gsoRetryDatagrams
-// datagrams sent to it plain or gsoRetryAfter, whichever comes first, so
-// that a path whose MTU grows again is not slow for the life of the
-// process: one GSO run then, which turns it off again at once if refused.
-// The table holds gsoDestSlots destinations, replacing them in turn when
-// full: a destination that falls out is offered GSO again and costs at most
-// maxDestGSOFailures more refused sends, each resent plain at once, so a
-// flood of failing destinations costs system calls, never datagrams, and
-// never GSO for the others. Only the holder of the write gate uses it.
+// count. An off destination is offered GSO again once gsoRetryDatagrams
+// datagrams were sent to it plain or gsoRetryAfter has passed, whichever
+// comes first, so that a path whose MTU grows again is not slow for the
+// life of the process: one GSO run then, which turns it off again at once
+// if refused. Both are exact: every datagram the kernel accepts plain for
+// an off destination is counted (sentPlain), and a call that may consult
+// the table while a destination is off reads the clock once, up front
+// (begin), so the first call after gsoRetryAfter offers GSO whatever its
+// size. The table holds gsoDestSlots destinations, replacing them in turn
+// when full: a destination that falls out is offered GSO again and costs
+// at most maxDestGSOFailures more refused sends, each resent plain at
+// once, so a flood of failing destinations costs system calls, never
+// datagrams, and never GSO for the others. Only the holder of the write
+// gate uses it.
 type gsoDests struct {
 	e [gsoDestSlots]struct {
-		addr   netip.AddrPort
-		fails  int
-		denied int       // datagrams sent plain since it went off
-		since  time.Time // when it went off
+		addr  netip.AddrPort
+		fails int
+		plain int       // datagrams sent to it plain since it went off
+		since time.Time // when it went off
 	}
 	n, next int
+	nOff    int       // destinations off now (fails == maxDestGSOFailures)
+	now     time.Time // the clock, read by begin while nOff > 0
 }
 
 const (
@@ -609,7 +567,6 @@ const (
 	// that stays small.
 	gsoRetryDatagrams = 4096
 	gsoRetryAfter     = 10 * time.Second
-	gsoRetryClock     = 64 // datagrams between looks at the clock
 )
 
 func (d *gsoDests) find(a netip.AddrPort) int {
@@ -621,10 +578,18 @@ func (d *gsoDests) find(a netip.AddrPort) int {
 	return -1
 }
 
+// begin starts a send call: while a destination is off, it reads the clock
+// for off to compare with, once per call rather than per datagram.
+func (d *gsoDests) begin() {
+	if d.nOff > 0 {
+		d.now = time.Now()
+	}
+}
+
 // off reports whether a datagram to a gets no GSO run; it is asked once per
 // datagram that could start one.
 func (d *gsoDests) off(a netip.AddrPort) bool {
-	if d == nil || d.n == 0 {
+	if d == nil || d.nOff == 0 {
 		return false
 	}
 	i := d.find(a)
@@ -632,13 +597,24 @@ func (d *gsoDests) off(a netip.AddrPort) bool {
 		return false
 	}
 	e := &d.e[i]
-	e.denied++
-	if e.denied < gsoRetryDatagrams && (e.denied%gsoRetryClock != 0 || time.Since(e.since) < gsoRetryAfter) {
+	if e.plain < gsoRetryDatagrams && d.now.Sub(e.since) < gsoRetryAfter {
 		return true
 	}
 	// Offer GSO again: one refusal turns it off again.
-	e.fails, e.denied = maxDestGSOFailures-1, 0
+	e.fails, e.plain = maxDestGSOFailures-1, 0
+	d.nOff--
 	return false
+}
+
+// sentPlain counts a datagram to a that the kernel accepted as a plain
+// send; only those to an off destination count towards its retry.
+func (d *gsoDests) sentPlain(a netip.AddrPort) {
+	if d.nOff == 0 {
+		return
+	}
+	if i := d.find(a); i >= 0 && d.e[i].fails >= maxDestGSOFailures {
+		d.e[i].plain++
+	}
 }
 
 // failed counts a GSO send to a that the kernel refused.
@@ -651,13 +627,17 @@ func (d *gsoDests) failed(a netip.AddrPort) {
 		} else {
 			i = d.next
 			d.next = (d.next + 1) % gsoDestSlots
+			if d.e[i].fails >= maxDestGSOFailures {
+				d.nOff--
+			}
 		}
 		d.e[i].addr, d.e[i].fails = a, 0
 	}
 	e := &d.e[i]
 	e.fails++
 	if e.fails == maxDestGSOFailures {
-		e.denied, e.since = 0, time.Now()
+		e.plain, e.since = 0, time.Now()
+		d.nOff++
 	}
 }
 
@@ -667,6 +647,9 @@ func (d *gsoDests) accepted(a netip.AddrPort) {
 		return
 	}
 	if i := d.find(a); i >= 0 {
+		if d.e[i].fails >= maxDestGSOFailures {
+			d.nOff--
+		}
 		d.n--
 		d.e[i] = d.e[d.n]
 		d.e[d.n].addr = netip.AddrPort{}

@@ -222,9 +222,11 @@ func (c *Conn) SetReadDeadline(t time.Time) error { return c.r.bc.SetReadDeadlin
 // dropped.
 func (c *Conn) SetWriteDeadline(t time.Time) error { return c.s.bc.SetWriteDeadline(t) }
 
-// SyscallConn returns the wrapped socket's raw connection. quic-go uses it to
-// set socket options and to detect UDP GSO.
-func (c *Conn) SyscallConn() (syscall.RawConn, error) { return c.udp.SyscallConn() }
+// SyscallConn returns the wrapped socket's raw connection, through the
+// batchconn.Conn, which so sees the options set on it (see
+// [batchconn.Conn.SyscallConn]). quic-go uses it to set socket options and
+// to detect UDP GSO.
+func (c *Conn) SyscallConn() (syscall.RawConn, error) { return c.r.bc.SyscallConn() }
 
 // SetReadBuffer sets the wrapped socket's receive buffer size.
 func (c *Conn) SetReadBuffer(bytes int) error { return c.udp.SetReadBuffer(bytes) }

@@ -86,7 +86,7 @@
 // EMSGSIZE: packet lost; EPERM on the first packet: retry). A destination
 // batchconn refuses before any system call (port 0, an address of the wrong
 // family) gives batchconn's error instead, which unwraps to the errno the
-// kernel would have returned (EINVAL, EAFNOSUPPORT).
+// kernel would have returned (EINVAL, EAFNOSUPPORT, ENETUNREACH).
 //
 // An error belongs to the one packet that met it: to its destination (which
 // a remote peer chooses), its size, its control messages, or a moment's

@@ -107,7 +107,7 @@ func TestGuardQuicGoRetriesAFirstEPERM(t *testing.T) {
 // resent split, and batchconn's own GSO goes off.
 func TestFaultQueuedEIOKeepsConnectionsAlive(t *testing.T) {
 	skipUnlessQuicGoGSO(t) // EIO is met by GSO buffers only
-	srv, cli := newSideWith(t, udpLite(t), true), newSideWith(t, udpLite(t), true)
+	srv, cli := newSideWith(t, testnet.ListenUDPLite(t, loopback4), true), newSideWith(t, testnet.ListenUDPLite(t, loopback4), true)
 	transfer(t, srv, cli, 8, testSize(64<<20)/8, true)
 	logStats(t, "server", srv)
 	if st := srv.qb.Stats(); st.GSOSplits == 0 || st.GSO {

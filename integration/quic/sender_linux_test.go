@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"net"
+	"net/netip"
 	"os"
 	"syscall"
 	"testing"
@@ -259,30 +260,11 @@ func TestQueuedPacketGettingEMSGSIZEIsDroppedAndCounted(t *testing.T) {
 	})
 }
 
-// udpLite opens a UDP-Lite socket on 127.0.0.1: a *net.UDPConn to Go, on
-// which the kernel fails every GSO send with EIO (udp_send_skb:
-// "is_udplite"), the error a device that cannot segment gives.
-func udpLite(t testing.TB) *net.UDPConn {
-	t.Helper()
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.IPPROTO_UDPLITE)
-	if err != nil {
-		t.Skipf("no UDP-Lite in this kernel (it is deprecated): %v", err)
-	}
-	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		unix.Close(fd)
-		t.Fatal(err)
-	}
-	f := os.NewFile(uintptr(fd), "udplite")
-	defer f.Close()
-	pc, err := net.FilePacketConn(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pc.(*net.UDPConn)
-}
+// loopback4 is 127.0.0.1.
+var loopback4 = netip.AddrFrom4([4]byte{127, 0, 0, 1})
 
 func TestQueuedGSOBufferGettingEIOIsSplitAndResent(t *testing.T) {
-	r := rigOn(t, udpLite(t), udpLite(t))
+	r := rigOn(t, testnet.ListenUDPLite(t, loopback4), testnet.ListenUDPLite(t, loopback4))
 	gsoBuf := append(append(pkt('a', 100), pkt('b', 100)...), pkt('c', 50)...)
 	if err := r.write(gsoBuf, segmentOOB(100)); err != nil {
 		t.Fatal(err)

@@ -6,47 +6,15 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"os"
 	"strings"
 	"syscall"
 	"testing"
 
-	"golang.org/x/sys/unix"
-
 	"golang.zx2c4.com/wireguard/conn"
 
 	"github.com/batchconn/batchconn/batchconn"
+	"github.com/batchconn/batchconn/internal/testnet"
 )
-
-// udpLite opens a UDP-Lite socket bound to ip. It is a *net.UDPConn to Go
-// and batchconn, and the kernel fails every GSO send on it with EIO
-// (udp_send_skb: "is_udplite"), the error a device that cannot segment
-// gives: on loopback, lo checksums in software and never does.
-func udpLite(t testing.TB, ip netip.Addr) *net.UDPConn {
-	t.Helper()
-	var family int
-	var sa unix.Sockaddr
-	if ip.Is6() {
-		family, sa = unix.AF_INET6, &unix.SockaddrInet6{Addr: ip.As16()}
-	} else {
-		family, sa = unix.AF_INET, &unix.SockaddrInet4{Addr: ip.As4()}
-	}
-	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.IPPROTO_UDPLITE)
-	if err != nil {
-		t.Skipf("no UDP-Lite in this kernel (it is deprecated): %v", err)
-	}
-	if err := unix.Bind(fd, sa); err != nil {
-		unix.Close(fd)
-		t.Fatalf("bind UDP-Lite socket to %v: %v", ip, err)
-	}
-	f := os.NewFile(uintptr(fd), "udplite")
-	defer f.Close()
-	pc, err := net.FilePacketConn(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pc.(*net.UDPConn)
-}
 
 // bindOn returns a Bind open on c, as Open would leave it but for the
 // socket, which Open cannot make.
@@ -90,11 +58,11 @@ func TestErrUDPGSODisabled(t *testing.T) {
 				if ip.Is6() {
 					wildcard = netip.IPv6Unspecified()
 				}
-				b, so := bindOn(t, udpLite(t, wildcard), ip.Is6())
+				b, so := bindOn(t, testnet.ListenUDPLite(t, wildcard), ip.Is6())
 				if !so.c.GSOEnabled() {
 					t.Skipf("no GSO on this host: %s", so.c.Stats().GSOOff)
 				}
-				p := peerOn(t, udpLite(t, ip))
+				p := peerOn(t, testnet.ListenUDPLite(t, ip))
 				ep, _ := b.ParseEndpoint(p.addr.String())
 
 				err := b.Send(tc.bufs, ep)
