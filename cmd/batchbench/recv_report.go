@@ -85,8 +85,9 @@ type recvDoc struct {
 // time per datagram (the reference's over the mode's), which is steadier on
 // a shared machine.
 const (
-	figRate = "dgrams/s ratio, median of rounds"
-	figCPU  = "CPU/dgram ratio (the reference's over this mode's), median of rounds"
+	figRate   = "dgrams/s ratio, median of rounds"
+	figCPU    = "CPU/dgram ratio (the reference's over this mode's), median of rounds"
+	figAllocs = "allocs/call ratio against readfrom, median of rounds"
 )
 
 const recvCPUClock = "the reading thread's user+system time (CLOCK_THREAD_CPUTIME_ID\n" +
@@ -101,6 +102,7 @@ func (d *recvDoc) report(res *bench.Results[recvSample]) *bench.Report[recvSampl
 		{Name: "dgrams/call", JSON: "dgrams_per_call", Value: recvSample.perCall, Format: bench.Fixed(1)},
 		{Name: "allocs/call", JSON: "allocs_per_call", Value: recvSample.allocsPerCall, Format: bench.Allocs},
 		{Name: "lost", JSON: "lost_fraction", Value: recvSample.lostFraction, Format: bench.Pct, Hidden: !c.Live},
+		{Name: "allocs vs readfrom", Of: "allocs/call", Vs: bench.Ref(modeReadFrom), Hidden: true}, // for a goal
 	}
 	// The ratios against each reference, and against batchconn-read for a
 	// target on plain traffic (not a column of the table).
@@ -199,10 +201,14 @@ func (d *recvDoc) goals() []bench.Goal {
 	// The median round, not the worst: allocations are counted process-wide,
 	// and the runtime's own (a new M when a locked thread parks, a timer
 	// heap growing) land in a few rounds whatever the mode does.
-	for _, m := range []string{modeBatchconnRead, modeBatchconnGRO, modeBatchconnReadFromGRO} {
+	for _, m := range []string{modeBatchconnRead, modeBatchconnGRO} {
 		gs = append(gs, bench.Goal{Mode: m, Column: "allocs/call", Cmp: bench.Exactly, Want: 0, Name: m + " allocates nothing per call"})
 	}
-	return gs
+	// ReadFrom returns a *net.UDPAddr of its own, as the UDPConn's does
+	// (R10): it may allocate what readfrom allocates, and no more (1%
+	// for the runtime's own, counted process-wide).
+	return append(gs, bench.Goal{Mode: modeBatchconnReadFromGRO, Column: "allocs vs readfrom", Cmp: bench.AtMost, Want: 1.01,
+		Name: modeBatchconnReadFromGRO + " allocates no more than readfrom", Figure: figAllocs})
 }
 
 // notes prints the targets, a speed target's two figures on one line, and
@@ -212,7 +218,11 @@ func (d *recvDoc) notes(w io.Writer, ts []bench.Target) {
 		fmt.Fprintln(w, "receive targets (speed: by dgrams/s, then by CPU/dgram; allocations: median round):")
 		for i := 0; i < len(ts); i++ {
 			t := ts[i]
-			if t.Figure != figRate || i+1 == len(ts) {
+			switch {
+			case t.Figure == figAllocs:
+				fmt.Fprintf(w, "  %-52s %.2fx its allocs/call %s\n", t.Name, t.Got, t.Verdict())
+				continue
+			case t.Figure != figRate || i+1 == len(ts):
 				fmt.Fprintf(w, "  %-52s %s allocs/call %s\n", t.Name, strconv.FormatFloat(t.Got, 'g', 2, 64), t.Verdict())
 				continue
 			}

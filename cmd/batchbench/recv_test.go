@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -343,5 +344,36 @@ func TestRecvAllocationTargetUsesTheMedianRoundAndShowsSmallCounts(t *testing.T)
 	}
 	if out := write(t, r, bench.Output{Format: "table"}); !strings.Contains(out, "0.0046 allocs/call MISSED") {
 		t.Errorf("a small allocation count is not shown as such:\n%s", out)
+	}
+}
+
+// ReadFrom allocates its address, as the UDPConn's does (R10): the target
+// of batchconn-readfrom-gro is readfrom's allocations, no more.
+func TestRecvReadFromAllocatesNoMoreThanTheUDPConn(t *testing.T) {
+	for _, tt := range []struct {
+		perCall uint64 // batchconn-readfrom-gro's allocations per call; readfrom's are 2
+		met     bool
+	}{{2, true}, {3, false}} {
+		r := fakeRecvReport(trafficGSO, func(mode string, _ int) uint64 {
+			switch mode {
+			case modeReadFrom:
+				return 2 * 14000
+			case modeBatchconnReadFromGRO:
+				return tt.perCall * 14000
+			}
+			return 0
+		})
+		var got *bench.Target
+		for _, tg := range r.Targets() {
+			if tg.Name == "batchconn-readfrom-gro allocates no more than readfrom" {
+				got = &tg
+			}
+		}
+		if got == nil || got.Met != tt.met || got.Got != float64(tt.perCall)/2 {
+			t.Errorf("%d allocations per call against readfrom's 2: target %+v, want met %v", tt.perCall, got, tt.met)
+		}
+		if out := write(t, r, bench.Output{Format: "table"}); !strings.Contains(out, fmt.Sprintf("%.2fx its allocs/call %s", float64(tt.perCall)/2, got.Verdict())) {
+			t.Errorf("the target is not in the table:\n%s", out)
+		}
 	}
 }
