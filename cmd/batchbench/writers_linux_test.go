@@ -48,6 +48,19 @@ func (w *recordingWriter) WriteTo(p []byte, a net.Addr) (int, error) {
 	return len(p), nil
 }
 
+// countingWriter records the destinations written to, at once.
+type countingWriter struct {
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+func (w *countingWriter) WriteTo(p []byte, a net.Addr) (int, error) {
+	w.mu.Lock()
+	w.seen[fmt.Sprintf("%d>%v", p[1], a.(*net.UDPAddr).Port)] = true
+	w.mu.Unlock()
+	return len(p), nil
+}
+
 // Each writer writes bursts packet-major, packet k to every destination
 // then packet k+1, whole bursts only; and the CPU time counts every thread
 // of the process, not only the writers': here the work is all on another.
@@ -75,15 +88,11 @@ func TestWritersWriteBurstsPacketMajorAndCountEveryThreadsCPU(t *testing.T) {
 	}
 
 	// With destinations of its own, writer i writes to dsts[3i:3i+3].
-	w2 := newRecordingWriter()
-	defer close(w2.work)
-	if _, err := measureWriters(context.Background(), &writersTarget{w: w2}, writersCell{writers: 2, perG: true, dests: 3}, dsts, packets[:1], 10*time.Millisecond); err != nil {
+	w2 := &countingWriter{seen: map[string]bool{}}
+	if _, err := measureWriters(context.Background(), &writersTarget{w: w2}, writersCell{writers: 2, perG: true, dests: 3}, dsts, packets[:1], 50*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	seen := map[string]bool{}
-	for _, x := range w2.writes {
-		seen[x] = true
-	}
+	seen := w2.seen
 	if len(seen) != 6 {
 		t.Errorf("two writers with 3 destinations each wrote to %v, want 6 destinations", seen)
 	}

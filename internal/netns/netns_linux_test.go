@@ -67,22 +67,22 @@ func TestNewMakesAPairAndRemoveDeletesIt(t *testing.T) {
 // A failing New leaves nothing behind and says what failed.
 func TestNewThatFailsRemovesWhatItMade(t *testing.T) {
 	requireRoot(t)
-	before, _ := exec.Command("ip", "netns", "list").Output()
 	// An MTU below IPv6's minimum (1280): the link is made, its IPv6
 	// address is refused (or, without IPv6, the pair is fine).
-	p, err := New("netnstest", 100)
+	p, err := New("netnsfail", 100)
 	if err == nil && p.A.Addr6.IsValid() {
 		p.Remove()
 		t.Fatal("New with MTU 100 and IPv6 succeeded")
 	}
-	if err != nil && !strings.Contains(err.Error(), "ip -n netnstest-") {
+	if err != nil && !strings.Contains(err.Error(), "ip -n netnsfail-") {
 		t.Errorf("New with MTU 100: %v, want the ip command that failed and what it said", err)
 	}
 	if p != nil {
 		p.Remove()
 	}
-	if after, _ := exec.Command("ip", "netns", "list").Output(); string(after) != string(before) {
-		t.Errorf("namespaces before\n%s\nafter\n%s", before, after)
+	out, _ := exec.Command("ip", "netns", "list").Output()
+	if mine := fmt.Sprintf("netnsfail-%d-", os.Getpid()); strings.Contains(string(out), mine) {
+		t.Errorf("namespaces %s* left behind:\n%s", mine, out)
 	}
 }
 
