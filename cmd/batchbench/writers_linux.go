@@ -128,7 +128,8 @@ func runWriters(cfg writersConfig, stdout, stderr io.Writer) error {
 
 // measureWriters runs c.writers goroutines calling WriteTo on t for d,
 // each writing bursts of the packets to each of its c.dests destinations
-// (the first of dsts, or its own with c.perG), and returns what they did,
+// (the first of dsts, or its own with c.perG), at least one burst each,
+// and returns what they did,
 // what a write queue held at the end sent and counted. The CPU time is the
 // whole process's, so that it includes the queue's own goroutine.
 func measureWriters(ctx context.Context, t *writersTarget, c writersCell, dsts []net.Addr, packets [][]byte, d time.Duration) (writersSample, error) {
@@ -154,7 +155,7 @@ func measureWriters(ctx context.Context, t *writersTarget, c writersCell, dsts [
 			<-start
 			n := uint64(0)
 		writing:
-			for !stop.Load() { // a burst: packet k to every destination, then k+1
+			for { // a burst: packet k to every destination, then k+1
 				for _, p := range packets {
 					for _, dst := range mine {
 						if _, err := t.w.WriteTo(p, dst); err != nil {
@@ -163,6 +164,9 @@ func measureWriters(ctx context.Context, t *writersTarget, c writersCell, dsts [
 						}
 						n++
 					}
+				}
+				if stop.Load() {
+					break
 				}
 			}
 			total.Add(n)
