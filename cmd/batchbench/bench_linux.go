@@ -8,15 +8,20 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"runtime"
 	"time"
 
 	"github.com/batchconn/batchconn/batchconn"
 	"github.com/batchconn/batchconn/internal/bench"
+	"github.com/batchconn/batchconn/internal/netns"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
 )
+
+// vethMTU is -netns's link MTU: Ethernet's.
+const vethMTU = 1500
 
 // cpuClock says what the CPU column measures.
 const cpuClock = "the sender thread's user+system time (CLOCK_THREAD_CPUTIME_ID on its locked\n" +
@@ -35,9 +40,9 @@ type sender interface {
 // sendBench is one send run's shared state.
 type sendBench struct {
 	cfg        config
-	network    string     // "udp4" or "udp6"
-	local      netip.Addr // the senders' address
-	ns         *netnsPair // nil on loopback
+	network    string      // "udp4" or "udp6"
+	local      netip.Addr  // the senders' address
+	ns         *netns.Pair // A sends, B receives; nil on loopback
 	rx         *receiver
 	bufs       [][]byte         // the batch's payloads, one per datagram
 	dsts       []netip.AddrPort // each datagram's destination
@@ -57,7 +62,7 @@ func run(cfg config, stdout, stderr io.Writer) (err error) {
 	if cfg.ipv6 {
 		b.network = "udp6"
 	}
-	rep := &report{CPUClock: cpuClock}
+	rep := &sendDoc{CPUClock: cpuClock}
 	rep.Config.Size, rep.Config.Batch, rep.Config.Dests = cfg.size, cfg.batch, cfg.dests
 	rep.Config.Duration, rep.Config.Count, rep.Config.Modes = cfg.duration, cfg.count, cfg.modes
 	rep.Config.Network, rep.Config.Path = b.network, "loopback"
@@ -73,12 +78,22 @@ func run(cfg config, stdout, stderr io.Writer) (err error) {
 			return bench.Usagef("-netns needs root: it creates two network namespaces joined by a veth pair " +
 				"(with `ip netns` and `ip link`) and removes them afterwards; run it as root, or leave out -netns to measure on loopback")
 		}
-		if b.ns, err = setupNetns(cfg.ipv6); err != nil {
+		if _, err := exec.LookPath("ip"); err != nil {
+			return fmt.Errorf("-netns needs the ip command (iproute2): %w", err)
+		}
+		// A signal ends the run (bench.SignalContext), not the process, so
+		// the deferred Remove runs then too.
+		if b.ns, err = netns.New("batchbench", vethMTU); err != nil {
 			return err
 		}
-		defer b.ns.cleanup()
-		b.local, rxAddr = b.ns.sndAddr, b.ns.rcvAddr
-		rep.Config.Path, rep.Env.MTU = "veth", b.ns.mtu
+		defer b.ns.Remove()
+		b.local, rxAddr = b.ns.A.Addr4, b.ns.B.Addr4
+		if cfg.ipv6 {
+			if b.local, rxAddr = b.ns.A.Addr6, b.ns.B.Addr6; !rxAddr.IsValid() {
+				return errors.New("-netns -ipv6: this kernel has no IPv6")
+			}
+		}
+		rep.Config.Path, rep.Env.MTU = "veth", vethMTU
 	}
 
 	// The receiver: one socket per destination, drained by one thread.
@@ -134,24 +149,8 @@ func run(cfg config, stdout, stderr io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	for _, s := range res.Series {
-		rep.Modes = append(rep.Modes, &modeResult{Mode: s.Mode, Unavailable: s.Unavailable, Samples: values(s.Samples)})
-	}
-	rep.finish()
-	b.explainGSO(rep)
-
-	if cfg.out.SVG != "" {
-		if err := bench.WriteSVGFile(cfg.out.SVG, rep.chart()); err != nil {
-			return err
-		}
-	}
-	switch cfg.out.Format {
-	case "json":
-		return bench.WriteJSON(stdout, rep)
-	case "gobench":
-		return rep.writeGobench(stdout)
-	}
-	return rep.writeTable(stdout, cfg.out.Quiet)
+	b.explainGSO(rep, res)
+	return rep.report(res).Write(stdout, cfg.out)
 }
 
 // mode is one send mode: each round on a fresh sender socket, sending for
@@ -170,6 +169,7 @@ func (b *sendBench) mode(name string) bench.Mode[sample] {
 				d = min(b.cfg.duration/4, 100*time.Millisecond)
 			}
 			smp, err := b.measure(s, d)
+			smp.Round, smp.SentPerSec = round, smp.sentPerSec()
 			if bs, ok := s.(*batchconnSender); ok && name == modeBatchconnGSO {
 				b.gsoOff = bs.c.Stats().GSOOff
 			}
@@ -179,17 +179,8 @@ func (b *sendBench) mode(name string) bench.Mode[sample] {
 	}
 }
 
-// values returns the samples with their rounds filled in.
-func values(ss []bench.Sample[sample]) []sample {
-	var vs []sample
-	for _, s := range ss {
-		s.Value.Round = s.Round
-		vs = append(vs, s.Value)
-	}
-	return vs
-}
-
-// measure runs s for d on a locked thread and returns what it did.
+// measure runs s for d on a thread of its own (bench.Locked) and returns
+// what it did.
 func (b *sendBench) measure(s sender, d time.Duration) (sample, error) {
 	// The receiver must be idle before the round starts, or the last
 	// round's backlog would be counted (and drained) in this one.
@@ -197,28 +188,16 @@ func (b *sendBench) measure(s sender, d time.Duration) (sample, error) {
 	rx0 := b.rx.count.Load()
 	self0 := bench.ProcessCPU()
 
-	type result struct {
-		smp sample
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		var r result
-		r.smp, r.err = sendFor(s, d)
-		done <- r
-	}()
-	r := <-done
+	smp, err := bench.Locked(func() (sample, error) { return sendFor(s, d) })
 	self1 := bench.ProcessCPU()
 	b.rx.waitDrained()
-	r.smp.Sent = r.smp.Batches * uint64(b.cfg.batch)
-	r.smp.Bytes = r.smp.Sent * uint64(b.cfg.size)
+	smp.Sent = smp.Batches * uint64(b.cfg.batch)
+	smp.Bytes = smp.Sent * uint64(b.cfg.size)
 	// The receiver got the warm-up batch too, which is not part of Sent.
-	got, warm := b.rx.count.Load()-rx0, r.smp.WarmupSent*uint64(b.cfg.batch)
-	r.smp.Delivered = got - min(got, warm)
-	r.smp.ProcessCPU = self1 - self0
-	return r.smp, r.err
+	got, warm := b.rx.count.Load()-rx0, smp.WarmupSent*uint64(b.cfg.batch)
+	smp.Delivered = got - min(got, warm)
+	smp.ProcessCPU = self1 - self0
+	return smp, err
 }
 
 // sendFor is the measured loop. It runs on a locked OS thread so that the
@@ -419,8 +398,8 @@ func (b *sendBench) probeGSO() error {
 }
 
 // explainGSO fills in whether batchconn-gso used GSO, and why not.
-func (b *sendBench) explainGSO(rep *report) {
-	g := rep.mode(modeBatchconnGSO)
+func (b *sendBench) explainGSO(rep *sendDoc, res *bench.Results[sample]) {
+	g := res.Get("", modeBatchconnGSO)
 	if g == nil {
 		if rep.GSO.Why == "" {
 			rep.GSO.Why = "batchconn-gso was not run"
@@ -428,7 +407,7 @@ func (b *sendBench) explainGSO(rep *report) {
 		return
 	}
 	for _, s := range g.Samples {
-		if s.GSOSends > 0 {
+		if s.Value.GSOSends > 0 {
 			rep.GSO.Used = true
 		}
 	}
@@ -452,7 +431,7 @@ func (b *sendBench) inSndNetns(f func() error) error {
 	if b.ns == nil {
 		return f()
 	}
-	return b.ns.do(b.ns.snd, f)
+	return b.ns.A.Run(f)
 }
 
 // inRcvNetns runs f on a thread in the receiver's network namespace.
@@ -460,5 +439,5 @@ func (b *sendBench) inRcvNetns(f func() error) error {
 	if b.ns == nil {
 		return f()
 	}
-	return b.ns.do(b.ns.rcv, f)
+	return b.ns.B.Run(f)
 }

@@ -135,100 +135,137 @@ func TestHelpExitsWith0(t *testing.T) {
 	}
 }
 
-// fakeReport is a finished report with made-up but consistent samples.
-func fakeReport() *report {
-	r := &report{CPUClock: "test clock"}
-	r.Config.Size, r.Config.Batch, r.Config.Dests = 1200, 64, 1
-	r.Config.Duration, r.Config.Count = 100*time.Millisecond, 2
-	r.Config.Modes, r.Config.Network, r.Config.Path, r.Config.SegsPerGSO = allModes, "udp4", "loopback", 54
-	r.Env.GOOS, r.Env.GOARCH, r.Env.GOMAXPROCS, r.Env.Kernel = "linux", "amd64", 2, "Linux 6.18"
-	r.GSO.Available, r.GSO.Used = true, true
+// sendOut is the send report's JSON as a script reads it.
+type sendOut struct {
+	sendDoc
+	Modes []struct {
+		Mode, Unavailable string
+		Samples           []sample
+		SentPerSec        bench.Stat  `json:"sent_per_sec"`
+		SyscallsPerDgram  bench.Stat  `json:"syscalls_per_dgram"`
+		AllocsPerBatch    bench.Stat  `json:"allocs_per_batch"`
+		VsWriteTo         *bench.Stat `json:"vs_writeto"`
+		RawRef            string      `json:"raw_ref"`
+		VsRaw             *bench.Stat `json:"vs_raw"`
+		MedianRound       int         `json:"median_round"`
+	} `json:"modes"`
+}
+
+// write writes rep as out asks, failing the test on an error.
+func write[S any](t *testing.T, rep *bench.Report[S], out bench.Output) string {
+	t.Helper()
+	var b bytes.Buffer
+	if err := rep.Write(&b, out); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// sendJSON is rep's -json output, decoded.
+func sendJSON(t *testing.T, rep *bench.Report[sample]) *sendOut {
+	t.Helper()
+	out := write(t, rep, bench.Output{Format: "json"})
+	var r sendOut
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, out)
+	}
+	return &r
+}
+
+// fakeReport is a send report of made-up but consistent samples.
+func fakeReport() *bench.Report[sample] {
+	d := &sendDoc{CPUClock: "test clock"}
+	d.Config.Size, d.Config.Batch, d.Config.Dests = 1200, 64, 1
+	d.Config.Duration, d.Config.Count = 100*time.Millisecond, 2
+	d.Config.Modes, d.Config.Network, d.Config.Path, d.Config.SegsPerGSO = allModes, "udp4", "loopback", 54
+	d.Env.GOOS, d.Env.GOARCH, d.Env.GOMAXPROCS, d.Env.Kernel = "linux", "amd64", 2, "Linux 6.18"
+	d.GSO.Available, d.GSO.Used = true, true
 	perBatch := map[string]time.Duration{ // time for one batch of 64
 		modeWriteTo: 200 * time.Microsecond, modeXNet: 170 * time.Microsecond,
 		modeBatchconn: 160 * time.Microsecond, modeBatchconnGSO: 40 * time.Microsecond,
 		modeRawSendmmsg: 155 * time.Microsecond, modeRawGSO: 36 * time.Microsecond,
 	}
+	res := &bench.Results[sample]{}
 	for _, m := range allModes {
-		res := &modeResult{Mode: m}
+		s := &bench.Series[sample]{Mode: m}
 		for round := 1; round <= 2; round++ {
 			batches := uint64(100*time.Millisecond/perBatch[m]) + uint64(round)
 			sent := batches * 64
-			res.Samples = append(res.Samples, sample{
+			s.Samples = append(s.Samples, bench.Sample[sample]{Round: round, Value: sample{
 				Round: round, Elapsed: 100 * time.Millisecond, Batches: batches, Sent: sent,
 				Delivered: sent - sent/100, Bytes: sent * 1200, CPU: 90 * time.Millisecond,
-				Syscalls: batches, GSOSends: 2 * batches,
-			})
+				Syscalls: batches, GSOSends: 2 * batches, SentPerSec: float64(sent) * 10,
+			}})
 		}
-		r.Modes = append(r.Modes, res)
+		res.Series = append(res.Series, s)
 	}
-	r.finish()
-	return r
+	return d.report(res)
 }
 
-func TestReportFinish(t *testing.T) {
-	r := fakeReport()
+func TestSendReportFiguresAndWinner(t *testing.T) {
+	rep := fakeReport()
+	if w := rep.Fastest(); w != modeBatchconnGSO {
+		t.Errorf("winner = %q, want batchconn-gso (raw modes are the limit, not contenders)", w)
+	}
+	if st := rep.Figure("", modeBatchconnGSO, "vs writeto"); st == nil || st.Median < 4.9 || st.Median > 5.1 {
+		t.Errorf("batchconn-gso vs writeto = %+v, want about 5", st)
+	}
+	if st := rep.Figure("", modeWriteTo, "syscalls/dgram"); st == nil || st.Median != 1.0/64 {
+		t.Errorf("syscalls/dgram = %+v, want 1/64", st)
+	}
+	r := sendJSON(t, rep)
+	for _, m := range r.Modes {
+		if want := rawRefOf(m.Mode); m.RawRef != want || m.VsRaw == nil {
+			t.Errorf("%s: raw reference %q (%+v), want %s", m.Mode, m.RawRef, m.VsRaw, want)
+		}
+	}
 	if r.Winner != modeBatchconnGSO {
-		t.Errorf("winner = %q, want batchconn-gso (raw modes are the limit, not contenders)", r.Winner)
-	}
-	g := r.mode(modeBatchconnGSO)
-	if g.VsWriteTo == nil || g.VsWriteTo.Median < 4.9 || g.VsWriteTo.Median > 5.1 {
-		t.Errorf("batchconn-gso vs writeto = %+v, want about 5", g.VsWriteTo)
-	}
-	if g.RawRef != modeRawGSO {
-		t.Errorf("batchconn-gso raw reference = %q, want raw-gso", g.RawRef)
-	}
-	if b := r.mode(modeBatchconn); b.RawRef != modeRawSendmmsg {
-		t.Errorf("batchconn raw reference = %q, want raw-sendmmsg", b.RawRef)
-	}
-	if s := r.mode(modeWriteTo).SyscallsPerDgram.Median; s != 1.0/64 {
-		t.Errorf("syscalls/dgram = %v, want 1/64", s)
+		t.Errorf("JSON winner = %q", r.Winner)
 	}
 }
 
 func TestJSONOutputRoundTrips(t *testing.T) {
-	var buf bytes.Buffer
-	if err := bench.WriteJSON(&buf, fakeReport()); err != nil {
-		t.Fatal(err)
-	}
+	out := write(t, fakeReport(), bench.Output{Format: "json"})
 	var got map[string]any
-	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
-		t.Fatalf("output is not JSON: %v\n%s", err, buf.String())
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, out)
 	}
-	for _, key := range []string{"config", "env", "gso", "cpu_clock", "modes", "winner"} {
+	for _, key := range []string{"config", "env", "gso", "cpu_clock", "sender_cpu_share", "modes", "winner"} {
 		if _, ok := got[key]; !ok {
 			t.Errorf("JSON has no %q", key)
 		}
 	}
-	var back report
-	if err := json.Unmarshal(buf.Bytes(), &back); err != nil {
-		t.Fatal(err)
-	}
+	back := sendJSON(t, fakeReport())
 	if len(back.Modes) != len(allModes) || back.Config.Duration != 100*time.Millisecond {
 		t.Fatalf("decoded %d modes, duration %v", len(back.Modes), back.Config.Duration)
 	}
-	m := back.Modes[0]
-	for _, key := range []string{"sent_per_sec", "delivered_per_sec", "gbit_per_sec", "cpu_ns_per_dgram", "syscalls_per_dgram", "allocs_per_batch"} {
-		if !strings.Contains(buf.String(), `"`+key+`": {`) {
-			t.Errorf("JSON has no %q summary", key)
+	// The keys a script reads, in every mode.
+	for _, key := range []string{"sent_per_sec", "delivered_per_sec", "lost_fraction", "gbit_per_sec", "cpu_ns_per_dgram",
+		"syscalls_per_dgram", "allocs_per_batch", "gso_sends_per_batch", "vs_writeto", "vs_raw"} {
+		if n := strings.Count(out, `"`+key+`": {`); n != len(allModes) {
+			t.Errorf("JSON has %d %q summaries, want one per mode", n, key)
 		}
 	}
+	for _, key := range []string{"lost_fraction_total", "median_round", "median_round_delivered_per_sec", "median_round_lost_fraction", "raw_ref"} {
+		if n := strings.Count(out, `"`+key+`": `); n != len(allModes) {
+			t.Errorf("JSON has %d %q, want one per mode", n, key)
+		}
+	}
+	m := back.Modes[0]
 	if m.SentPerSec.Median <= 0 || m.SentPerSec.Min > m.SentPerSec.Median || m.SentPerSec.Max < m.SentPerSec.Median {
 		t.Errorf("sent/s summary %+v is not min <= median <= max", m.SentPerSec)
 	}
-	if m.Samples[0].SentPerSec <= 0 {
-		t.Errorf("samples carry no sent_per_sec")
+	if m.Samples[0].SentPerSec <= 0 || m.Samples[1].Round != 2 {
+		t.Errorf("samples carry no sent_per_sec or round: %+v", m.Samples)
 	}
 }
 
 func TestGobenchOutputIsWhatBenchstatReads(t *testing.T) {
-	var buf bytes.Buffer
-	if err := fakeReport().writeGobench(&buf); err != nil {
-		t.Fatal(err)
-	}
+	out := write(t, fakeReport(), bench.Output{Format: "gobench"})
 	line := regexp.MustCompile(`^BenchmarkSend/mode=[a-z-]+/path=loopback/net=udp4/size=1200/batch=64/dests=1-2\t\d+(\t[0-9.]+ [a-zA-Z/-]+)+$`)
 	config := regexp.MustCompile(`^[a-z]+: \S.*$`)
 	benches := 0
-	for l := range strings.Lines(buf.String()) {
+	for l := range strings.Lines(out) {
 		l = strings.TrimSuffix(l, "\n")
 		switch {
 		case strings.HasPrefix(l, "Benchmark"):
@@ -247,13 +284,10 @@ func TestGobenchOutputIsWhatBenchstatReads(t *testing.T) {
 }
 
 func TestTableIsAligned(t *testing.T) {
-	var buf bytes.Buffer
-	if err := fakeReport().writeTable(&buf, true); err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	out := write(t, fakeReport(), bench.Output{Format: "table", Quiet: true})
+	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if len(lines) != 1+len(allModes) {
-		t.Fatalf("-q table has %d lines, want header + %d modes:\n%s", len(lines), len(allModes), buf.String())
+		t.Fatalf("-q table has %d lines, want header + %d modes:\n%s", len(lines), len(allModes), out)
 	}
 	// Every row's "vs writeto" column ends at the same place as the header's.
 	head := []rune(lines[0])
@@ -267,8 +301,17 @@ func TestTableIsAligned(t *testing.T) {
 			t.Errorf("row not aligned under the header:\n%s\n%s", lines[0], l)
 		}
 	}
-	if !strings.Contains(buf.String(), "<- fastest") {
-		t.Errorf("table does not mark the winner:\n%s", buf.String())
+	if !strings.Contains(out, "<- fastest") {
+		t.Errorf("table does not mark the winner:\n%s", out)
+	}
+	full := write(t, fakeReport(), bench.Output{Format: "table"})
+	for _, want := range []string{"batchbench: 1200-byte datagrams in batches of 64 to 1 destination over loopback, udp4\n" +
+		"Linux 6.18, ", "\nGSO: available and used (batchconn-gso: 2.0 GSO sends per batch, at most 54 datagrams each)\n",
+		"\nfastest: batchconn-gso, 4.98x writeto, 0.90x raw-gso (the limit)\n", "\nbatchconn (GSO off) vs xnet WriteBatch: 1.06x",
+		"\nlost over all rounds: writeto 1.0%,", "Gbit/s: payload sent. CPU/dgram: test clock.\n"} {
+		if !strings.Contains(full, want) {
+			t.Errorf("table lacks %q:\n%s", want, full)
+		}
 	}
 }
 
@@ -303,25 +346,21 @@ func TestGSOSegmentMustFitTheMTU(t *testing.T) {
 // The table's sent/s, delivered/s and lost must describe the same datagrams,
 // so that delivered/s = sent/s × (1 − lost), even when rounds differ widely.
 func TestTableRatesAndLossReconcile(t *testing.T) {
-	r := &report{CPUClock: "test clock"}
-	r.Config.Size, r.Config.Batch, r.Config.Count = 1000, 100, 4
-	res := &modeResult{Mode: modeWriteTo}
+	d := &sendDoc{CPUClock: "test clock"}
+	d.Config.Size, d.Config.Batch, d.Config.Count = 1000, 100, 4
+	s := &bench.Series[sample]{Mode: modeWriteTo}
 	for i, c := range []struct{ sent, delivered uint64 }{
 		{100_000, 100_000}, // 100k/s, nothing lost
 		{200_000, 100_000}, // 200k/s, half lost
 		{300_000, 270_000}, // 300k/s, 10% lost
 		{400_000, 40_000},  // 400k/s, 90% lost
 	} {
-		res.Samples = append(res.Samples, sample{Round: i + 1, Elapsed: time.Second, Batches: c.sent / 100,
-			Sent: c.sent, Delivered: c.delivered, Bytes: c.sent * 1000})
+		s.Samples = append(s.Samples, bench.Sample[sample]{Round: i + 1, Value: sample{Round: i + 1, Elapsed: time.Second,
+			Batches: c.sent / 100, Sent: c.sent, Delivered: c.delivered, Bytes: c.sent * 1000}})
 	}
-	r.Modes = []*modeResult{res}
-	r.finish()
-	var buf bytes.Buffer
-	if err := r.writeTable(&buf, true); err != nil {
-		t.Fatal(err)
-	}
-	row := strings.Fields(strings.Split(buf.String(), "\n")[1])
+	rep := d.report(&bench.Results[sample]{Series: []*bench.Series[sample]{s}})
+	out := write(t, rep, bench.Output{Format: "table", Quiet: true})
+	row := strings.Fields(strings.Split(out, "\n")[1])
 	// mode sent/s (min–max) delivered/s lost ...
 	sent, delivered, lost := parseRate(t, row[1]), parseRate(t, row[3]), row[4]
 	l, err := strconv.ParseFloat(strings.TrimSuffix(lost, "%"), 64)
@@ -330,10 +369,10 @@ func TestTableRatesAndLossReconcile(t *testing.T) {
 	}
 	if want := sent * (1 - l/100); math.Abs(delivered-want) > 0.01*want {
 		t.Errorf("sent/s %s, delivered/s %s, lost %s do not reconcile: %v x (1 - %v%%) = %v\n%s",
-			row[1], row[3], lost, sent, l, want, buf.String())
+			row[1], row[3], lost, sent, l, want, out)
 	}
-	if res.MedianRound != 2 {
-		t.Errorf("median round = %d, want 2 (the lower middle of 4 by sent/s)", res.MedianRound)
+	if r := sendJSON(t, rep); r.Modes[0].MedianRound != 2 {
+		t.Errorf("median round = %d, want 2 (the lower middle of 4 by sent/s)", r.Modes[0].MedianRound)
 	}
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -9,17 +10,75 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// rawSender is the ceiling: sendmmsg(2) through unix.Syscall6 on a socket the
-// Go runtime's poller does not know, with every header built once up front.
-// It still does what any correct sender must: it loops over partial sends and
-// waits in poll(2) on EAGAIN. Nothing else.
-type rawSender struct {
+// rawSock is a non-blocking UDP socket the Go runtime's poller does not
+// know, bound to an address and a port the kernel chose, with the message
+// headers of its sendmmsg(2) or recvmmsg(2) calls built once, an iovec
+// each.
+type rawSock struct {
 	fd    int
+	local netip.AddrPort
 	hdrs  []unix.Mmsghdr
 	iovs  []unix.Iovec
+	pfd   [1]unix.PollFd // what mmsg waits for: POLLOUT or POLLIN
+}
+
+func newRawSock(local netip.Addr, n int, events int16) (*rawSock, error) {
+	fd, addr, err := rawSocket(local)
+	if err != nil {
+		return nil, err
+	}
+	s := &rawSock{fd: fd, local: addr, hdrs: make([]unix.Mmsghdr, n), iovs: make([]unix.Iovec, n)}
+	s.pfd[0] = unix.PollFd{Fd: int32(fd), Events: events}
+	return s, nil
+}
+
+// set makes header i one message: buf, to or from name, with control data
+// oob if any.
+func (s *rawSock) set(i int, buf []byte, name *unix.RawSockaddrInet6, namelen uint32, oob []byte) {
+	s.iovs[i].Base = &buf[0]
+	s.iovs[i].SetLen(len(buf))
+	h := &s.hdrs[i].Hdr
+	h.Name, h.Namelen = (*byte)(unsafe.Pointer(name)), namelen
+	h.Iov = &s.iovs[i]
+	h.SetIovlen(1)
+	if len(oob) > 0 {
+		h.Control = &oob[0]
+		h.SetControllen(len(oob))
+	}
+}
+
+// mmsg makes one sendmmsg or recvmmsg call (trap) with hdrs and returns the
+// messages it sent or read. When the socket is full or empty (EAGAIN) it
+// waits in poll(2), at most timeout milliseconds (-1: for good), and
+// returns 0, as after EINTR: the caller calls again.
+func (s *rawSock) mmsg(trap uintptr, hdrs []unix.Mmsghdr, timeout int) (int, error) {
+	n, _, e := unix.Syscall6(trap, uintptr(s.fd), uintptr(unsafe.Pointer(&hdrs[0])), uintptr(len(hdrs)), 0, 0, 0)
+	switch e {
+	case 0:
+		return int(n), nil
+	case unix.EAGAIN:
+		if _, err := unix.Poll(s.pfd[:], timeout); err != nil && err != unix.EINTR {
+			return 0, os.NewSyscallError("poll", err)
+		}
+		return 0, nil
+	case unix.EINTR:
+		return 0, nil
+	}
+	if trap == unix.SYS_RECVMMSG {
+		return 0, os.NewSyscallError("recvmmsg", e)
+	}
+	return 0, os.NewSyscallError("sendmmsg", e)
+}
+
+func (s *rawSock) close() error { return unix.Close(s.fd) }
+
+// rawSender is the ceiling: sendmmsg(2) through unix.Syscall6 on a rawSock,
+// with every header built once up front. It still does what any correct
+// sender must: it loops over partial sends and waits in poll(2) on EAGAIN.
+// Nothing else.
+type rawSender struct {
+	*rawSock
 	names []unix.RawSockaddrInet6 // one per destination; large enough for IPv4 too
-	oob   []byte
-	pfd   [1]unix.PollFd
 
 	calls       uint64
 	gsoSends    uint64
@@ -32,70 +91,46 @@ type rawSender struct {
 // split at b.segsPerGSO datagrams; all of a batch's messages go in one
 // sendmmsg call.
 func newRawSender(b *sendBench, gso bool) (*rawSender, error) {
-	fd, err := rawSocket(b.local)
+	size, n := b.cfg.size, len(b.bufs)
+	// The messages: [first datagram, end) of the batch each.
+	var msgs [][2]int
+	for i := 0; i < n; {
+		j := i + 1
+		for gso && j < n && b.destIdx[j] == b.destIdx[i] && j-i < b.segsPerGSO {
+			j++
+		}
+		msgs = append(msgs, [2]int{i, j})
+		i = j
+	}
+	rs, err := newRawSock(b.local, len(msgs), unix.POLLOUT)
 	if err != nil {
 		return nil, err
 	}
-	s := &rawSender{fd: fd}
-	s.pfd[0] = unix.PollFd{Fd: int32(fd), Events: unix.POLLOUT}
-	s.names = make([]unix.RawSockaddrInet6, len(b.rx.addrs))
+	s := &rawSender{rawSock: rs, names: make([]unix.RawSockaddrInet6, len(b.rx.addrs))}
 	namelen := make([]uint32, len(b.rx.addrs))
 	for i, a := range b.rx.addrs {
 		namelen[i] = putSockaddr(&s.names[i], a)
 	}
-
-	size := b.cfg.size
-	if !gso {
-		s.iovs = make([]unix.Iovec, len(b.bufs))
-		s.hdrs = make([]unix.Mmsghdr, len(b.bufs))
-		for i, buf := range b.bufs {
-			s.iovs[i].Base = &buf[0]
-			s.iovs[i].SetLen(len(buf))
-			h := &s.hdrs[i].Hdr
-			h.Name = (*byte)(unsafe.Pointer(&s.names[b.destIdx[i]]))
-			h.Namelen = namelen[b.destIdx[i]]
-			h.Iov = &s.iovs[i]
-			h.SetIovlen(1)
-		}
-		return s, nil
-	}
-
-	// One contiguous copy of the batch: the pre-coalesced buffers.
-	flat := make([]byte, 0, len(b.bufs)*size)
+	// With gso, one contiguous copy of the batch: the pre-coalesced buffers.
+	var flat []byte
 	for _, buf := range b.bufs {
-		flat = append(flat, buf...)
+		if gso {
+			flat = append(flat, buf...)
+		}
 	}
 	space := unix.CmsgSpace(2)
-	for i := 0; i < len(b.bufs); {
-		j := i + 1
-		for j < len(b.bufs) && b.destIdx[j] == b.destIdx[i] && j-i < b.segsPerGSO {
-			j++
+	oob := make([]byte, len(msgs)*space)
+	for k, m := range msgs {
+		d, buf, cmsg := b.destIdx[m[0]], b.bufs[m[0]], []byte(nil)
+		if gso {
+			buf = flat[m[0]*size : m[1]*size]
 		}
-		s.iovs = append(s.iovs, unix.Iovec{Base: &flat[i*size]})
-		s.iovs[len(s.iovs)-1].SetLen((j - i) * size)
-		if j-i >= 2 {
+		if m[1]-m[0] >= 2 {
+			cmsg = oob[k*space : (k+1)*space]
+			putSegmentCmsg(cmsg, size)
 			s.gsoPerBatch++
 		}
-		s.hdrs = append(s.hdrs, unix.Mmsghdr{})
-		i = j
-	}
-	s.oob = make([]byte, len(s.hdrs)*space)
-	i, k := 0, 0
-	for i < len(b.bufs) {
-		n := int(s.iovs[k].Len) / size
-		h := &s.hdrs[k].Hdr
-		h.Name = (*byte)(unsafe.Pointer(&s.names[b.destIdx[i]]))
-		h.Namelen = namelen[b.destIdx[i]]
-		h.Iov = &s.iovs[k]
-		h.SetIovlen(1)
-		if n >= 2 {
-			oob := s.oob[k*space : (k+1)*space]
-			putSegmentCmsg(oob, size)
-			h.Control = &oob[0]
-			h.SetControllen(len(oob))
-		}
-		i += n
-		k++
+		s.set(k, buf, &s.names[d], namelen[d], cmsg)
 	}
 	return s, nil
 }
@@ -103,41 +138,21 @@ func newRawSender(b *sendBench, gso bool) (*rawSender, error) {
 func (s *rawSender) sendBatch() error {
 	for off := 0; off < len(s.hdrs); {
 		s.calls++
-		r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(s.fd),
-			uintptr(unsafe.Pointer(&s.hdrs[off])), uintptr(len(s.hdrs)-off), 0, 0, 0)
-		switch e {
-		case 0:
-			off += int(r)
-		case unix.EAGAIN:
-			if err := s.waitWritable(); err != nil {
-				return err
-			}
-		case unix.EINTR:
-		default:
-			return os.NewSyscallError("sendmmsg", e)
+		n, err := s.mmsg(unix.SYS_SENDMMSG, s.hdrs[off:], -1)
+		if err != nil {
+			return err
 		}
+		off += n
 	}
 	s.gsoSends += s.gsoPerBatch
 	return nil
 }
 
-func (s *rawSender) waitWritable() error {
-	for {
-		_, err := unix.Poll(s.pfd[:], -1)
-		if err == nil {
-			return nil
-		}
-		if err != unix.EINTR {
-			return os.NewSyscallError("poll", err)
-		}
-	}
-}
-
 func (s *rawSender) counters() (uint64, uint64) { return s.calls, s.gsoSends }
-func (s *rawSender) close() error               { return unix.Close(s.fd) }
 
-// rawSocket opens a non-blocking UDP socket bound to local, port 0.
-func rawSocket(local netip.Addr) (int, error) {
+// rawSocket opens a non-blocking UDP socket bound to local, port 0, and
+// returns it and its address.
+func rawSocket(local netip.Addr) (int, netip.AddrPort, error) {
 	var family int
 	var sa unix.Sockaddr
 	if local.Is4() {
@@ -147,13 +162,62 @@ func rawSocket(local netip.Addr) (int, error) {
 	}
 	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
 	if err != nil {
-		return -1, os.NewSyscallError("socket", err)
+		return -1, netip.AddrPort{}, os.NewSyscallError("socket", err)
 	}
 	if err := unix.Bind(fd, sa); err != nil {
 		unix.Close(fd)
-		return -1, os.NewSyscallError("bind", err)
+		return -1, netip.AddrPort{}, os.NewSyscallError("bind", err)
 	}
-	return fd, nil
+	return fd, sockAddrPort(fd, local), nil
+}
+
+// sockAddrPort is fd's bound address: local and the port the kernel chose.
+func sockAddrPort(fd int, local netip.Addr) netip.AddrPort {
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		return netip.AddrPort{}
+	}
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(local, uint16(sa.Port))
+	case *unix.SockaddrInet6:
+		return netip.AddrPortFrom(local, uint16(sa.Port))
+	}
+	return netip.AddrPort{}
+}
+
+// setRcvBuf asks for rcvBufBytes of receive buffer: SO_RCVBUFFORCE as root,
+// else SO_RCVBUF, which net.core.rmem_max caps.
+func setRcvBuf(fd int) {
+	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, rcvBufBytes) != nil {
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, rcvBufBytes)
+	}
+}
+
+// sendmsg sends one datagram, buf with control data oob, from fd to dst,
+// trying again after EINTR or EAGAIN.
+func sendmsg(fd int, dst netip.AddrPort, buf, oob []byte) error {
+	var name unix.RawSockaddrInet6
+	var h unix.Msghdr
+	h.Name, h.Namelen = (*byte)(unsafe.Pointer(&name)), putSockaddr(&name, dst)
+	iov := unix.Iovec{Base: &buf[0]}
+	iov.SetLen(len(buf))
+	h.Iov = &iov
+	h.SetIovlen(1)
+	if len(oob) > 0 {
+		h.Control = &oob[0]
+		h.SetControllen(len(oob))
+	}
+	for {
+		_, _, e := unix.Syscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&h)), 0)
+		switch e {
+		case 0:
+			return nil
+		case unix.EINTR, unix.EAGAIN:
+			continue
+		}
+		return os.NewSyscallError("sendmsg", e)
+	}
 }
 
 // putSockaddr writes a into sa as a sockaddr_in or sockaddr_in6 and returns its length.
@@ -182,47 +246,31 @@ func putSegmentCmsg(oob []byte, size int) {
 
 // probeGSO sends two datagrams to the first receiver as one UDP GSO message.
 func probeGSO(b *sendBench) error {
-	fd, err := rawSocket(b.local)
+	fd, _, err := rawSocket(b.local)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(fd)
-	var name unix.RawSockaddrInet6
-	namelen := putSockaddr(&name, b.rx.addrs[0])
-	buf := make([]byte, 2*b.cfg.size)
 	oob := make([]byte, unix.CmsgSpace(2))
 	putSegmentCmsg(oob, b.cfg.size)
-	iov := unix.Iovec{Base: &buf[0]}
-	iov.SetLen(len(buf))
-	var h unix.Msghdr
-	h.Name, h.Namelen = (*byte)(unsafe.Pointer(&name)), namelen
-	h.Iov = &iov
-	h.SetIovlen(1)
-	h.Control = &oob[0]
-	h.SetControllen(len(oob))
-	for {
-		_, _, e := unix.Syscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&h)), 0)
-		switch e {
-		case 0:
-			return nil
-		case unix.EINTR, unix.EAGAIN:
-			continue
-		case unix.EINVAL, unix.EMSGSIZE:
-			// Both are what the kernel says to a GSO segment larger than
-			// the path MTU (which depends on the kernel's path); check
-			// that before blaming the kernel.
-			if mtu, ok := pathMTU(fd, b.rx.addrs[0]); ok {
-				if err := segmentFits(b.cfg.size, mtu, b.cfg.ipv6); err != nil {
-					return err
-				}
+	err = sendmsg(fd, b.rx.addrs[0], make([]byte, 2*b.cfg.size), oob)
+	switch {
+	case errors.Is(err, unix.EINVAL), errors.Is(err, unix.EMSGSIZE):
+		// Both are what the kernel says to a GSO segment larger than the
+		// path MTU (which depends on the kernel's path); check that
+		// before blaming the kernel.
+		if mtu, ok := pathMTU(fd, b.rx.addrs[0]); ok {
+			if err := segmentFits(b.cfg.size, mtu, b.cfg.ipv6); err != nil {
+				return err
 			}
-			return fmt.Errorf("a UDP GSO send of 2 x %d bytes failed with %v (no UDP_SEGMENT support on this kernel or path)", b.cfg.size, e)
-		case unix.EIO:
-			return fmt.Errorf("a UDP GSO send of 2 x %d bytes failed with %v (the device has no checksum offload)", b.cfg.size, e)
-		default:
-			return fmt.Errorf("a UDP GSO send failed: %w", os.NewSyscallError("sendmsg", e))
 		}
+		return fmt.Errorf("a UDP GSO send of 2 x %d bytes failed with %v (no UDP_SEGMENT support on this kernel or path)", b.cfg.size, errors.Unwrap(err))
+	case errors.Is(err, unix.EIO):
+		return fmt.Errorf("a UDP GSO send of 2 x %d bytes failed with %v (the device has no checksum offload)", b.cfg.size, unix.EIO)
+	case err != nil:
+		return fmt.Errorf("a UDP GSO send failed: %w", err)
 	}
+	return nil
 }
 
 // pathMTU connects fd to dst and asks the kernel for the route's MTU

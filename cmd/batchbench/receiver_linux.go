@@ -49,29 +49,15 @@ func newReceiver(addr netip.Addr, n, size int) (_ *receiver, err error) {
 		return nil, os.NewSyscallError("epoll_create1", err)
 	}
 	for range n {
-		fd, err := rawSocket(addr)
+		fd, local, err := rawSocket(addr)
 		if err != nil {
 			return nil, err
 		}
-		r.fds = append(r.fds, fd)
-		if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, rcvBufBytes) != nil {
-			_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, rcvBufBytes)
-		}
+		r.fds, r.addrs = append(r.fds, fd), append(r.addrs, local)
+		setRcvBuf(fd)
 		if len(r.fds) == 1 {
 			r.rcvbuf, _ = unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF)
 		}
-		sa, err := unix.Getsockname(fd)
-		if err != nil {
-			return nil, os.NewSyscallError("getsockname", err)
-		}
-		var port int
-		switch sa := sa.(type) {
-		case *unix.SockaddrInet4:
-			port = sa.Port
-		case *unix.SockaddrInet6:
-			port = sa.Port
-		}
-		r.addrs = append(r.addrs, netip.AddrPortFrom(addr, uint16(port)))
 		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}
 		if err := unix.EpollCtl(r.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 			return nil, os.NewSyscallError("epoll_ctl", err)

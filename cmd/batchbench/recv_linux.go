@@ -67,7 +67,7 @@ func runRecv(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	if cfg.ipv6 {
 		rb.network, rb.local = "udp6", netip.IPv6Loopback()
 	}
-	rep := &recvReport{CPUClock: recvCPUClock}
+	rep := &recvDoc{CPUClock: recvCPUClock}
 	c := &rep.Config
 	c.Size, c.Batch, c.Traffic, c.Live, c.Count, c.Modes, c.Network = cfg.size, cfg.batch, cfg.traffic, cfg.live, cfg.count, cfg.modes, rb.network
 	if cfg.traffic == trafficGSO {
@@ -111,28 +111,7 @@ func runRecv(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		return err
 	}
 	rep.Env.RcvBuf = rb.rcvbuf
-	for _, s := range res.Series {
-		m := &recvModeResult{Mode: s.Mode, Unavailable: s.Unavailable}
-		for _, smp := range s.Samples {
-			smp.Value.Round = smp.Round
-			m.Samples = append(m.Samples, smp.Value)
-		}
-		rep.Modes = append(rep.Modes, m)
-	}
-	rep.finish()
-
-	if cfg.out.SVG != "" {
-		if err := bench.WriteSVGFile(cfg.out.SVG, rep.chart()); err != nil {
-			return err
-		}
-	}
-	switch cfg.out.Format {
-	case "json":
-		return bench.WriteJSON(stdout, rep)
-	case "gobench":
-		return rep.writeGobench(stdout)
-	}
-	return rep.writeTable(stdout, cfg.out.Quiet)
+	return rep.report(res).Write(stdout, cfg.out)
 }
 
 // mode is one receive mode: each round on a fresh socket, a drain of the
@@ -150,12 +129,13 @@ func (rb *recvBench) mode(name string) bench.Mode[recvSample] {
 			}
 			return nil
 		},
-		Sample: func(context.Context, int) (smp recvSample, err error) {
+		Sample: func(_ context.Context, round int) (smp recvSample, err error) {
 			if rb.cfg.live {
 				smp, err = rb.measureLive(r)
 			} else {
 				smp, err = rb.measureDrain(r)
 			}
+			smp.Round = round
 			return smp, bench.Unavailable(err)
 		},
 		Teardown: func() error { return r.close() },
@@ -175,7 +155,7 @@ func (rb *recvBench) measureDrain(r reader) (recvSample, error) {
 	if err := r.setReadDeadline(time.Now().Add(drainDeadline)); err != nil {
 		return recvSample{}, err
 	}
-	return onLockedThread(func() (recvSample, error) {
+	return bench.Locked(func() (recvSample, error) {
 		smp := recvSample{Sent: uint64(rb.fill)}
 		got := 0
 		err := timedReads(r, &smp, 1, func(n, _ int) (bool, bool) { got += n; return true, got < rb.fill })
@@ -256,7 +236,7 @@ func (rb *recvBench) measureLive(r reader) (recvSample, error) {
 		}
 		last = now
 	}
-	merr := rb.tx.sendMarker()
+	merr := rb.tx.sendMarker(r.addr())
 	if merr != nil {
 		_ = r.setReadDeadline(time.Now())
 	}
@@ -338,34 +318,18 @@ func checkBytes(smp *recvSample, size int) error {
 	return nil
 }
 
-func onLockedThread(f func() (recvSample, error)) (recvSample, error) {
-	type result struct {
-		smp recvSample
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		smp, err := f()
-		done <- result{smp, err}
-	}()
-	r := <-done
-	return r.smp, r.err
-}
-
 // calibrate finds how many datagrams of this traffic a reader socket holds:
 // it fills a plain (no GRO) socket until the kernel drops, and fills later
 // sockets to three quarters of that, so no drain starts with a drop.
 func (rb *recvBench) calibrate() (int, error) {
-	fd, err := rawSocket(rb.local)
+	fd, addr, err := rawSocket(rb.local)
 	if err != nil {
 		return 0, err
 	}
 	defer unix.Close(fd)
 	setRcvBuf(fd)
 	rb.rcvbuf, _ = unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF)
-	rb.tx.setDest(sockAddrPort(fd, rb.local))
+	rb.tx.setDest(addr)
 	unit := rb.tx.unit()
 	held := 0
 	for held < maxFill*4/3 {
@@ -415,29 +379,6 @@ func memInfo(fd int) (rmem, drops uint32, err error) {
 		return 0, 0, os.NewSyscallError("getsockopt", e)
 	}
 	return mi[unix.SK_MEMINFO_RMEM_ALLOC], mi[unix.SK_MEMINFO_DROPS], nil
-}
-
-// setRcvBuf asks for rcvBufBytes of receive buffer: SO_RCVBUFFORCE as root,
-// else SO_RCVBUF, which net.core.rmem_max caps.
-func setRcvBuf(fd int) {
-	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, rcvBufBytes) != nil {
-		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, rcvBufBytes)
-	}
-}
-
-// sockAddrPort is fd's bound address: local and the port the kernel chose.
-func sockAddrPort(fd int, local netip.Addr) netip.AddrPort {
-	sa, err := unix.Getsockname(fd)
-	if err != nil {
-		return netip.AddrPort{}
-	}
-	switch sa := sa.(type) {
-	case *unix.SockaddrInet4:
-		return netip.AddrPortFrom(local, uint16(sa.Port))
-	case *unix.SockaddrInet6:
-		return netip.AddrPortFrom(local, uint16(sa.Port))
-	}
-	return netip.AddrPort{}
 }
 
 // listenUDP opens the *net.UDPConn a Go-level reader reads from, with the
@@ -599,79 +540,49 @@ func (x *xnetReader) read() (int, int, error) {
 }
 
 // rawReader is a reference, not the ceiling (that is ceiling/recvmmsg.c):
-// recvmmsg(2) through unix.Syscall6 on a socket the Go runtime's poller does
-// not know, every header (with room for the source address, as every other
-// mode gets it) built once. On EAGAIN it waits in poll(2). No GRO.
+// recvmmsg(2) through unix.Syscall6 on a rawSock, every header (with room
+// for the source address, as every other mode gets it) built once. On
+// EAGAIN it waits in poll(2). No GRO.
 type rawReader struct {
-	sock     int
-	local    netip.AddrPort
-	hdrs     []unix.Mmsghdr
-	iovs     []unix.Iovec
+	*rawSock
 	names    []unix.RawSockaddrInet6
-	pfd      [1]unix.PollFd
 	deadline atomic.Int64 // unix nanoseconds; 0: none
 }
 
 func newRawReader(rb *recvBench) (reader, error) {
-	fd, err := rawSocket(rb.local)
+	n, size := rb.cfg.batch, rb.cfg.size
+	rs, err := newRawSock(rb.local, n, unix.POLLIN)
 	if err != nil {
 		return nil, err
 	}
-	setRcvBuf(fd)
-	r := &rawReader{sock: fd, local: sockAddrPort(fd, rb.local)}
-	r.pfd[0] = unix.PollFd{Fd: int32(fd), Events: unix.POLLIN}
-	n, size := rb.cfg.batch, rb.cfg.size
+	setRcvBuf(rs.fd)
+	r := &rawReader{rawSock: rs, names: make([]unix.RawSockaddrInet6, n)}
 	bufs := make([]byte, n*size)
-	r.hdrs, r.iovs, r.names = make([]unix.Mmsghdr, n), make([]unix.Iovec, n), make([]unix.RawSockaddrInet6, n)
 	for i := range n {
-		r.iovs[i].Base = &bufs[i*size]
-		r.iovs[i].SetLen(size)
-		h := &r.hdrs[i].Hdr
-		h.Name, h.Namelen = (*byte)(unsafe.Pointer(&r.names[i])), unix.SizeofSockaddrInet6
-		h.Iov = &r.iovs[i]
-		h.SetIovlen(1)
+		r.set(i, bufs[i*size:(i+1)*size], &r.names[i], unix.SizeofSockaddrInet6, nil)
 	}
 	return r, nil
 }
 
+// read waits for data in slices of at most 10ms, so that a deadline set
+// while it waits is seen.
 func (r *rawReader) read() (int, int, error) {
 	for {
-		n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(r.sock),
-			uintptr(unsafe.Pointer(&r.hdrs[0])), uintptr(len(r.hdrs)), 0, 0, 0)
-		switch e {
-		case 0:
+		n, err := r.mmsg(unix.SYS_RECVMMSG, r.hdrs, 10)
+		switch {
+		case err != nil:
+			return 0, 0, err
+		case n > 0:
 			b := 0
-			for i := range int(n) {
+			for i := range n {
 				b += int(r.hdrs[i].Len)
 			}
-			return int(n), b, nil
-		case unix.EAGAIN:
-			if err := r.wait(); err != nil {
-				return 0, 0, err
-			}
-		case unix.EINTR:
-		default:
-			return 0, 0, os.NewSyscallError("recvmmsg", e)
+			return n, b, nil
+		}
+		if d := r.deadline.Load(); d != 0 && time.Now().UnixNano() >= d {
+			return 0, 0, os.ErrDeadlineExceeded
 		}
 	}
-}
-
-// wait polls for data in slices of at most 10ms, so a deadline set while it
-// waits is seen.
-func (r *rawReader) wait() error {
-	timeout := 10 * time.Millisecond
-	if d := r.deadline.Load(); d != 0 {
-		left := time.Until(time.Unix(0, d))
-		if left <= 0 {
-			return os.ErrDeadlineExceeded
-		}
-		timeout = min(timeout, left)
-	}
-	_, err := unix.Poll(r.pfd[:], int(timeout.Milliseconds())+1)
-	if err != nil && err != unix.EINTR {
-		return os.NewSyscallError("poll", err)
-	}
-	return nil
 }
 
 func (r *rawReader) setReadDeadline(t time.Time) error {
@@ -679,53 +590,37 @@ func (r *rawReader) setReadDeadline(t time.Time) error {
 	return nil
 }
 func (r *rawReader) addr() netip.AddrPort { return r.local }
-func (r *rawReader) fd() int              { return r.sock }
-func (r *rawReader) close() error         { return unix.Close(r.sock) }
+func (r *rawReader) fd() int              { return r.rawSock.fd }
 
-// trafficSender sends the receive modes' traffic with sendmmsg on a raw
-// socket: plain datagrams, or gsoSegs datagrams per UDP GSO send.
+// trafficSender sends the receive modes' traffic with sendmmsg on a
+// rawSock: plain datagrams, or gsoSegs datagrams per UDP GSO send, 64
+// messages per call, all of them one buffer to one destination.
 type trafficSender struct {
-	sock  int
-	gso   bool
-	hdrs  []unix.Mmsghdr
-	iovs  []unix.Iovec
-	name  unix.RawSockaddrInet6
-	oob   []byte
-	segs  int // datagrams per message: 1, or gsoSegs
-	pfd   [1]unix.PollFd
-	local netip.Addr
+	*rawSock
+	name unix.RawSockaddrInet6
+	gso  bool
+	segs int // datagrams per message: 1, or gsoSegs
 }
 
 func newTrafficSender(rb *recvBench) (*trafficSender, error) {
-	fd, err := rawSocket(rb.local)
+	const msgs = 64 // messages per sendmmsg
+	rs, err := newRawSock(rb.local, msgs, unix.POLLOUT)
 	if err != nil {
 		return nil, err
 	}
-	s := &trafficSender{sock: fd, gso: rb.cfg.traffic == trafficGSO, segs: 1, local: rb.local}
-	s.pfd[0] = unix.PollFd{Fd: int32(fd), Events: unix.POLLOUT}
-	size := rb.cfg.size
-	const msgs = 64 // messages per sendmmsg
+	s := &trafficSender{rawSock: rs, gso: rb.cfg.traffic == trafficGSO, segs: 1}
+	var oob []byte
 	if s.gso {
 		s.segs = gsoSegs
-		s.oob = make([]byte, unix.CmsgSpace(2))
-		putSegmentCmsg(s.oob, size)
+		oob = make([]byte, unix.CmsgSpace(2))
+		putSegmentCmsg(oob, rb.cfg.size)
 	}
-	payload := make([]byte, s.segs*size)
+	payload := make([]byte, s.segs*rb.cfg.size)
 	for i := range payload {
 		payload[i] = byte(i)
 	}
-	s.hdrs, s.iovs = make([]unix.Mmsghdr, msgs), make([]unix.Iovec, msgs)
 	for i := range msgs {
-		s.iovs[i].Base = &payload[0]
-		s.iovs[i].SetLen(len(payload))
-		h := &s.hdrs[i].Hdr
-		h.Name = (*byte)(unsafe.Pointer(&s.name))
-		h.Iov = &s.iovs[i]
-		h.SetIovlen(1)
-		if s.gso {
-			h.Control = &s.oob[0]
-			h.SetControllen(len(s.oob))
-		}
+		s.set(i, payload, &s.name, 0, oob)
 	}
 	return s, nil
 }
@@ -769,47 +664,17 @@ func (s *trafficSender) sendFor(d time.Duration) (uint64, error) {
 // sendmmsg sends up to n messages, waiting while the socket is full.
 func (s *trafficSender) sendmmsg(n int) (int, error) {
 	for {
-		r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(s.sock),
-			uintptr(unsafe.Pointer(&s.hdrs[0])), uintptr(n), 0, 0, 0)
-		switch e {
-		case 0:
-			return int(r), nil
-		case unix.EAGAIN:
-			if _, err := unix.Poll(s.pfd[:], -1); err != nil && err != unix.EINTR {
-				return 0, os.NewSyscallError("poll", err)
-			}
-		case unix.EINTR:
-		case unix.EINVAL, unix.EIO, unix.EMSGSIZE:
-			if s.gso {
-				return 0, fmt.Errorf("-traffic gso needs UDP GSO sends, and this kernel refused one: %w (use -traffic plain)",
-					os.NewSyscallError("sendmmsg", e))
-			}
-			return 0, os.NewSyscallError("sendmmsg", e)
-		default:
-			return 0, os.NewSyscallError("sendmmsg", e)
+		k, err := s.mmsg(unix.SYS_SENDMMSG, s.hdrs[:n], -1)
+		if s.gso && (errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EIO) || errors.Is(err, unix.EMSGSIZE)) {
+			return 0, fmt.Errorf("-traffic gso needs UDP GSO sends, and this kernel refused one: %w (use -traffic plain)", err)
+		}
+		if k > 0 || err != nil {
+			return k, err
 		}
 	}
 }
 
 // sendMarker sends the 1-byte datagram that ends a live round.
-func (s *trafficSender) sendMarker() error {
-	var h unix.Msghdr
-	b := [1]byte{0xff}
-	iov := unix.Iovec{Base: &b[0]}
-	iov.SetLen(1)
-	h.Name, h.Namelen = (*byte)(unsafe.Pointer(&s.name)), s.hdrs[0].Hdr.Namelen
-	h.Iov = &iov
-	h.SetIovlen(1)
-	for {
-		_, _, e := unix.Syscall(unix.SYS_SENDMSG, uintptr(s.sock), uintptr(unsafe.Pointer(&h)), 0)
-		switch e {
-		case 0:
-			return nil
-		case unix.EINTR, unix.EAGAIN:
-			continue
-		}
-		return os.NewSyscallError("sendmsg", e)
-	}
+func (s *trafficSender) sendMarker(to netip.AddrPort) error {
+	return sendmsg(s.rawSock.fd, to, []byte{0xff}, nil)
 }
-
-func (s *trafficSender) close() error { return unix.Close(s.sock) }

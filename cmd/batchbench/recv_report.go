@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/batchconn/batchconn/internal/bench"
@@ -54,31 +53,8 @@ type recvRatio struct {
 	CPU  *bench.Stat `json:"cpu,omitempty"`
 }
 
-// recvModeResult is one receive mode's samples and summaries.
-type recvModeResult struct {
-	Mode        string       `json:"mode"`
-	Unavailable string       `json:"unavailable,omitempty"`
-	Samples     []recvSample `json:"samples"`
-
-	PerSec        bench.Stat  `json:"dgrams_per_sec"`
-	CPUNsPerDgram bench.Stat  `json:"cpu_ns_per_dgram"`
-	PerCall       bench.Stat  `json:"dgrams_per_call"`
-	AllocsPerCall bench.Stat  `json:"allocs_per_call"`
-	LostFraction  bench.Stat  `json:"lost_fraction"`
-	Ratios        []recvRatio `json:"ratios"`
-}
-
-func (m *recvModeResult) ratio(ref string) *recvRatio {
-	for i := range m.Ratios {
-		if m.Ratios[i].Ref == ref {
-			return &m.Ratios[i]
-		}
-	}
-	return nil
-}
-
-// recvReport is everything one -recv run produced; -json prints it as is.
-type recvReport struct {
+// recvDoc is what -json prints for a -recv run.
+type recvDoc struct {
 	Config struct {
 		Size     int           `json:"size"`
 		Batch    int           `json:"batch"` // messages per read call
@@ -95,8 +71,10 @@ type recvReport struct {
 		bench.Env
 		RcvBuf int `json:"rcvbuf_bytes"`
 	} `json:"env"`
-	CPUClock string            `json:"cpu_clock"`
-	Modes    []*recvModeResult `json:"modes"`
+	CPUClock string `json:"cpu_clock"`
+	// Modes: per mode its samples, each column's summary (dgrams_per_sec,
+	// ...) and its ratios against each reference.
+	Modes []bench.ModeJSON `json:"modes"`
 	// Targets are issue 9's goals for the receive path, checked on this
 	// run; a speed target twice, by dgrams/s and by CPU/dgram (figRate,
 	// then figCPU).
@@ -107,238 +85,164 @@ type recvReport struct {
 // time per datagram (the reference's over the mode's), which is steadier on
 // a shared machine.
 const (
-	figRate = "dgrams/s ratio, median of rounds"
-	figCPU  = "CPU/dgram ratio (the reference's over this mode's), median of rounds"
+	figRate   = "dgrams/s ratio, median of rounds"
+	figCPU    = "CPU/dgram ratio (the reference's over this mode's), median of rounds"
+	figAllocs = "allocs/call ratio against readfrom, median of rounds"
 )
 
 const recvCPUClock = "the reading thread's user+system time (CLOCK_THREAD_CPUTIME_ID\n" +
 	"on its locked thread); loopback delivery is the sender's work, not counted here"
 
-func (r *recvReport) mode(name string) *recvModeResult {
-	for _, m := range r.Modes {
-		if m.Mode == name {
-			return m
+// report lays out the receive table, its JSON, gobench lines and chart.
+func (d *recvDoc) report(res *bench.Results[recvSample]) *bench.Report[recvSample] {
+	c := &d.Config
+	cols := []bench.Column[recvSample]{
+		{Name: "dgrams/s", JSON: "dgrams_per_sec", Value: recvSample.perSec, Format: bench.Rate, Range: true},
+		{Name: "CPU/dgram", JSON: "cpu_ns_per_dgram", Value: recvSample.cpuPerDgram, Format: bench.Nanos, Chart: true},
+		{Name: "dgrams/call", JSON: "dgrams_per_call", Value: recvSample.perCall, Format: bench.Fixed(1)},
+		{Name: "allocs/call", JSON: "allocs_per_call", Value: recvSample.allocsPerCall, Format: bench.Allocs},
+		{Name: "lost", JSON: "lost_fraction", Value: recvSample.lostFraction, Format: bench.Pct, Hidden: !c.Live},
+		{Name: "allocs vs readfrom", Of: "allocs/call", Vs: bench.Ref(modeReadFrom), Hidden: true}, // for a goal
+	}
+	// The ratios against each reference, and against batchconn-read for a
+	// target on plain traffic (not a column of the table).
+	refs := recvRefs
+	if c.Traffic == trafficPlain {
+		refs = append(refs[:len(refs):len(refs)], modeBatchconnRead)
+	}
+	for _, cpu := range []bool{false, true} {
+		for _, ref := range refs {
+			col := bench.Column[recvSample]{Name: "vs " + shortRef(ref), Of: "dgrams/s", Vs: bench.Ref(ref), Hidden: ref == modeBatchconnRead}
+			if cpu {
+				col.Name, col.Of, col.Inverse = "CPU "+col.Name, "CPU/dgram", true
+			}
+			cols = append(cols, col)
 		}
 	}
-	return nil
-}
-
-// finish fills in the summaries, ratios and targets from the samples.
-func (r *recvReport) finish() {
-	for _, m := range r.Modes {
-		ss := m.samples()
-		col := func(f func(recvSample) float64) bench.Stat { return bench.Of(ss, f) }
-		m.PerSec = col(recvSample.perSec)
-		m.CPUNsPerDgram = col(recvSample.cpuPerDgram)
-		m.PerCall = col(recvSample.perCall)
-		m.AllocsPerCall = col(recvSample.allocsPerCall)
-		m.LostFraction = col(recvSample.lostFraction)
+	traffic := fmt.Sprintf("%d-byte datagrams sent one per message", c.Size)
+	chartTraffic, how := "plain traffic (one datagram per send)", "drained from a pre-filled socket"
+	if c.Traffic == trafficGSO {
+		traffic = fmt.Sprintf("%d-byte datagrams sent %d per UDP GSO send", c.Size, c.Segs)
+		chartTraffic = fmt.Sprintf("GSO-sent traffic (%d datagrams per send)", c.Segs)
 	}
-	for _, m := range r.Modes {
-		m.Ratios = nil
+	reading := fmt.Sprintf("draining a socket pre-filled with %d datagrams", c.Fill)
+	detail := fmt.Sprintf("loopback (%s); the socket pre-filled with %d datagrams, then read alone", c.Network, c.Fill)
+	if c.Live {
+		how, reading = "read live", fmt.Sprintf("reading while a sender sends for %v", c.Duration)
+		detail = fmt.Sprintf("loopback (%s); read while a sender sends for %v", c.Network, c.Duration)
+	}
+	rep := &bench.Report[recvSample]{
+		Results: res, Env: d.Env.Env, Columns: cols, Goals: d.goals(),
+		Ceiling: func(mode string) bool { return mode == modeRawRecvmmsg },
+		Head: fmt.Sprintf("batchbench -recv: %s over loopback (%s), %s; up to %d messages per batch read\n%s, SO_RCVBUF %d; %d round(s), modes alternating\n\n",
+			traffic, c.Network, reading, c.Batch, d.Env.Env, d.Env.RcvBuf, c.Count),
+		Chart: bench.Chart{
+			Title: fmt.Sprintf("batchbench -recv: %d-byte datagrams, %s, %s", c.Size, chartTraffic, how),
+			Subtitle: fmt.Sprintf("%s; up to %d messages per batch read\n%s, %s, %d CPUs; %d rounds, modes alternating; ratios: medians of same-round ratios; grey: the raw recvmmsg loop (a reference)",
+				detail, c.Batch, d.Env.Kernel, d.Env.GoVersion, d.Env.NumCPU, c.Count),
+			Unit: "datagrams/s read",
+		},
+		Pkg: "github.com/batchconn/batchconn/cmd/batchbench", GobenchHeader: []string{"kernel", d.Env.Kernel},
+		// An op is one datagram.
+		Gobench: func(s *bench.Series[recvSample], v recvSample) (string, uint64, []bench.Unit) {
+			how := "drain"
+			if c.Live {
+				how = "live"
+			}
+			return fmt.Sprintf("BenchmarkRecv/mode=%s/traffic=%s/how=%s/net=%s/size=%d/batch=%d-%d",
+					s.Mode, c.Traffic, how, c.Network, c.Size, c.Batch, d.Env.GOMAXPROCS), v.Read, []bench.Unit{
+					{Value: div(float64(v.Elapsed.Nanoseconds()), float64(v.Read)), Name: "ns/op", Decimals: 1},
+					{Value: perSec(v.Bytes, v.Elapsed) / 1e6, Name: "MB/s", Decimals: 2},
+					{Value: v.perSec(), Name: "dgrams/s"},
+					{Value: v.cpuPerDgram(), Name: "cpu-ns/dgram", Decimals: 1},
+					{Value: v.perCall(), Name: "dgrams/call", Decimals: 2},
+					{Value: v.allocsPerCall(), Name: "allocs/call", Decimals: 3}}
+		},
+	}
+	rep.ModeJSON = func(s *bench.Series[recvSample]) []bench.KV {
+		var rs []recvRatio
 		for _, ref := range recvRefs {
-			if rm := r.mode(ref); rm != nil {
-				rate, cpu := recvRatios(m, rm)
-				m.Ratios = append(m.Ratios, recvRatio{Ref: ref, Rate: rate, CPU: cpu})
+			if res.Get(s.Group, ref) != nil {
+				rs = append(rs, recvRatio{Ref: ref, Rate: rep.Figure(s.Group, s.Mode, "vs "+shortRef(ref)),
+					CPU: rep.Figure(s.Group, s.Mode, "CPU vs "+shortRef(ref))})
 			}
 		}
+		return []bench.KV{{Key: "ratios", Value: rs}}
 	}
-	r.Targets = r.checkTargets()
+	rep.JSON = func(modes []bench.ModeJSON, ts []bench.Target) any { d.Modes, d.Targets = modes, ts; return d }
+	rep.Notes = func(w io.Writer) { d.notes(w, rep.Targets()) }
+	return rep
 }
 
-// samples returns m's samples as the engine keeps them, by round.
-func (m *recvModeResult) samples() []bench.Sample[recvSample] {
-	ss := make([]bench.Sample[recvSample], len(m.Samples))
-	for i, s := range m.Samples {
-		ss[i] = bench.Sample[recvSample]{Round: s.Round, Value: s}
-	}
-	return ss
-}
-
-// recvRatios compares m with ref by dgrams/s (m's over ref's) and by CPU
-// per datagram (ref's over m's), so that both read "x times better".
-func recvRatios(m, ref *recvModeResult) (rate, cpu *bench.Stat) {
-	a, b := m.samples(), ref.samples()
-	return bench.Ratio(a, b, bench.Over(recvSample.perSec)),
-		bench.Ratio(a, b, func(a, b recvSample) float64 { return div(b.cpuPerDgram(), a.cpuPerDgram()) })
-}
-
-// checkTargets checks issue 9's targets that this run's traffic and modes
-// measure: the ratios on drained GSO-sent traffic, the cost of GRO on plain
-// traffic, and zero allocations in the batchconn modes.
-func (r *recvReport) checkTargets() []bench.Target {
-	var ts []bench.Target
-	add := func(mode, ref string, want float64) {
-		m, rm := r.mode(mode), r.mode(ref)
-		if m == nil || rm == nil {
-			return
-		}
-		rate, cpu := recvRatios(m, rm)
-		if rate == nil || cpu == nil {
-			return
-		}
+// goals are issue 9's targets that this run's traffic and modes measure: the
+// ratios on drained GSO-sent traffic, the cost of GRO on plain traffic, and
+// zero allocations in the batchconn modes.
+func (d *recvDoc) goals() []bench.Goal {
+	var gs []bench.Goal
+	speed := func(mode, ref string, want float64) {
 		name := fmt.Sprintf("%s >= %.2fx %s", mode, want, ref)
-		ts = append(ts, bench.Check(name, figRate, rate.Median, bench.AtLeast, want),
-			bench.Check(name, figCPU, cpu.Median, bench.AtLeast, want))
+		gs = append(gs, bench.Goal{Mode: mode, Column: "vs " + shortRef(ref), Cmp: bench.AtLeast, Want: want, Name: name, Figure: figRate},
+			bench.Goal{Mode: mode, Column: "CPU vs " + shortRef(ref), Cmp: bench.AtLeast, Want: want, Name: name, Figure: figCPU})
 	}
-	if !r.Config.Live && r.Config.Traffic == trafficGSO {
+	if !d.Config.Live && d.Config.Traffic == trafficGSO {
 		// Without GRO, batchconn and x/net both read near the system
 		// call's ceiling (the C drain in ceiling/recvmmsg.c): batchconn
 		// at 1.04-1.10x its CPU per datagram, x/net, which allocates twice
 		// per datagram, at 1.4-1.7x. No ratio between them is worth
 		// chasing; batchconn must not be the slower. GRO is the gain.
-		add(modeBatchconnRead, modeRawRecvmmsg, 0.90)
-		add(modeBatchconnRead, modeXNetReadBatch, 1.00)
-		add(modeBatchconnGRO, modeXNetReadBatch, 4)
-		add(modeBatchconnReadFromGRO, modeReadFrom, 3)
+		speed(modeBatchconnRead, modeRawRecvmmsg, 0.90)
+		speed(modeBatchconnRead, modeXNetReadBatch, 1.00)
+		speed(modeBatchconnGRO, modeXNetReadBatch, 4)
+		speed(modeBatchconnReadFromGRO, modeReadFrom, 3)
 	}
-	if r.Config.Traffic == trafficPlain {
-		add(modeBatchconnGRO, modeBatchconnRead, 0.85)
+	if d.Config.Traffic == trafficPlain {
+		speed(modeBatchconnGRO, modeBatchconnRead, 0.85)
 	}
 	// The median round, not the worst: allocations are counted process-wide,
 	// and the runtime's own (a new M when a locked thread parks, a timer
 	// heap growing) land in a few rounds whatever the mode does.
-	for _, m := range r.Modes {
-		if strings.HasPrefix(m.Mode, "batchconn") && len(m.Samples) > 0 {
-			ts = append(ts, bench.Check(m.Mode+" allocates nothing per call", "allocs/call, median of rounds",
-				m.AllocsPerCall.Median, bench.Exactly, 0))
-		}
+	for _, m := range []string{modeBatchconnRead, modeBatchconnGRO} {
+		gs = append(gs, bench.Goal{Mode: m, Column: "allocs/call", Cmp: bench.Exactly, Want: 0, Name: m + " allocates nothing per call"})
 	}
-	return ts
+	// ReadFrom returns a *net.UDPAddr of its own, as the UDPConn's does
+	// (R10): it may allocate what readfrom allocates, and no more (1%
+	// for the runtime's own, counted process-wide).
+	return append(gs, bench.Goal{Mode: modeBatchconnReadFromGRO, Column: "allocs vs readfrom", Cmp: bench.AtMost, Want: 1.01,
+		Name: modeBatchconnReadFromGRO + " allocates no more than readfrom", Figure: figAllocs})
 }
 
-// writeGobench prints one benchmark line per mode and round, as benchstat
-// reads them: an op is one datagram.
-func (r *recvReport) writeGobench(w io.Writer) error {
-	c := &r.Config
-	bench.WriteGobenchHeader(w, "github.com/batchconn/batchconn/cmd/batchbench", r.Env.Env, "kernel", r.Env.Kernel)
-	how := "drain"
-	if c.Live {
-		how = "live"
-	}
-	for round := 1; round <= c.Count; round++ {
-		for _, m := range r.Modes {
-			for _, s := range m.Samples {
-				if s.Round != round {
-					continue
-				}
-				bench.WriteGobenchLine(w, fmt.Sprintf("BenchmarkRecv/mode=%s/traffic=%s/how=%s/net=%s/size=%d/batch=%d-%d",
-					m.Mode, c.Traffic, how, c.Network, c.Size, c.Batch, r.Env.GOMAXPROCS), s.Read,
-					bench.Unit{Value: div(float64(s.Elapsed.Nanoseconds()), float64(s.Read)), Name: "ns/op", Decimals: 1},
-					bench.Unit{Value: perSec(s.Bytes, s.Elapsed) / 1e6, Name: "MB/s", Decimals: 2},
-					bench.Unit{Value: s.perSec(), Name: "dgrams/s"},
-					bench.Unit{Value: s.cpuPerDgram(), Name: "cpu-ns/dgram", Decimals: 1},
-					bench.Unit{Value: s.perCall(), Name: "dgrams/call", Decimals: 2},
-					bench.Unit{Value: s.allocsPerCall(), Name: "allocs/call", Decimals: 3})
-			}
-		}
-	}
-	for _, m := range r.Modes {
-		if m.Unavailable != "" {
-			fmt.Fprintf(w, "# %s: %s\n", m.Mode, m.Unavailable)
-		}
-	}
-	return nil
-}
-
-// describe says in one line what was measured.
-func (r *recvReport) describe() string {
-	c := &r.Config
-	traffic := fmt.Sprintf("%d-byte datagrams sent one per message", c.Size)
-	if c.Traffic == trafficGSO {
-		traffic = fmt.Sprintf("%d-byte datagrams sent %d per UDP GSO send", c.Size, c.Segs)
-	}
-	how := fmt.Sprintf("draining a socket pre-filled with %d datagrams", c.Fill)
-	if c.Live {
-		how = fmt.Sprintf("reading while a sender sends for %v", c.Duration)
-	}
-	return fmt.Sprintf("batchbench -recv: %s over loopback (%s), %s; up to %d messages per batch read",
-		traffic, c.Network, how, c.Batch)
-}
-
-// writeTable prints the results for a person to read.
-func (r *recvReport) writeTable(w io.Writer, quiet bool) error {
-	c := &r.Config
-	if !quiet {
-		fmt.Fprintln(w, r.describe())
-		fmt.Fprintf(w, "%s, %s %s/%s, %d CPUs, SO_RCVBUF %d; %d round(s), modes alternating\n\n",
-			r.Env.Kernel, r.Env.GoVersion, r.Env.GOOS, r.Env.GOARCH, r.Env.NumCPU, r.Env.RcvBuf, c.Count)
-	}
-	head := []string{"mode", "dgrams/s", "(min–max)", "CPU/dgram", "dgrams/call", "allocs/call"}
-	if c.Live {
-		head = append(head, "lost")
-	}
-	for _, ref := range recvRefs {
-		head = append(head, "vs "+shortRef(ref))
-	}
-	for _, ref := range recvRefs {
-		head = append(head, "CPU vs "+shortRef(ref))
-	}
-	rows := [][]string{head}
-	for _, m := range r.Modes {
-		if len(m.Samples) == 0 {
-			row := []string{m.Mode, "-"}
-			for len(row) < len(head)-1 {
-				row = append(row, "")
-			}
-			rows = append(rows, append(row, "unavailable"))
-			continue
-		}
-		row := []string{
-			m.Mode,
-			bench.Rate(m.PerSec.Median),
-			"(" + bench.Rate(m.PerSec.Min) + "–" + bench.Rate(m.PerSec.Max) + ")",
-			bench.Nanos(m.CPUNsPerDgram.Median),
-			strconv.FormatFloat(m.PerCall.Median, 'f', 1, 64),
-			bench.Allocs(m.AllocsPerCall.Median),
-		}
-		if c.Live {
-			row = append(row, bench.Pct(m.LostFraction.Median))
-		}
-		for _, ref := range recvRefs {
-			row = append(row, timesOf(m.ratio(ref), false))
-		}
-		for _, ref := range recvRefs {
-			row = append(row, timesOf(m.ratio(ref), true))
-		}
-		rows = append(rows, row)
-	}
-	bench.WriteTable(w, 1, rows)
-	if quiet {
-		return nil
-	}
-	fmt.Fprintln(w)
-	for _, m := range r.Modes {
-		if m.Unavailable != "" {
-			fmt.Fprintf(w, "%s: %s\n", m.Mode, m.Unavailable)
-		}
-	}
-	if len(r.Targets) > 0 {
+// notes prints the targets, a speed target's two figures on one line, and
+// how to read the columns.
+func (d *recvDoc) notes(w io.Writer, ts []bench.Target) {
+	if len(ts) > 0 {
 		fmt.Fprintln(w, "receive targets (speed: by dgrams/s, then by CPU/dgram; allocations: median round):")
-		for i := 0; i < len(r.Targets); i++ {
-			t := r.Targets[i]
-			if t.Figure != figRate || i+1 == len(r.Targets) {
+		for i := 0; i < len(ts); i++ {
+			t := ts[i]
+			switch {
+			case t.Figure == figAllocs:
+				fmt.Fprintf(w, "  %-52s %.2fx its allocs/call %s\n", t.Name, t.Got, t.Verdict())
+				continue
+			case t.Figure != figRate || i+1 == len(ts):
 				fmt.Fprintf(w, "  %-52s %s allocs/call %s\n", t.Name, strconv.FormatFloat(t.Got, 'g', 2, 64), t.Verdict())
 				continue
 			}
-			c := r.Targets[i+1] // its twin by CPU/dgram
+			c := ts[i+1] // its twin by CPU/dgram
 			i++
 			fmt.Fprintf(w, "  %-52s rate %5.2fx %-6s  CPU %5.2fx %s\n", t.Name, t.Got, t.Verdict(), c.Got, c.Verdict())
 		}
 	}
 	lost, warm := "", "warm-up: one read call, not measured.\n"
-	if c.Live {
+	if d.Config.Live {
 		lost = "lost: the share of the round's datagrams the socket dropped because the reader fell behind.\n"
 		warm = fmt.Sprintf("warm-up: the read calls, not measured, that read the %d or so datagrams queued before the sender starts.\n", liveWarmup(1))
 	}
 	fmt.Fprint(w, `
 dgrams/s: datagrams read per second, median of the rounds (min–max), timed from the first datagram
-read after the warm-up to the last; CPU/dgram: `+r.CPUClock+`.
+read after the warm-up to the last; CPU/dgram: `+d.CPUClock+`.
 dgrams/call: datagrams per read call; allocs/call: heap allocations per call after the warm-up.
 `+warm+lost+`vs X: this mode's dgrams/s over X's in the same round; CPU vs X: X's CPU/dgram over this mode's in
 the same round (both: higher is better), medians of the rounds. X: readfrom, xnet-readbatch, raw-recvmmsg.
 `)
-	return nil
 }
 
 func shortRef(mode string) string {
@@ -349,64 +253,4 @@ func shortRef(mode string) string {
 		return "raw"
 	}
 	return mode
-}
-
-func timesOf(r *recvRatio, cpu bool) string {
-	switch {
-	case r == nil:
-		return "-"
-	case cpu:
-		return bench.Times(r.CPU)
-	}
-	return bench.Times(r.Rate)
-}
-
-// chart is the receive table as bars of datagrams/s read.
-func (r *recvReport) chart() bench.Chart {
-	c := &r.Config
-	traffic, how := "plain traffic (one datagram per send)", "drained from a pre-filled socket"
-	detail := fmt.Sprintf("loopback (%s); the socket pre-filled with %d datagrams, then read alone", c.Network, c.Fill)
-	if c.Traffic == trafficGSO {
-		traffic = fmt.Sprintf("GSO-sent traffic (%d datagrams per send)", c.Segs)
-	}
-	if c.Live {
-		how = "read live"
-		detail = fmt.Sprintf("loopback (%s); read while a sender sends for %v", c.Network, c.Duration)
-	}
-	detail += fmt.Sprintf("; up to %d messages per batch read", c.Batch)
-	ch := bench.Chart{
-		Title: fmt.Sprintf("batchbench -recv: %d-byte datagrams, %s, %s", c.Size, traffic, how),
-		Subtitle: detail + "\n" + fmt.Sprintf("%s, %s, %d CPUs; %d rounds, modes alternating; ratios: medians of same-round ratios; grey: the raw recvmmsg loop (a reference)",
-			r.Env.Kernel, r.Env.GoVersion, r.Env.NumCPU, c.Count),
-		Unit: "datagrams/s read",
-	}
-	best, bestMode := 0.0, ""
-	for _, m := range r.Modes {
-		if len(m.Samples) > 0 && m.Mode != modeRawRecvmmsg && m.PerSec.Median > best {
-			best, bestMode = m.PerSec.Median, m.Mode
-		}
-	}
-	for _, m := range r.Modes {
-		b := bench.Bar{Label: m.Mode, Ceiling: m.Mode == modeRawRecvmmsg, Best: m.Mode == bestMode}
-		if len(m.Samples) == 0 {
-			b.Unavailable = m.Unavailable
-			if b.Unavailable == "" {
-				b.Unavailable = "no samples"
-			}
-		} else {
-			b.Value, b.Min, b.Max = m.PerSec.Median, m.PerSec.Min, m.PerSec.Max
-			var notes []string
-			for _, ref := range recvRefs {
-				if ref == m.Mode {
-					continue
-				}
-				if rr := m.ratio(ref); rr != nil && rr.Rate != nil {
-					notes = append(notes, bench.Times(rr.Rate)+" "+shortRef(ref))
-				}
-			}
-			b.Note = strings.Join(notes, " · ") + "  (" + bench.Nanos(m.CPUNsPerDgram.Median) + " CPU/dgram)"
-		}
-		ch.Bars = append(ch.Bars, b)
-	}
-	return ch
 }

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -110,41 +112,61 @@ func TestBadRecvAndSVGFlagsExitWithStatus2(t *testing.T) {
 	}
 }
 
-// fakeRecvReport is a finished drain report with made-up, consistent samples:
-// per datagram, each mode takes perDgram of time and of CPU.
-func fakeRecvReport(traffic string) *recvReport {
-	r := &recvReport{CPUClock: "test clock"}
-	r.Config.Size, r.Config.Batch, r.Config.Traffic, r.Config.Count, r.Config.Fill = 1400, 64, traffic, 3, 14000
-	r.Config.Modes, r.Config.Network, r.Config.Segs = allRecvModes, "udp4", gsoSegs
+// recvOut is the -recv report's JSON as a script reads it.
+type recvOut struct {
+	recvDoc
+	Modes []struct {
+		Mode, Unavailable string
+		Samples           []recvSample
+		PerSec            bench.Stat  `json:"dgrams_per_sec"`
+		CPUNsPerDgram     bench.Stat  `json:"cpu_ns_per_dgram"`
+		PerCall           bench.Stat  `json:"dgrams_per_call"`
+		AllocsPerCall     bench.Stat  `json:"allocs_per_call"`
+		LostFraction      bench.Stat  `json:"lost_fraction"`
+		Ratios            []recvRatio `json:"ratios"`
+	} `json:"modes"`
+}
+
+// fakeRecvReport is a drain report of made-up, consistent samples: per
+// datagram, each mode takes perDgram of time and of CPU. mallocs, if not
+// nil, sets a sample's allocations by mode and round.
+func fakeRecvReport(traffic string, mallocs func(mode string, round int) uint64) *bench.Report[recvSample] {
+	d := &recvDoc{CPUClock: "test clock"}
+	d.Config.Size, d.Config.Batch, d.Config.Traffic, d.Config.Count, d.Config.Fill = 1400, 64, traffic, 3, 14000
+	d.Config.Modes, d.Config.Network, d.Config.Segs = allRecvModes, "udp4", gsoSegs
 	perDgram := map[string]time.Duration{
 		modeReadFrom: 3000, modeXNetReadBatch: 800, modeBatchconnRead: 600,
 		modeBatchconnGRO: 150, modeBatchconnReadFromGRO: 500, modeRawRecvmmsg: 570,
 	}
+	res := &bench.Results[recvSample]{}
 	for _, m := range allRecvModes {
-		res := &recvModeResult{Mode: m}
+		s := &bench.Series[recvSample]{Mode: m}
 		for round := 1; round <= 3; round++ {
 			d := perDgram[m] + time.Duration(round)
 			calls := uint64(14000)
 			if m != modeReadFrom && m != modeBatchconnReadFromGRO {
 				calls /= 64
 			}
-			res.Samples = append(res.Samples, recvSample{Round: round, Elapsed: 14000 * d, Read: 14000, Bytes: 14000 * 1400,
-				Calls: calls, CPU: 14000 * d, Sent: 14000})
+			v := recvSample{Round: round, Elapsed: 14000 * d, Read: 14000, Bytes: 14000 * 1400, Calls: calls, CPU: 14000 * d, Sent: 14000}
+			if mallocs != nil {
+				v.Mallocs = mallocs(m, round)
+			}
+			s.Samples = append(s.Samples, bench.Sample[recvSample]{Round: round, Value: v})
 		}
-		r.Modes = append(r.Modes, res)
+		res.Series = append(res.Series, s)
 	}
-	r.finish()
-	return r
+	return d.report(res)
 }
 
 func TestRecvReportRatiosAndTargets(t *testing.T) {
-	r := fakeRecvReport(trafficGSO)
-	g := r.mode(modeBatchconnGRO)
-	if x := g.ratio(modeXNetReadBatch); x == nil || x.Rate.Median < 5.2 || x.Rate.Median > 5.4 || x.CPU.Median < 5.2 || x.CPU.Median > 5.4 {
-		t.Errorf("batchconn-gro vs xnet = %+v, want about 800/150 = 5.3 by rate and by CPU", x)
+	r := fakeRecvReport(trafficGSO, nil)
+	rate, cpu := r.Figure("", modeBatchconnGRO, "vs xnet"), r.Figure("", modeBatchconnGRO, "CPU vs xnet")
+	if rate == nil || cpu == nil || rate.Median < 5.2 || rate.Median > 5.4 || cpu.Median < 5.2 || cpu.Median > 5.4 {
+		t.Errorf("batchconn-gro vs xnet = %+v by rate, %+v by CPU, want about 800/150 = 5.3 both", rate, cpu)
 	}
 	met := map[string]bool{} // by name: a speed target is met when met by rate and by CPU
-	for _, tg := range r.Targets {
+	ts := r.Targets()
+	for _, tg := range ts {
 		v, ok := met[tg.Name]
 		met[tg.Name] = tg.Met && (v || !ok)
 	}
@@ -165,23 +187,25 @@ func TestRecvReportRatiosAndTargets(t *testing.T) {
 			continue
 		}
 		if !ok || got != want {
-			t.Errorf("target %q: present %v met %v, want met %v (targets %+v)", what, ok, got, want, r.Targets)
+			t.Errorf("target %q: present %v met %v, want met %v (targets %+v)", what, ok, got, want, ts)
 		}
 	}
-	if p := fakeRecvReport(trafficPlain); len(p.Targets) == 0 || p.Targets[0].Name != "batchconn-gro >= 0.85x batchconn-read" {
-		t.Errorf("plain traffic targets = %+v, want GRO's cost on plain traffic first", p.Targets)
+	p := fakeRecvReport(trafficPlain, nil).Targets()
+	if len(p) < 2 || p[0].Name != "batchconn-gro >= 0.85x batchconn-read" || p[0].Figure != figRate || p[1].Figure != figCPU ||
+		p[0].Got < 3.9 || p[0].Got > 4.1 || p[1].Got < 3.9 || p[1].Got > 4.1 { // 600/150 = 4
+		t.Errorf("plain traffic targets = %+v, want GRO's cost on plain traffic first, by rate and by CPU", p)
 	}
 }
 
 func TestRecvTableAndJSON(t *testing.T) {
-	r := fakeRecvReport(trafficGSO)
-	var buf bytes.Buffer
-	if err := r.writeTable(&buf, true); err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	r := fakeRecvReport(trafficGSO, nil)
+	out := write(t, r, bench.Output{Format: "table", Quiet: true})
+	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if len(lines) != 1+len(allRecvModes) {
-		t.Fatalf("-q table has %d lines, want header + %d modes:\n%s", len(lines), len(allRecvModes), buf.String())
+		t.Fatalf("-q table has %d lines, want header + %d modes:\n%s", len(lines), len(allRecvModes), out)
+	}
+	if want := "mode                    dgrams/s      (min–max)  CPU/dgram  dgrams/call  allocs/call  vs readfrom  vs xnet  vs raw  CPU vs readfrom  CPU vs xnet  CPU vs raw"; lines[0] != want {
+		t.Errorf("head\n%s\nwant\n%s", lines[0], want)
 	}
 	width := len([]rune(lines[0]))
 	for _, l := range lines[1:] {
@@ -189,30 +213,23 @@ func TestRecvTableAndJSON(t *testing.T) {
 			t.Errorf("row not as wide as the header (columns misaligned):\n%s\n%s", lines[0], l)
 		}
 	}
-	buf.Reset()
-	if err := r.writeTable(&buf, false); err != nil {
+	out = write(t, r, bench.Output{Format: "table"})
+	if !strings.Contains(out, "receive targets") || strings.Contains(out, "MISSED") ||
+		!regexp.MustCompile(`\n  batchconn-gro >= 4.00x xnet-readbatch +rate  5.28x met     CPU  5.28x met\n`).MatchString(out) {
+		t.Errorf("table does not list the targets as met:\n%s", out)
+	}
+	out = write(t, r, bench.Output{Format: "json"})
+	var back recvOut
+	if err := json.Unmarshal([]byte(out), &back); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(buf.String(), "receive targets") || strings.Contains(buf.String(), "MISSED") {
-		t.Errorf("table does not list the targets as met:\n%s", buf.String())
+	if len(back.Modes) != len(allRecvModes) || back.Modes[0].PerSec.Median == 0 || len(back.Targets) == 0 ||
+		len(back.Modes[1].Ratios) != 3 || back.Modes[1].Ratios[0].Ref != modeReadFrom || back.Modes[1].Ratios[0].CPU == nil {
+		t.Errorf("JSON round trip lost data: %s", out)
 	}
-	buf.Reset()
-	if err := bench.WriteJSON(&buf, r); err != nil {
-		t.Fatal(err)
-	}
-	var back recvReport
-	if err := json.Unmarshal(buf.Bytes(), &back); err != nil {
-		t.Fatal(err)
-	}
-	if len(back.Modes) != len(allRecvModes) || back.Modes[0].PerSec.Median == 0 || len(back.Targets) == 0 {
-		t.Errorf("JSON round trip lost data: %s", buf.String())
-	}
-	buf.Reset()
-	if err := r.writeGobench(&buf); err != nil {
-		t.Fatal(err)
-	}
-	if n := strings.Count(buf.String(), "\nBenchmarkRecv/mode="); n != 3*len(allRecvModes) {
-		t.Errorf("%d benchmark lines, want %d:\n%s", n, 3*len(allRecvModes), buf.String())
+	out = write(t, r, bench.Output{Format: "gobench"})
+	if n := strings.Count(out, "\nBenchmarkRecv/mode="); n != 3*len(allRecvModes) {
+		t.Errorf("%d benchmark lines, want %d:\n%s", n, 3*len(allRecvModes), out)
 	}
 }
 
@@ -260,22 +277,37 @@ func checkSVG(t *testing.T, doc []byte) []string {
 }
 
 func TestSVGHasOneBarPerMode(t *testing.T) {
-	for name, c := range map[string]bench.Chart{"send": fakeReport().chart(), "recv": fakeRecvReport(trafficGSO).chart()} {
+	for name, rep := range map[string]interface {
+		Write(io.Writer, bench.Output) error
+	}{"send": fakeReport(), "recv": fakeRecvReport(trafficGSO, nil)} {
 		t.Run(name, func(t *testing.T) {
-			var buf bytes.Buffer
-			if err := bench.WriteSVG(&buf, c); err != nil {
+			path := filepath.Join(t.TempDir(), "chart.svg")
+			if err := rep.Write(io.Discard, bench.Output{Format: "table", SVG: path}); err != nil {
 				t.Fatal(err)
 			}
-			bars := checkSVG(t, buf.Bytes())
-			if len(bars) != len(c.Bars) {
-				t.Fatalf("%d bars, want %d (one per mode)", len(bars), len(c.Bars))
+			doc, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
 			}
-			for i, b := range c.Bars {
-				if !strings.HasPrefix(bars[i], b.Label+": ") {
-					t.Errorf("bar %d titled %q, want it to name %s", i, bars[i], b.Label)
+			bars := checkSVG(t, doc)
+			modes := allModes
+			if name == "recv" {
+				modes = allRecvModes
+			}
+			if len(bars) != len(modes) {
+				t.Fatalf("%d bars, want %d (one per mode)", len(bars), len(modes))
+			}
+			for i, m := range modes {
+				if !strings.HasPrefix(bars[i], m+": ") {
+					t.Errorf("bar %d titled %q, want it to name %s", i, bars[i], m)
 				}
-				if b.Note != "" && !strings.Contains(buf.String(), xmlEscape(b.Note)) {
-					t.Errorf("%s: ratio label %q not drawn", b.Label, b.Note)
+			}
+			for _, want := range map[string][]string{
+				"send": {"4.98x writeto · 0.90x raw", ">batchconn-gso</text>", `class="bar best"`, `class="bar ceiling"`},
+				"recv": {"19.75x readfrom · 5.28x xnet · 3.76x raw  (152ns CPU/dgram)", `class="bar best"`, `class="bar ceiling"`},
+			}[name] {
+				if !strings.Contains(string(doc), xmlEscape(want)) && !strings.Contains(string(doc), want) {
+					t.Errorf("chart lacks %q", want)
 				}
 			}
 		})
@@ -292,17 +324,13 @@ func xmlEscape(s string) string {
 // "0.00 allocs/call MISSED"; a stray allocation in one round of three (the
 // runtime's, counted process-wide) is not.
 func TestRecvAllocationTargetUsesTheMedianRoundAndShowsSmallCounts(t *testing.T) {
-	r := fakeRecvReport(trafficGSO)
-	r.mode(modeBatchconnRead).Samples[0].Mallocs = 1 // one round of three
-	for i := range r.mode(modeBatchconnGRO).Samples {
-		r.mode(modeBatchconnGRO).Samples[i].Mallocs = 1 // every round
-	}
-	r.finish()
-	var buf bytes.Buffer
-	if err := r.writeTable(&buf, false); err != nil {
-		t.Fatal(err)
-	}
-	for _, tg := range r.Targets {
+	r := fakeRecvReport(trafficGSO, func(mode string, round int) uint64 {
+		if mode == modeBatchconnRead && round == 1 || mode == modeBatchconnGRO {
+			return 1 // one round of three; every round
+		}
+		return 0
+	})
+	for _, tg := range r.Targets() {
 		switch tg.Name {
 		case "batchconn-read allocates nothing per call":
 			if !tg.Met {
@@ -314,7 +342,38 @@ func TestRecvAllocationTargetUsesTheMedianRoundAndShowsSmallCounts(t *testing.T)
 			}
 		}
 	}
-	if !strings.Contains(buf.String(), "0.0046 allocs/call MISSED") {
-		t.Errorf("a small allocation count is not shown as such:\n%s", buf.String())
+	if out := write(t, r, bench.Output{Format: "table"}); !strings.Contains(out, "0.0046 allocs/call MISSED") {
+		t.Errorf("a small allocation count is not shown as such:\n%s", out)
+	}
+}
+
+// ReadFrom allocates its address, as the UDPConn's does (R10): the target
+// of batchconn-readfrom-gro is readfrom's allocations, no more.
+func TestRecvReadFromAllocatesNoMoreThanTheUDPConn(t *testing.T) {
+	for _, tt := range []struct {
+		perCall uint64 // batchconn-readfrom-gro's allocations per call; readfrom's are 2
+		met     bool
+	}{{2, true}, {3, false}} {
+		r := fakeRecvReport(trafficGSO, func(mode string, _ int) uint64 {
+			switch mode {
+			case modeReadFrom:
+				return 2 * 14000
+			case modeBatchconnReadFromGRO:
+				return tt.perCall * 14000
+			}
+			return 0
+		})
+		var got *bench.Target
+		for _, tg := range r.Targets() {
+			if tg.Name == "batchconn-readfrom-gro allocates no more than readfrom" {
+				got = &tg
+			}
+		}
+		if got == nil || got.Met != tt.met || got.Got != float64(tt.perCall)/2 {
+			t.Errorf("%d allocations per call against readfrom's 2: target %+v, want met %v", tt.perCall, got, tt.met)
+		}
+		if out := write(t, r, bench.Output{Format: "table"}); !strings.Contains(out, fmt.Sprintf("%.2fx its allocs/call %s", float64(tt.perCall)/2, got.Verdict())) {
+			t.Errorf("the target is not in the table:\n%s", out)
+		}
 	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"time"
 
@@ -41,7 +40,8 @@ func (s sample) cpuPerDgram() float64     { return div(float64(s.CPU.Nanoseconds
 func (s sample) syscallsPerDgram() float64 {
 	return div(float64(s.Syscalls), float64(s.Sent))
 }
-func (s sample) allocsPerBatch() float64 { return div(float64(s.Mallocs), float64(s.Batches)) }
+func (s sample) allocsPerBatch() float64   { return div(float64(s.Mallocs), float64(s.Batches)) }
+func (s sample) gsoSendsPerBatch() float64 { return div(float64(s.GSOSends), float64(s.Batches)) }
 func (s sample) lostFraction() float64 {
 	if s.Sent == 0 || s.Delivered >= s.Sent {
 		return 0
@@ -53,36 +53,8 @@ func perSec(n uint64, d time.Duration) float64 { return div(float64(n), d.Second
 
 var div = bench.Div
 
-// modeResult is one mode's samples and their summaries.
-type modeResult struct {
-	Mode        string   `json:"mode"`
-	Unavailable string   `json:"unavailable,omitempty"` // why the mode did not run, or stopped
-	Samples     []sample `json:"samples"`
-
-	SentPerSec      bench.Stat `json:"sent_per_sec"`
-	DeliveredPerSec bench.Stat `json:"delivered_per_sec"`
-	LostFraction    bench.Stat `json:"lost_fraction"`       // per round
-	LostTotal       float64    `json:"lost_fraction_total"` // over all rounds
-	// MedianRound is the round with the median sent/s; the table's sent/s,
-	// delivered/s and lost are that round's, so they reconcile.
-	MedianRound      int        `json:"median_round"`
-	MedianDelivered  float64    `json:"median_round_delivered_per_sec"`
-	MedianLost       float64    `json:"median_round_lost_fraction"`
-	GbitPerSec       bench.Stat `json:"gbit_per_sec"`
-	CPUNsPerDgram    bench.Stat `json:"cpu_ns_per_dgram"`
-	SyscallsPerDgram bench.Stat `json:"syscalls_per_dgram"`
-	AllocsPerBatch   bench.Stat `json:"allocs_per_batch"`
-	GSOSendsPerBatch bench.Stat `json:"gso_sends_per_batch"`
-
-	// Ratios of datagrams/s sent, the median over rounds of this mode's
-	// round divided by the reference's same round (paired, so drift cancels).
-	VsWriteTo *bench.Stat `json:"vs_writeto,omitempty"`
-	RawRef    string      `json:"raw_ref,omitempty"` // the raw mode that is this mode's ceiling
-	VsRaw     *bench.Stat `json:"vs_raw,omitempty"`
-}
-
-// report is everything one run produced; -json prints it as is.
-type report struct {
+// sendDoc is what -json prints: the run's setting, then the modes.
+type sendDoc struct {
 	Config struct {
 		Size       int           `json:"size"`
 		Batch      int           `json:"batch"`
@@ -110,9 +82,12 @@ type report struct {
 	CPUClock string `json:"cpu_clock"` // what CPU time measures
 	// SenderCPUShare is the median over all samples of sender CPU time over
 	// elapsed time: well under 1 means other load took the CPU.
-	SenderCPUShare float64       `json:"sender_cpu_share"`
-	Modes          []*modeResult `json:"modes"`
-	Winner         string        `json:"winner,omitempty"` // fastest non-raw mode by median datagrams/s sent
+	SenderCPUShare float64 `json:"sender_cpu_share"`
+	// Modes: per mode its samples and each column's summary (sent_per_sec,
+	// ..., vs_writeto and vs_raw, the ratios against writeto and against
+	// raw_ref, its ceiling), and the round with the median sent/s.
+	Modes  []bench.ModeJSON `json:"modes"`
+	Winner string           `json:"winner,omitempty"` // fastest non-raw mode by median datagrams/s sent
 }
 
 // rawRefOf names the raw mode that is mode's ceiling.
@@ -125,130 +100,140 @@ func rawRefOf(mode string) string {
 
 func isRaw(mode string) bool { return mode == modeRawSendmmsg || mode == modeRawGSO }
 
-// finish fills in the summaries, ratios and winner from the samples.
-func (r *report) finish() {
-	byMode := map[string]*modeResult{}
-	for _, m := range r.Modes {
-		byMode[m.Mode] = m
-		ss := m.samples()
-		col := func(f func(sample) float64) bench.Stat { return bench.Of(ss, f) }
-		m.SentPerSec = col(sample.sentPerSec)
-		m.DeliveredPerSec = col(sample.deliveredPerSec)
-		m.LostFraction = col(sample.lostFraction)
-		var sent, delivered uint64
-		for _, s := range m.Samples {
-			sent, delivered = sent+s.Sent, delivered+min(s.Delivered, s.Sent)
-		}
-		m.LostTotal = 1 - div(float64(delivered), float64(sent))
-		if sent == 0 {
-			m.LostTotal = 0
-		}
+// lostTotal is the share of all of s's datagrams the receiver did not get.
+func lostTotal(s *bench.Series[sample]) float64 {
+	var sent, delivered uint64
+	for _, smp := range s.Samples {
+		sent, delivered = sent+smp.Value.Sent, delivered+min(smp.Value.Delivered, smp.Value.Sent)
+	}
+	if sent == 0 {
+		return 0
+	}
+	return 1 - div(float64(delivered), float64(sent))
+}
+
+// report lays out the send table, its JSON, gobench lines and chart.
+func (d *sendDoc) report(res *bench.Results[sample]) *bench.Report[sample] {
+	c := &d.Config
+	rep := &bench.Report[sample]{
+		Results: res, Env: d.Env.Env, Ceiling: isRaw, Mark: true,
+		Columns: []bench.Column[sample]{
+			{Name: "sent/s", JSON: "sent_per_sec", Value: sample.sentPerSec, Format: bench.Rate, Range: true},
+			{Name: "delivered/s", JSON: "delivered_per_sec", Value: sample.deliveredPerSec, Format: bench.Rate, At: "sent/s"},
+			{Name: "lost", JSON: "lost_fraction", Value: sample.lostFraction, Format: bench.Pct, At: "sent/s"},
+			{Name: "Gbit/s", JSON: "gbit_per_sec", Value: sample.gbitPerSec, Format: bench.Fixed(2)},
+			{Name: "CPU/dgram", JSON: "cpu_ns_per_dgram", Value: sample.cpuPerDgram, Format: bench.Nanos},
+			{Name: "syscalls/dgram", JSON: "syscalls_per_dgram", Value: sample.syscallsPerDgram, Format: bench.Fixed(3)},
+			{Name: "allocs/batch", JSON: "allocs_per_batch", Value: sample.allocsPerBatch, Format: bench.Allocs},
+			{Name: "GSO sends/batch", JSON: "gso_sends_per_batch", Value: sample.gsoSendsPerBatch, Hidden: true},
+			{Name: "vs writeto", JSON: "vs_writeto", Of: "sent/s", Vs: bench.Ref(modeWriteTo)},
+			{Name: "vs raw", JSON: "vs_raw", Of: "sent/s", Vs: rawRefOf},
+		},
+		Chart: bench.Chart{
+			Title: fmt.Sprintf("batchbench: sending %d-byte datagrams in batches of %d over %s (%s)", c.Size, c.Batch, c.Path, c.Network),
+			Subtitle: fmt.Sprintf("%s, %s, %d CPUs; %d rounds x %v per mode, modes alternating\nratios: medians of same-round ratios; grey: the raw limit, green: the fastest usable mode",
+				d.Env.Kernel, d.Env.GoVersion, d.Env.NumCPU, c.Count, c.Duration),
+			Unit:   "datagrams/s sent",
+			Footer: "GSO: " + bench.Truncate(d.gsoLine(), 140),
+		},
+		Pkg: "github.com/batchconn/batchconn/cmd/batchbench", GobenchHeader: []string{"kernel", d.Env.Kernel, "gso", d.gsoLine()},
+		// An op is one batch.
+		Gobench: func(s *bench.Series[sample], v sample) (string, uint64, []bench.Unit) {
+			return fmt.Sprintf("BenchmarkSend/mode=%s/path=%s/net=%s/size=%d/batch=%d/dests=%d-%d",
+					s.Mode, c.Path, c.Network, c.Size, c.Batch, c.Dests, d.Env.GOMAXPROCS), v.Batches, []bench.Unit{
+					{Value: div(float64(v.Elapsed.Nanoseconds()), float64(v.Batches)), Name: "ns/op", Decimals: 1},
+					{Value: perSec(v.Bytes, v.Elapsed) / 1e6, Name: "MB/s", Decimals: 2},
+					{Value: v.sentPerSec(), Name: "sent/s"},
+					{Value: v.deliveredPerSec(), Name: "delivered/s"},
+					{Value: v.cpuPerDgram(), Name: "cpu-ns/dgram", Decimals: 1},
+					{Value: v.syscallsPerDgram(), Name: "syscalls/dgram", Decimals: 4},
+					{Value: v.allocsPerBatch(), Name: "allocs/op", Decimals: 3}}
+		},
 		// The table's sent/s, delivered/s and lost all come from the round
-		// with the median sent/s, so they reconcile: delivered/s = sent/s ×
-		// (1 − lost).
-		if ms, ok := bench.MedianSample(ss, sample.sentPerSec); ok {
-			m.MedianRound, m.MedianDelivered, m.MedianLost = ms.Round, ms.Value.deliveredPerSec(), ms.Value.lostFraction()
-		}
-		m.GbitPerSec = col(sample.gbitPerSec)
-		m.CPUNsPerDgram = col(sample.cpuPerDgram)
-		m.SyscallsPerDgram = col(sample.syscallsPerDgram)
-		m.AllocsPerBatch = col(sample.allocsPerBatch)
-		m.GSOSendsPerBatch = col(func(s sample) float64 { return div(float64(s.GSOSends), float64(s.Batches)) })
-		for i := range m.Samples {
-			m.Samples[i].SentPerSec = m.Samples[i].sentPerSec()
-		}
+		// with the median sent/s, so they reconcile.
+		ModeJSON: func(s *bench.Series[sample]) []bench.KV {
+			ms, _ := bench.MedianSample(s.Samples, sample.sentPerSec)
+			kv := []bench.KV{{Key: "lost_fraction_total", Value: lostTotal(s)}, {Key: "median_round", Value: ms.Round},
+				{Key: "median_round_delivered_per_sec", Value: ms.Value.deliveredPerSec()},
+				{Key: "median_round_lost_fraction", Value: ms.Value.lostFraction()}}
+			if res.Get(s.Group, rawRefOf(s.Mode)) != nil {
+				kv = append(kv, bench.KV{Key: "raw_ref", Value: rawRefOf(s.Mode)})
+			}
+			return kv
+		},
 	}
 	var shares []float64
-	for _, m := range r.Modes {
-		for _, s := range m.Samples {
-			shares = append(shares, div(s.CPU.Seconds(), s.Elapsed.Seconds()))
+	for _, s := range res.Series {
+		for _, smp := range s.Samples {
+			shares = append(shares, div(smp.Value.CPU.Seconds(), smp.Value.Elapsed.Seconds()))
 		}
 	}
-	r.SenderCPUShare = bench.Summarize(shares).Median
-	for _, m := range r.Modes {
-		m.VsWriteTo = ratio(m, byMode[modeWriteTo])
-		if ref := byMode[rawRefOf(m.Mode)]; ref != nil {
-			m.RawRef = ref.Mode
-			m.VsRaw = ratio(m, ref)
-		}
+	d.SenderCPUShare, d.Winner = bench.Summarize(shares).Median, rep.Fastest()
+	rep.JSON = func(modes []bench.ModeJSON, _ []bench.Target) any { d.Modes = modes; return d }
+
+	dests := "1 destination"
+	if c.Dests > 1 {
+		dests = fmt.Sprintf("%d destinations (runs of %d)", c.Dests, runLen(c.Batch, c.Dests))
 	}
-	r.Winner = ""
-	best := -1.0
-	for _, onlyUsable := range []bool{true, false} {
-		for _, m := range r.Modes {
-			if len(m.Samples) == 0 || (onlyUsable && isRaw(m.Mode)) {
-				continue
-			}
-			if m.SentPerSec.Median > best {
-				best, r.Winner = m.SentPerSec.Median, m.Mode
-			}
-		}
-		if r.Winner != "" {
-			break
-		}
+	path := "loopback"
+	if c.Path == "veth" {
+		path = fmt.Sprintf("a veth pair between two network namespaces (MTU %d)", d.Env.MTU)
 	}
+	rep.Head = fmt.Sprintf("batchbench: %d-byte datagrams in batches of %d to %s over %s, %s\n%s; %d round(s) x %v per mode, modes alternating\n\n",
+		c.Size, c.Batch, dests, path, c.Network, d.Env.Env, c.Count, c.Duration)
+	rep.Notes = func(w io.Writer) { d.notes(w, rep) }
+	return rep
 }
 
-// samples returns m's samples as the engine keeps them, by round.
-func (m *modeResult) samples() []bench.Sample[sample] {
-	ss := make([]bench.Sample[sample], len(m.Samples))
-	for i, s := range m.Samples {
-		ss[i] = bench.Sample[sample]{Round: s.Round, Value: s}
+// notes is what the table says under its rows: how GSO went, the fastest
+// mode, and how to read the columns.
+func (d *sendDoc) notes(w io.Writer, rep *bench.Report[sample]) {
+	fmt.Fprintf(w, "GSO: %s", d.gsoLine())
+	if st := rep.Figure("", modeBatchconnGSO, "GSO sends/batch"); d.GSO.Used && st != nil {
+		fmt.Fprintf(w, " (batchconn-gso: %.1f GSO sends per batch, at most %d datagrams each)", st.Median, d.Config.SegsPerGSO)
 	}
-	return ss
-}
-
-// ratio is m's datagrams/s sent over ref's: the median of same-round ratios.
-func ratio(m, ref *modeResult) *bench.Stat {
-	if m == nil || ref == nil {
-		return nil
+	fmt.Fprintln(w)
+	if win := d.Winner; win != "" {
+		fmt.Fprintf(w, "fastest: %s", win)
+		if st := rep.Figure("", win, "vs writeto"); st != nil && win != modeWriteTo {
+			fmt.Fprintf(w, ", %.2fx writeto", st.Median)
+		}
+		if st := rep.Figure("", win, "vs raw"); st != nil && !isRaw(win) {
+			fmt.Fprintf(w, ", %.2fx %s (the limit)", st.Median, rawRefOf(win))
+		}
+		fmt.Fprintln(w)
 	}
-	return bench.Ratio(m.samples(), ref.samples(), bench.Over(sample.sentPerSec))
-}
-
-func (r *report) mode(name string) *modeResult {
-	for _, m := range r.Modes {
-		if m.Mode == name {
-			return m
+	if b, x := rep.Results.Get("", modeBatchconn), rep.Results.Get("", modeXNet); b != nil && x != nil {
+		if st := bench.Ratio(b.Samples, x.Samples, bench.Over(sample.sentPerSec)); st != nil {
+			fmt.Fprintf(w, "batchconn (GSO off) vs xnet WriteBatch: %.2fx (%.2f–%.2f)\n", st.Median, st.Min, st.Max)
 		}
 	}
-	return nil
-}
-
-// writeGobench prints one benchmark line per mode and round, in the format
-// benchstat reads: an op is one batch.
-func (r *report) writeGobench(w io.Writer) error {
-	c := &r.Config
-	bench.WriteGobenchHeader(w, "github.com/batchconn/batchconn/cmd/batchbench", r.Env.Env, "kernel", r.Env.Kernel, "gso", r.gsoLine())
-	for round := 1; round <= c.Count; round++ {
-		for _, m := range r.Modes {
-			for _, s := range m.Samples {
-				if s.Round != round {
-					continue
-				}
-				bench.WriteGobenchLine(w, fmt.Sprintf("BenchmarkSend/mode=%s/path=%s/net=%s/size=%d/batch=%d/dests=%d-%d",
-					m.Mode, c.Path, c.Network, c.Size, c.Batch, c.Dests, r.Env.GOMAXPROCS), s.Batches,
-					bench.Unit{Value: div(float64(s.Elapsed.Nanoseconds()), float64(s.Batches)), Name: "ns/op", Decimals: 1},
-					bench.Unit{Value: perSec(s.Bytes, s.Elapsed) / 1e6, Name: "MB/s", Decimals: 2},
-					bench.Unit{Value: s.sentPerSec(), Name: "sent/s"},
-					bench.Unit{Value: s.deliveredPerSec(), Name: "delivered/s"},
-					bench.Unit{Value: s.cpuPerDgram(), Name: "cpu-ns/dgram", Decimals: 1},
-					bench.Unit{Value: s.syscallsPerDgram(), Name: "syscalls/dgram", Decimals: 4},
-					bench.Unit{Value: s.allocsPerBatch(), Name: "allocs/op", Decimals: 3})
-			}
+	var lost []string
+	for _, s := range rep.Results.Series {
+		if l := lostTotal(s); l > 0 {
+			lost = append(lost, s.Mode+" "+bench.Pct(l))
 		}
 	}
-	for _, m := range r.Modes {
-		if m.Unavailable != "" {
-			fmt.Fprintf(w, "# %s: %s\n", m.Mode, m.Unavailable)
-		}
+	if len(lost) > 0 {
+		fmt.Fprintf(w, "lost over all rounds: %s\n", strings.Join(lost, ", "))
 	}
-	return nil
+	if d.SenderCPUShare > 0 && d.SenderCPUShare < 0.8 {
+		fmt.Fprintf(w, "note: the sender thread ran only %.0f%% of the time (median): other load on this machine\n"+
+			"      takes the CPU; sent/s swings with it, CPU/dgram much less.\n", d.SenderCPUShare*100)
+	}
+	fmt.Fprint(w, `
+sent/s: datagrams the kernel accepted per second in the median round (min–max of the rounds);
+delivered/s: what the receiver read with recvmmsg in that same round; lost: the share of that round's
+datagrams dropped because the receiver fell behind (delivered/s = sent/s x (1 - lost)).
+Gbit/s: payload sent. CPU/dgram: `+d.CPUClock+`.
+vs writeto, vs raw: this mode's sent/s over that mode's in the same round, median of the rounds;
+raw is raw-gso for the GSO modes, raw-sendmmsg for the others.
+`)
 }
 
 // gsoLine says in a few words whether GSO was available and used, and why not.
-func (r *report) gsoLine() string {
-	g := &r.GSO
+func (d *sendDoc) gsoLine() string {
+	g := &d.GSO
 	switch {
 	case g.Used:
 		return "available and used"
@@ -259,105 +244,6 @@ func (r *report) gsoLine() string {
 	default:
 		return "not available: " + g.Why
 	}
-}
-
-// writeTable prints the results for a person to read.
-func (r *report) writeTable(w io.Writer, quiet bool) error {
-	c := &r.Config
-	if !quiet {
-		dests := "1 destination"
-		if c.Dests > 1 {
-			dests = fmt.Sprintf("%d destinations (runs of %d)", c.Dests, runLen(c.Batch, c.Dests))
-		}
-		path := "loopback"
-		if c.Path == "veth" {
-			path = fmt.Sprintf("a veth pair between two network namespaces (MTU %d)", r.Env.MTU)
-		}
-		fmt.Fprintf(w, "batchbench: %d-byte datagrams in batches of %d to %s over %s, %s\n",
-			c.Size, c.Batch, dests, path, c.Network)
-		fmt.Fprintf(w, "%s, %s %s/%s, %d CPUs; %d round(s) x %v per mode, modes alternating\n\n",
-			r.Env.Kernel, r.Env.GoVersion, r.Env.GOOS, r.Env.GOARCH, r.Env.NumCPU, c.Count, c.Duration)
-	}
-
-	rows := [][]string{{"mode", "sent/s", "(min–max)", "delivered/s", "lost", "Gbit/s", "CPU/dgram", "syscalls/dgram", "allocs/batch", "vs writeto", "vs raw", ""}}
-	for _, m := range r.Modes {
-		if len(m.Samples) == 0 {
-			rows = append(rows, []string{m.Mode, "-", "", "-", "", "", "", "", "", "", "", "unavailable"})
-			continue
-		}
-		mark := ""
-		if m.Mode == r.Winner {
-			mark = "<- fastest"
-		}
-		rows = append(rows, []string{
-			m.Mode,
-			bench.Rate(m.SentPerSec.Median),
-			"(" + bench.Rate(m.SentPerSec.Min) + "–" + bench.Rate(m.SentPerSec.Max) + ")",
-			bench.Rate(m.MedianDelivered),
-			bench.Pct(m.MedianLost),
-			strconv.FormatFloat(m.GbitPerSec.Median, 'f', 2, 64),
-			bench.Nanos(m.CPUNsPerDgram.Median),
-			strconv.FormatFloat(m.SyscallsPerDgram.Median, 'f', 3, 64),
-			bench.Allocs(m.AllocsPerBatch.Median),
-			bench.Times(m.VsWriteTo),
-			bench.Times(m.VsRaw),
-			mark,
-		})
-	}
-	bench.WriteTable(w, 1, rows)
-
-	if quiet {
-		return nil
-	}
-	fmt.Fprintln(w)
-	for _, m := range r.Modes {
-		if m.Unavailable != "" {
-			fmt.Fprintf(w, "%s: %s\n", m.Mode, m.Unavailable)
-		}
-	}
-	fmt.Fprintf(w, "GSO: %s", r.gsoLine())
-	if g := r.mode(modeBatchconnGSO); r.GSO.Used && g != nil {
-		fmt.Fprintf(w, " (batchconn-gso: %.1f GSO sends per batch, at most %d datagrams each)", g.GSOSendsPerBatch.Median, c.SegsPerGSO)
-	}
-	fmt.Fprintln(w)
-	if r.Winner != "" {
-		wm := r.mode(r.Winner)
-		fmt.Fprintf(w, "fastest: %s", r.Winner)
-		if wm.VsWriteTo != nil && r.Winner != modeWriteTo {
-			fmt.Fprintf(w, ", %.2fx writeto", wm.VsWriteTo.Median)
-		}
-		if wm.VsRaw != nil && !isRaw(r.Winner) {
-			fmt.Fprintf(w, ", %.2fx %s (the limit)", wm.VsRaw.Median, wm.RawRef)
-		}
-		fmt.Fprintln(w)
-	}
-	if b, x := r.mode(modeBatchconn), r.mode(modeXNet); b != nil && x != nil {
-		if st := ratio(b, x); st != nil {
-			fmt.Fprintf(w, "batchconn (GSO off) vs xnet WriteBatch: %.2fx (%.2f–%.2f)\n", st.Median, st.Min, st.Max)
-		}
-	}
-	var lost []string
-	for _, m := range r.Modes {
-		if m.LostTotal > 0 {
-			lost = append(lost, m.Mode+" "+bench.Pct(m.LostTotal))
-		}
-	}
-	if len(lost) > 0 {
-		fmt.Fprintf(w, "lost over all rounds: %s\n", strings.Join(lost, ", "))
-	}
-	if r.SenderCPUShare > 0 && r.SenderCPUShare < 0.8 {
-		fmt.Fprintf(w, "note: the sender thread ran only %.0f%% of the time (median): other load on this machine\n"+
-			"      takes the CPU; sent/s swings with it, CPU/dgram much less.\n", r.SenderCPUShare*100)
-	}
-	fmt.Fprint(w, `
-sent/s: datagrams the kernel accepted per second in the median round (min–max of the rounds);
-delivered/s: what the receiver read with recvmmsg in that same round; lost: the share of that round's
-datagrams dropped because the receiver fell behind (delivered/s = sent/s x (1 - lost)).
-Gbit/s: payload sent. CPU/dgram: `+r.CPUClock+`.
-vs writeto, vs raw: this mode's sent/s over that mode's in the same round, median of the rounds;
-raw is raw-gso for the GSO modes, raw-sendmmsg for the others.
-`)
-	return nil
 }
 
 // segmentTooBigError says that UDP GSO works on the path but not for
@@ -385,36 +271,3 @@ func segmentFits(size, mtu int, v6 bool) error {
 
 // runLen is how many consecutive datagrams of a batch go to one destination.
 func runLen(batch, dests int) int { return (batch + dests - 1) / dests }
-
-// chart is the send table as bars of datagrams/s sent.
-func (r *report) chart() bench.Chart {
-	c := &r.Config
-	ch := bench.Chart{
-		Title: fmt.Sprintf("batchbench: sending %d-byte datagrams in batches of %d over %s (%s)", c.Size, c.Batch, c.Path, c.Network),
-		Subtitle: fmt.Sprintf("%s, %s, %d CPUs; %d rounds x %v per mode, modes alternating\nratios: medians of same-round ratios; grey: the raw limit, green: the fastest usable mode",
-			r.Env.Kernel, r.Env.GoVersion, r.Env.NumCPU, c.Count, c.Duration),
-		Unit:   "datagrams/s sent",
-		Footer: "GSO: " + bench.Truncate(r.gsoLine(), 140),
-	}
-	for _, m := range r.Modes {
-		b := bench.Bar{Label: m.Mode, Ceiling: isRaw(m.Mode), Best: m.Mode == r.Winner}
-		if len(m.Samples) == 0 {
-			b.Unavailable = m.Unavailable
-			if b.Unavailable == "" {
-				b.Unavailable = "no samples"
-			}
-		} else {
-			b.Value, b.Min, b.Max = m.SentPerSec.Median, m.SentPerSec.Min, m.SentPerSec.Max
-			var notes []string
-			if m.VsWriteTo != nil && m.Mode != modeWriteTo {
-				notes = append(notes, bench.Times(m.VsWriteTo)+" writeto")
-			}
-			if m.VsRaw != nil && !isRaw(m.Mode) {
-				notes = append(notes, bench.Times(m.VsRaw)+" "+m.RawRef)
-			}
-			b.Note = strings.Join(notes, " · ")
-		}
-		ch.Bars = append(ch.Bars, b)
-	}
-	return ch
-}

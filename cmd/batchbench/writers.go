@@ -11,16 +11,30 @@ import (
 	"github.com/batchconn/batchconn/internal/bench"
 )
 
-// The writers subcommand measures group commit: G goroutines calling WriteTo
-// on one socket, a *net.UDPConn against a *batchconn.Conn.
+// The writers subcommand measures what existing code that writes one
+// datagram at a time gains: G goroutines calling WriteTo on one socket, a
+// *net.UDPConn against a *batchconn.Conn (group commit) and a Conn with a
+// write queue (WithWriteQueue).
 //
-//	go run ./cmd/batchbench writers [-writers 1,8,64] [-size 1200] [-gso=false] ...
+//	go run ./cmd/batchbench writers [-writers 1,8,64] [-size 1200] [-gso=false] [-queue 256KiB] ...
+//	go run ./cmd/batchbench writers -writers 1 -dests 50 -burst 10   # an SFU's forwarding loop
 //
 // For each number of writers it measures two destination sets: every
-// goroutine writing to one destination, and each goroutine to its own. The
-// sockets take turns within each round, in an order that rotates round by
-// round, so a shared machine's drift hits them alike, and the table shows
-// medians of the same-round ratios against the *net.UDPConn.
+// goroutine writing to the same destinations, and each goroutine to its
+// own. With -dests D -burst K each writer writes bursts of K datagrams to
+// each of D destinations, packet-major (packet k to every destination, then
+// packet k+1), as an SFU forwards a frame to its subscribers; by default
+// (1 and 1) one datagram after another to one destination. The sockets take
+// turns within each round, in an order that rotates round by round, so a
+// shared machine's drift hits them alike, and the table shows medians of
+// the same-round ratios against the *net.UDPConn, and the targets of
+// issue 23.
+
+// The writers modes besides UDPConn: a Conn, and a Conn with a write queue.
+const (
+	modeConn  = "batchconn"
+	modeQueue = "queue"
+)
 
 // writersConfig is what the writers subcommand's flags ask for.
 type writersConfig struct {
@@ -29,11 +43,24 @@ type writersConfig struct {
 	duration time.Duration
 	count    int
 	gso      bool
+	queue    int    // the queue mode's WithWriteQueue bytes; 0: no queue mode
+	queueArg string // -queue as given, for the title
+	dests    int    // destinations per writer
+	burst    int    // datagrams to each destination per burst
 }
 
-// maxWriters bounds -writers: enough to show where group commit stops
-// helping, few enough not to exhaust the machine.
-const maxWriters = 4096
+// Bounds of the writers flags: enough to show where group commit stops
+// helping, few enough not to exhaust the machine (a sink socket per
+// destination, per writer with "each").
+const (
+	maxWriters = 4096
+	maxSinks   = 16384
+	maxBurst   = 1024
+	maxQueue   = 1 << 30 // WithWriteQueue's limit
+	// queueOverhead is what a datagram takes in the queue beyond its
+	// payload (WithWriteQueue's doc).
+	queueOverhead = 40
+)
 
 func parseWritersFlags(args []string, stderr io.Writer) (writersConfig, error) {
 	cfg := writersConfig{}
@@ -44,13 +71,28 @@ func parseWritersFlags(args []string, stderr io.Writer) (writersConfig, error) {
 	fs.DurationVar(&cfg.duration, "duration", 200*time.Millisecond, "sending time per socket per round")
 	fs.IntVar(&cfg.count, "count", 9, "rounds; the sockets take turns within each")
 	fs.BoolVar(&cfg.gso, "gso", true, "let the batchconn.Conn coalesce batches into UDP GSO sends")
+	fs.StringVar(&cfg.queueArg, "queue", "256KiB", "the queue mode's write queue (WithWriteQueue), in `bytes` (KiB, MiB suffixes); 0: no queue mode")
+	fs.IntVar(&cfg.dests, "dests", 1, "destinations each writer writes to, in turn")
+	fs.IntVar(&cfg.burst, "burst", 1, "datagrams each writer writes to each destination per burst, packet-major")
 	if err := bench.Parse(fs, args, stderr, "usage: batchbench writers [flags]\n\n"+
-		"Measures G goroutines calling WriteTo on a *net.UDPConn and on a *batchconn.Conn (group commit).\n\n"); err != nil {
+		"Measures G goroutines calling WriteTo on a *net.UDPConn, on a *batchconn.Conn (group commit)\n"+
+		"and on a Conn with a write queue.\n\n"); err != nil {
 		return cfg, err
 	}
 	var err error
 	if cfg.writers, err = bench.ParseCounts("-writers", *list, "number of goroutines", maxWriters, true); err != nil {
 		return cfg, err
+	}
+	if cfg.queueArg != "0" {
+		q, err := bench.ParseBytes("-queue", cfg.queueArg)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.queue = int(min(q, maxQueue+1))
+	}
+	sinks := cfg.dests
+	for _, g := range cfg.writers {
+		sinks = max(sinks, g*cfg.dests)
 	}
 	switch {
 	case cfg.size < 1:
@@ -61,6 +103,17 @@ func parseWritersFlags(args []string, stderr io.Writer) (writersConfig, error) {
 		return cfg, bench.Usagef("-duration %v: must be positive", cfg.duration)
 	case cfg.count < 1 || cfg.count > maxCount:
 		return cfg, bench.Usagef("-count %d: must be between 1 and %d", cfg.count, maxCount)
+	case cfg.queue > maxQueue:
+		return cfg, bench.Usagef("-queue %s: at most 1GiB (WithWriteQueue's limit)", cfg.queueArg)
+	case cfg.queue > 0 && cfg.queue < cfg.size+queueOverhead:
+		return cfg, bench.Usagef("-queue %s: holds no %d-byte datagram (each takes its size and %d bytes); 0 leaves the queue mode out",
+			cfg.queueArg, cfg.size, queueOverhead)
+	case cfg.dests < 1:
+		return cfg, bench.Usagef("-dests %d: need at least 1 destination", cfg.dests)
+	case sinks > maxSinks:
+		return cfg, bench.Usagef("-dests %d: %d writers, each with destinations of its own, need %d sockets, more than %d", cfg.dests, sinks/cfg.dests, sinks, maxSinks)
+	case cfg.burst < 1 || cfg.burst > maxBurst:
+		return cfg, bench.Usagef("-burst %d: must be between 1 and %d datagrams", cfg.burst, maxBurst)
 	}
 	return cfg, nil
 }
@@ -79,7 +132,7 @@ type writersSample struct {
 	datagrams uint64
 	syscalls  uint64
 	elapsed   time.Duration
-	cpu       time.Duration // process CPU time (user+system)
+	cpu       time.Duration // process CPU time (user+system), every thread's
 }
 
 func (s writersSample) rate() float64 { return bench.Div(float64(s.datagrams), s.elapsed.Seconds()) }
@@ -91,26 +144,40 @@ func (s writersSample) perSyscall() float64 {
 }
 
 // A writersCell is one row of the table: a number of writers, and whether
-// each writes to a destination of its own or all to one.
+// each writes to destinations of its own or all to the same.
 type writersCell struct {
 	writers int
 	perG    bool
+	dests   int // destinations per writer
 }
 
+// String is the cell's writers and dests columns.
 func (c writersCell) String() string {
-	if c.perG {
-		return fmt.Sprintf("%d each", c.writers)
+	d := "one"
+	if c.dests > 1 {
+		d = strconv.Itoa(c.dests)
 	}
-	return fmt.Sprintf("%d one", c.writers)
+	if c.perG {
+		d = strings.TrimPrefix(d+" each", "one ")
+	}
+	return fmt.Sprintf("%d %s", c.writers, d)
 }
 
 // printWriters prints the table: a row per cell (writers, destinations),
 // for each socket its datagrams/s and CPU per datagram, and for each but the
 // first (the *net.UDPConn) the ratios against the first and its datagrams
-// per system call.
+// per system call; then the targets.
 func printWriters(w io.Writer, cfg writersConfig, cells []writersCell, modes []string, res *bench.Results[writersSample]) {
-	fmt.Fprintf(w, "G goroutines calling WriteTo, %d-byte datagrams, loopback, %d rounds of %v per socket, alternating; batchconn GSO %v\n",
-		cfg.size, cfg.count, cfg.duration, onOff(cfg.gso))
+	shape := fmt.Sprintf("%d-byte datagrams", cfg.size)
+	if cfg.dests > 1 || cfg.burst > 1 {
+		shape += fmt.Sprintf(" in bursts of %d to each of %d destinations (packet-major)", cfg.burst, cfg.dests)
+	}
+	gso := onOff(cfg.gso)
+	if cfg.queue > 0 {
+		gso += ", queue " + cfg.queueArg
+	}
+	fmt.Fprintf(w, "G goroutines calling WriteTo, %s, loopback, %d rounds of %v per socket, alternating; batchconn GSO %s\n",
+		shape, cfg.count, cfg.duration, gso)
 	ref, others := modes[0], modes[1:]
 	fmt.Fprintf(w, "datagrams/s and CPU per datagram are medians over rounds; ratios are medians of same-round ratios (%s / %s)\n",
 		strings.Join(others, ", "), ref)
@@ -131,32 +198,74 @@ func printWriters(w io.Writer, cfg writersConfig, cells []writersCell, modes []s
 	}
 	rows := [][]string{head}
 	for _, c := range cells {
-		g := c.String()
-		dests := "one"
-		if c.perG {
-			dests = "each"
-		}
-		row := []string{strconv.Itoa(c.writers), dests}
-		base := res.Get(g, ref).Samples
+		row := strings.Fields(c.String())
+		row = []string{row[0], strings.Join(row[1:], " ")}
+		base := res.Get(c.String(), ref).Samples
 		for _, fig := range []struct {
 			f      func(writersSample) float64
 			format func(float64) string
 		}{
-			{writersSample.rate, func(x float64) string { return strconv.FormatFloat(x, 'f', 0, 64) }},
+			{writersSample.rate, bench.Fixed(0)},
 			{writersSample.cpuPer, func(x float64) string { return strconv.FormatFloat(x, 'f', 0, 64) + "ns" }},
 		} {
 			row = append(row, fig.format(bench.Of(base, fig.f).Median))
 			for _, m := range others {
-				ss := res.Get(g, m).Samples
+				ss := res.Get(c.String(), m).Samples
 				row = append(row, fig.format(bench.Of(ss, fig.f).Median), bench.Times(bench.Ratio(ss, base, bench.Over(fig.f))))
 			}
 		}
 		for _, m := range others {
-			row = append(row, strconv.FormatFloat(bench.Of(res.Get(g, m).Samples, writersSample.perSyscall).Median, 'f', 1, 64))
+			row = append(row, bench.Fixed(1)(bench.Of(res.Get(c.String(), m).Samples, writersSample.perSyscall).Median))
 		}
 		rows = append(rows, row)
 	}
 	bench.WriteTable(w, 2, rows)
+	fmt.Fprintln(w)
+	bench.WriteTargets(w, writersTargets(cells, modes, res))
+}
+
+// writersGoals are issue 23's targets, against the UDPConn in each cell
+// with that many writers: one writer gains nothing and loses nothing
+// without the queue, and with it at least doubles the datagrams/s at half
+// the CPU per datagram; 8 and 64 writers keep group commit's gains, with
+// the queue and without ("": every mode).
+var writersGoals = []struct {
+	writers   int
+	mode, fig string // fig: "dg/s" or "CPU" (per datagram)
+	cmp       bench.Cmp
+	want      float64
+}{
+	{1, modeConn, "dg/s", bench.AtLeast, 0.97}, {1, modeConn, "CPU", bench.AtMost, 1.03},
+	{1, modeQueue, "dg/s", bench.AtLeast, 2}, {1, modeQueue, "CPU", bench.AtMost, 0.5},
+	{8, "", "dg/s", bench.AtLeast, 1.5}, {64, "", "dg/s", bench.AtLeast, 1.4},
+}
+
+// writersTargets checks writersGoals in every cell, for the modes that ran.
+func writersTargets(cells []writersCell, modes []string, res *bench.Results[writersSample]) []bench.Target {
+	var ts []bench.Target
+	for _, c := range cells {
+		base := res.Get(c.String(), modes[0]).Samples
+		for _, m := range modes[1:] {
+			for _, g := range writersGoals {
+				if g.writers != c.writers || (g.mode != "" && g.mode != m) {
+					continue
+				}
+				f := writersSample.rate
+				if g.fig == "CPU" {
+					f = writersSample.cpuPer
+				}
+				st := bench.Ratio(res.Get(c.String(), m).Samples, base, bench.Over(f))
+				if st == nil {
+					continue
+				}
+				t := bench.Check(fmt.Sprintf("%s %s%s%.2fx", m, g.fig, g.cmp, g.want), g.fig+" ratio against "+modes[0]+", median of rounds",
+					st.Median, g.cmp, g.want)
+				t.Where = c.String()
+				ts = append(ts, t)
+			}
+		}
+	}
+	return ts
 }
 
 func onOff(b bool) string {

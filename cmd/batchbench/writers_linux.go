@@ -32,20 +32,26 @@ var writersModes = []struct {
 	{"UDPConn", func(u *net.UDPConn, _ writersConfig) (*writersTarget, error) {
 		return &writersTarget{w: u, close: u.Close}, nil
 	}},
-	{"batchconn", func(u *net.UDPConn, cfg writersConfig) (*writersTarget, error) {
-		c, err := batchconn.New(u, batchconn.WithGSO(cfg.gso))
-		if err != nil {
-			return nil, err
-		}
-		return &writersTarget{w: c, bc: c, close: c.Close}, nil
+	{modeConn, func(u *net.UDPConn, cfg writersConfig) (*writersTarget, error) {
+		return openConn(u, batchconn.WithGSO(cfg.gso))
 	}},
+	{modeQueue, func(u *net.UDPConn, cfg writersConfig) (*writersTarget, error) {
+		return openConn(u, batchconn.WithGSO(cfg.gso), batchconn.WithWriteQueue(cfg.queue))
+	}},
+}
+
+func openConn(u *net.UDPConn, opts ...batchconn.Option) (*writersTarget, error) {
+	c, err := batchconn.New(u, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &writersTarget{w: c, bc: c, close: c.Close}, nil
 }
 
 // runWriters measures every cell, the sockets taking turns in each round.
 func runWriters(cfg writersConfig, stdout, stderr io.Writer) error {
 	ctx, stop := bench.SignalContext(context.Background())
 	defer stop()
-	maxG := slices.Max(cfg.writers)
 	// The destinations: sockets nobody reads, so that no socket pays for a
 	// receiver; the kernel drops what overflows their buffers, at the same
 	// cost for all.
@@ -56,7 +62,7 @@ func runWriters(cfg writersConfig, stdout, stderr io.Writer) error {
 		}
 	}()
 	var dsts []net.Addr
-	for range maxG {
+	for range slices.Max(cfg.writers) * cfg.dests {
 		s, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 		if err != nil {
 			return err
@@ -72,6 +78,9 @@ func runWriters(cfg writersConfig, stdout, stderr io.Writer) error {
 	}()
 	var names []string
 	for _, m := range writersModes {
+		if m.name == modeQueue && cfg.queue == 0 {
+			continue
+		}
 		u, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 		if err != nil {
 			return err
@@ -84,20 +93,26 @@ func runWriters(cfg writersConfig, stdout, stderr io.Writer) error {
 		targets, names = append(targets, t), append(names, m.name)
 	}
 
+	// A burst's packets: packet k of a burst carries k in its first bytes,
+	// as an RTP sequence number would.
+	packets := make([][]byte, cfg.burst)
+	for k := range packets {
+		packets[k] = make([]byte, cfg.size)
+		packets[k][0], packets[k][min(1, cfg.size-1)] = byte(k>>8), byte(k)
+	}
 	var cells []writersCell
 	var groups []bench.Group[writersSample]
-	payload := make([]byte, cfg.size)
 	for _, g := range cfg.writers {
 		for _, perG := range []bool{false, true} {
 			if g == 1 && perG {
-				continue // one goroutine: one destination either way
+				continue // one goroutine: the same destinations either way
 			}
-			c := writersCell{writers: g, perG: perG}
+			c := writersCell{writers: g, perG: perG, dests: cfg.dests}
 			group := bench.Group[writersSample]{Name: c.String()}
 			for i, t := range targets {
 				group.Modes = append(group.Modes, bench.Mode[writersSample]{Name: names[i],
-					Sample: func(context.Context, int) (writersSample, error) {
-						return measureWriters(t, c.writers, c.perG, dsts, payload, cfg.duration)
+					Sample: func(ctx context.Context, _ int) (writersSample, error) {
+						return measureWriters(ctx, t, c, dsts, packets, cfg.duration)
 					}})
 			}
 			cells, groups = append(cells, c), append(groups, group)
@@ -111,9 +126,13 @@ func runWriters(cfg writersConfig, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// measureWriters runs g goroutines calling WriteTo on t for d and returns
-// what they did.
-func measureWriters(t *writersTarget, g int, perG bool, dsts []net.Addr, payload []byte, d time.Duration) (writersSample, error) {
+// measureWriters runs c.writers goroutines calling WriteTo on t for d,
+// each writing bursts of the packets to each of its c.dests destinations
+// (the first of dsts, or its own with c.perG), at least one burst each,
+// and returns what they did,
+// what a write queue held at the end sent and counted. The CPU time is the
+// whole process's, so that it includes the queue's own goroutine.
+func measureWriters(ctx context.Context, t *writersTarget, c writersCell, dsts []net.Addr, packets [][]byte, d time.Duration) (writersSample, error) {
 	var st0 batchconn.Stats
 	if t.bc != nil {
 		st0 = t.bc.Stats()
@@ -123,10 +142,10 @@ func measureWriters(t *writersTarget, g int, perG bool, dsts []net.Addr, payload
 	var firstErr atomic.Pointer[error]
 	var ready, wg sync.WaitGroup
 	start := make(chan struct{})
-	for i := range g {
-		dst := dsts[0]
-		if perG {
-			dst = dsts[i]
+	for i := range c.writers {
+		mine := dsts[:c.dests]
+		if c.perG {
+			mine = dsts[i*c.dests : (i+1)*c.dests]
 		}
 		ready.Add(1)
 		wg.Add(1)
@@ -135,12 +154,20 @@ func measureWriters(t *writersTarget, g int, perG bool, dsts []net.Addr, payload
 			ready.Done()
 			<-start
 			n := uint64(0)
-			for !stop.Load() {
-				if _, err := t.w.WriteTo(payload, dst); err != nil {
-					firstErr.CompareAndSwap(nil, &err)
+		writing:
+			for { // a burst: packet k to every destination, then k+1
+				for _, p := range packets {
+					for _, dst := range mine {
+						if _, err := t.w.WriteTo(p, dst); err != nil {
+							firstErr.CompareAndSwap(nil, &err)
+							break writing
+						}
+						n++
+					}
+				}
+				if stop.Load() {
 					break
 				}
-				n++
 			}
 			total.Add(n)
 		}()
@@ -153,6 +180,11 @@ func measureWriters(t *writersTarget, g int, perG bool, dsts []net.Addr, payload
 	time.Sleep(d)
 	stop.Store(true)
 	wg.Wait()
+	if t.bc != nil {
+		if err := t.bc.Flush(ctx); err != nil { // the queue's datagrams are sent work
+			firstErr.CompareAndSwap(nil, &err)
+		}
+	}
 	elapsed := time.Since(t0)
 	cpu1 := bench.ProcessCPU()
 	if p := firstErr.Load(); p != nil {
@@ -161,11 +193,12 @@ func measureWriters(t *writersTarget, g int, perG bool, dsts []net.Addr, payload
 	s := writersSample{datagrams: total.Load(), elapsed: elapsed, cpu: cpu1 - cpu0}
 	s.syscalls = s.datagrams // the UDPConn: one sendto each
 	if t.bc != nil {
-		// Batched datagrams are counted in Stats with their sendmmsg
-		// calls; a writer that sent alone made one uncounted system call.
+		// Batched datagrams (the queue's all) are counted in Stats with
+		// their sendmmsg calls; a writer that sent alone made one
+		// uncounted system call.
 		st := t.bc.Stats()
 		batched := st.Messages - st0.Messages
-		s.syscalls = (st.Syscalls - st0.Syscalls) + (s.datagrams - batched)
+		s.syscalls = (st.Syscalls - st0.Syscalls) + (s.datagrams - min(batched, s.datagrams))
 	}
 	return s, nil
 }

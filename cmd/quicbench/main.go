@@ -77,9 +77,12 @@ const (
 const (
 	maxCount = 1000
 	maxConns = 1024
-	// maxDepth is quicbatch's limit: WithQueueDepth clamps larger values
-	// (512, to keep one send within batchconn.MaxMessages).
-	maxDepth = 512
+	// maxDepth was quicbatch's limit on its queue's packets, and
+	// defaultDepth its default: the queue is bounded by bytes alone since it
+	// became batchconn's write queue, so -depth 0 turns it off (as
+	// quicbatch's deprecated WithQueueDepth(0) did) and other values do
+	// nothing, kept so that scripts that pass -depth keep working.
+	maxDepth, defaultDepth = 512, 128
 )
 
 // config is what the flags ask for.
@@ -91,7 +94,7 @@ type config struct {
 	gsos     []string
 	gros     []string
 	wraps    []string // which sides quicbatch wraps: both, client, server
-	depth    int      // quicbatch queue depth
+	depth    int      // -depth: 0 turns the queue off, as -async=false
 	qbytes   int      // quicbatch queue bytes
 	async    bool
 	verbose  bool
@@ -116,7 +119,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	gsos := fs.String("gso", "on,off", "comma-separated GSO settings (on, off): quic-go's (QUIC_GO_DISABLE_GSO) and quicbatch's")
 	gros := fs.String("gro", "on,off", "comma-separated GRO settings (on, off) of the quicbatch sides (WithGRO)")
 	wraps := fs.String("wrap", "both", "comma-separated sides quicbatch wraps (both, client, server); the other side is plain quic-go")
-	fs.IntVar(&cfg.depth, "depth", quicbatch.DefaultQueueDepth, "quicbatch queue depth (0 to 512)")
+	fs.IntVar(&cfg.depth, "depth", defaultDepth, "0 turns quicbatch's queue off (as -async=false); other values (to 512) do nothing, -qbytes bounds the queue")
 	fs.IntVar(&cfg.qbytes, "qbytes", quicbatch.DefaultQueueBytes, "quicbatch queue bytes")
 	fs.BoolVar(&cfg.async, "async", true, "quicbatch queues short-header packets (WithAsync); false: combining")
 	fs.BoolVar(&cfg.verbose, "v", false, "print every run")
@@ -464,8 +467,8 @@ func endpoint(cfg config) (*quic.Transport, *quicbatch.Conn, io.Closer, error) {
 	if !cfg.wrap {
 		return &quic.Transport{Conn: udp}, nil, udp, nil
 	}
-	qb, err := quicbatch.Wrap(udp, quicbatch.WithQueueDepth(cfg.depth), quicbatch.WithQueueBytes(cfg.qbytes),
-		quicbatch.WithAsync(cfg.async), quicbatch.WithGRO(slices.Contains(cfg.gros, "on")))
+	qb, err := quicbatch.Wrap(udp, quicbatch.WithQueueBytes(cfg.qbytes),
+		quicbatch.WithAsync(cfg.async && cfg.depth != 0), quicbatch.WithGRO(slices.Contains(cfg.gros, "on")))
 	if err != nil {
 		udp.Close()
 		return nil, nil, nil, err

@@ -27,7 +27,7 @@ func TestParseFlags(t *testing.T) {
 			if !slices.Equal(c.gros, []string{"on", "off"}) || !slices.Equal(c.wraps, []string{"both"}) || c.corrupt != -1 {
 				t.Errorf("defaults = gro %v wrap %v corrupt %d", c.gros, c.wraps, c.corrupt)
 			}
-			if c.depth != quicbatch.DefaultQueueDepth || c.qbytes != quicbatch.DefaultQueueBytes || !c.async || c.verbose || c.role != "" {
+			if c.depth != defaultDepth || c.qbytes != quicbatch.DefaultQueueBytes || !c.async || c.verbose || c.role != "" {
 				t.Errorf("defaults = depth %d qbytes %d async %v v %v role %q", c.depth, c.qbytes, c.async, c.verbose, c.role)
 			}
 		}},

@@ -33,19 +33,22 @@
 //     (open a fresh socket, start a server process, close them). Modes
 //     compared with each other form a [Group]; a matrix (connections × GSO
 //     on/off) is a group per cell. [Run] runs a [Plan] of them.
-//  3. A [Report] declares the figures as [Column] values (a function of S,
-//     a format, the modes to compare with) and the targets as [Goal] values,
-//     and writes what the output flags ([Output]: -format, -json, -q, -svg)
-//     ask for.
+//  3. A [Report] declares the figures as [Column] values (a function of S
+//     and a format; or a ratio of a figure against a reference mode) and
+//     the targets as [Goal] values, and writes what the output flags
+//     ([Output]: -format, -json, -q, -svg) ask for.
 //  4. main parses the flags with [Parse] and [Output.Check], runs under
 //     [SignalContext], and exits with [Exit] (0, 1, or 2 for a bad flag).
 //
-// [Report] prints the table (a row per mode, each column's median, the
-// min–max where asked, a "vs" ratio column per reference mode, the targets),
-// the JSON, the gobench lines and the chart, so a benchmark with no layout
-// of its own writes no output code. One with a layout of its own (batchbench's
-// tables, quicbench's matrix) builds its rows from [Of] and [Ratio] and prints
-// them with [WriteTable] or its own format, and its targets with [Check].
+// [Report] prints the table (a row per mode: each figure's median, the
+// min–max where asked, each ratio column's median of same-round ratios,
+// the targets), the JSON (a mode's samples and each column's summary under
+// its key), the gobench lines and the chart, so a benchmark writes no output
+// code, only its head and notes: batchbench's send and -recv tables are
+// Reports. Tables of another shape (a row per cell with the modes side by
+// side: batchbench writers, quicbench; wgbench's) build their rows from
+// [Of] and [Ratio], print them with [WriteTable] or their own format, and
+// check their targets with [Check].
 //
 // Errors: a Setup or Sample error wrapped in [Unavailable] takes the mode out
 // (the table says why) and the run goes on; any other error ends the run,

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"runtime"
 	"strings"
@@ -35,6 +36,12 @@ func ThisMachine() Env {
 		}
 	}
 	return e
+}
+
+// String is the machine in a table's second line: "Linux 6.18, go1.26.8
+// linux/amd64, 2 CPUs".
+func (e Env) String() string {
+	return fmt.Sprintf("%s, %s %s/%s, %d CPUs", e.Kernel, e.GoVersion, e.GOOS, e.GOARCH, e.NumCPU)
 }
 
 // LoadAverage returns /proc/loadavg's three load averages, "unknown" where

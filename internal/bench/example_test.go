@@ -33,14 +33,17 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	rep := bench.Report[sample]{Name: "DNS", Pkg: "github.com/batchconn/batchconn/examples/dns", Results: res,
-		Title: "dnsbench: miekg/dns on a *net.UDPConn and on a Conn",
-		Env:   bench.Env{GoVersion: "go1.26.8", GOOS: "linux", GOARCH: "amd64", Kernel: "Linux 6.18", NumCPU: 2, GOMAXPROCS: 2}, // bench.ThisMachine()
+	env := bench.Env{GoVersion: "go1.26.8", GOOS: "linux", GOARCH: "amd64", Kernel: "Linux 6.18", NumCPU: 2, GOMAXPROCS: 2} // bench.ThisMachine()
+	rep := bench.Report[sample]{Results: res, Env: env,
+		Head: "dnsbench: miekg/dns on a *net.UDPConn and on a Conn\n" + env.String() + "\n\n",
 		Columns: []bench.Column[sample]{
-			{Name: "queries/s", Value: func(s sample) float64 { return s.Queries / s.Seconds }, Format: bench.Rate, Range: true, Vs: []string{"udpconn"}},
-			{Name: "CPU/query", Value: func(s sample) float64 { return s.CPUNs / s.Queries }, Format: bench.Nanos, Vs: []string{"udpconn"}},
+			{Name: "queries/s", JSON: "queries_per_sec", Value: func(s sample) float64 { return s.Queries / s.Seconds }, Format: bench.Rate, Range: true},
+			{Name: "CPU/query", JSON: "cpu_ns_per_query", Value: func(s sample) float64 { return s.CPUNs / s.Queries }, Format: bench.Nanos},
+			{Name: "vs udpconn", JSON: "vs_udpconn", Of: "queries/s", Vs: bench.Ref("udpconn")},
+			{Name: "CPU vs udpconn", Of: "CPU/query", Vs: bench.Ref("udpconn"), Inverse: true}, // the reference's over this one's
 		},
-		Goals: []bench.Goal{{Mode: "conn", Column: "queries/s", Vs: "udpconn", Cmp: bench.AtLeast, Want: 1.2}},
+		Goals: []bench.Goal{{Mode: "conn", Column: "vs udpconn", Cmp: bench.AtLeast, Want: 1.2}},
+		Name:  "DNS", Pkg: "github.com/batchconn/batchconn/examples/dns", Chart: bench.Chart{Title: "dnsbench"},
 	}
 	if err := rep.Write(os.Stdout, bench.Output{Format: "table"}); err != nil { // -json, -format gobench, -svg alike
 		panic(err)
@@ -49,9 +52,9 @@ func Example() {
 	// dnsbench: miekg/dns on a *net.UDPConn and on a Conn
 	// Linux 6.18, go1.26.8 linux/amd64, 2 CPUs
 	//
-	// mode     queries/s    (min–max)  vs udpconn  CPU/query  vs udpconn
-	// udpconn       130k  (110k–150k)       1.00x     10.0µs       1.00x
-	// conn          169k  (143k–195k)       1.30x     7692ns       0.77x
+	// mode     queries/s    (min–max)  CPU/query  vs udpconn  CPU vs udpconn
+	// udpconn       130k  (110k–150k)     10.0µs       1.00x           1.00x
+	// conn          169k  (143k–195k)     7692ns       1.30x           1.30x
 	//
 	// targets met: 1, missed: 0
 }

@@ -92,6 +92,11 @@ func Rate(x float64) string {
 	}
 }
 
+// Fixed returns a format with that many decimals: Fixed(2)(1.234) is "1.23".
+func Fixed(decimals int) func(float64) string {
+	return func(x float64) string { return strconv.FormatFloat(x, 'f', decimals, 64) }
+}
+
 // Pct formats a fraction as a percentage: 0.21 is 21.0%.
 func Pct(f float64) string { return strconv.FormatFloat(f*100, 'f', 1, 64) + "%" }
 

@@ -74,60 +74,95 @@ func fakeReport(t *testing.T) *Report[fakeSample] {
 	}
 	qps := func(s fakeSample) float64 { return s.Queries }
 	return &Report[fakeSample]{
-		Name: "DNS", Pkg: "example.com/dnsbench", Title: "dnsbench: a made-up benchmark", Config: map[string]int{"rounds": 3},
+		Name: "DNS", Pkg: "example.com/dnsbench", Config: map[string]int{"rounds": 3},
+		Head: "dnsbench: a made-up benchmark\n", Chart: Chart{Title: "dnsbench"},
 		Env: Env{GOOS: "linux", GOARCH: "amd64", GOMAXPROCS: 2, Kernel: "Linux 6.18", NumCPU: 2},
 		Columns: []Column[fakeSample]{
-			{Name: "queries/s", Value: qps, Format: Rate, Range: true, Vs: []string{"udpconn"}},
-			{Name: "CPU/query", Value: func(s fakeSample) float64 { return Div(s.CPU, s.Queries) }, Format: Nanos, Vs: []string{"udpconn"}},
+			{Name: "queries/s", JSON: "queries_per_sec", Value: qps, Format: Rate, Range: true},
+			{Name: "CPU/query", JSON: "cpu_per_query", Value: func(s fakeSample) float64 { return Div(s.CPU, s.Queries) }, Format: Nanos, Chart: true},
+			{Name: "vs udpconn", JSON: "vs_udpconn", Of: "queries/s", Vs: Ref("udpconn")},
+			{Name: "CPU vs udpconn", Of: "CPU/query", Vs: Ref("udpconn"), Inverse: true},
+			{Name: "CPU/query vs udpconn", Of: "CPU/query", Vs: Ref("udpconn"), Hidden: true},
 		},
 		Results: res,
 		Goals: []Goal{
-			{Group: "wildcard", Mode: "conn", Column: "queries/s", Vs: "udpconn", Cmp: AtLeast, Want: 1.2},
-			{Group: "wildcard", Mode: "conn", Column: "CPU/query", Vs: "udpconn", Cmp: AtMost, Want: 0.4},
-			{Group: "wildcard", Mode: "gone", Column: "queries/s", Vs: "udpconn", Cmp: AtLeast, Want: 1}, // no samples: not checked
-			{Group: "wildcard", Mode: "conn", Column: "no such column", Cmp: AtLeast, Want: 1},           // not checked
+			{Group: "wildcard", Mode: "conn", Column: "vs udpconn", Cmp: AtLeast, Want: 1.2},
+			{Group: "wildcard", Mode: "conn", Column: "CPU/query vs udpconn", Cmp: AtMost, Want: 0.4, Name: "conn CPU<=0.40x"},
+			{Group: "wildcard", Mode: "gone", Column: "vs udpconn", Cmp: AtLeast, Want: 1},         // no samples: not checked
+			{Group: "wildcard", Mode: "conn", Column: "no such column", Cmp: AtLeast, Want: 1},     // not checked
+			{Group: "wildcard", Mode: "udpconn", Column: "queries/s", Cmp: AtLeast, Want: 100_000}, // a figure, not a ratio
 		},
-		Notes: "queries/s: answered per second.",
 	}
 }
 
 func TestReportTargets(t *testing.T) {
 	ts := fakeReport(t).Targets()
-	if len(ts) != 2 {
-		t.Fatalf("%d targets, want 2 (goals on a mode without samples or an unknown column are not checked): %+v", len(ts), ts)
+	if len(ts) != 3 {
+		t.Fatalf("%d targets, want 3 (goals on a mode without samples or an unknown column are not checked): %+v", len(ts), ts)
 	}
-	if ts[0].Name != "conn queries/s >= 1.20x udpconn" || ts[0].Got != 1.5 || !ts[0].Met || ts[0].Where != "wildcard" {
+	if ts[0].Name != "conn vs udpconn >= 1.2" || ts[0].Got != 1.5 || !ts[0].Met || ts[0].Where != "wildcard" ||
+		ts[0].Figure != "vs udpconn, median of rounds" {
 		t.Errorf("target 0 = %+v", ts[0])
 	}
-	if ts[1].Met || ts[1].Got < 0.44 || ts[1].Got > 0.45 { // (1e9/1.5/1.5q) / (1e9/q) = 0.444
+	if ts[1].Name != "conn CPU<=0.40x" || ts[1].Met || ts[1].Got < 0.44 || ts[1].Got > 0.45 { // (1e9/1.5/1.5q) / (1e9/q) = 0.444
 		t.Errorf("target 1 = %+v, want missed at 0.44", ts[1])
+	}
+	if ts[2].Got != 120_000 || !ts[2].Met {
+		t.Errorf("target 2 = %+v, want udpconn's median queries/s, met", ts[2])
+	}
+}
+
+func TestReportFigureAndFastest(t *testing.T) {
+	r := fakeReport(t)
+	if st := r.Figure("wildcard", "conn", "CPU vs udpconn"); st == nil || st.Median < 2.24 || st.Median > 2.26 {
+		t.Errorf("an inverse ratio: %+v, want the reference's CPU over conn's, 2.25", st)
+	}
+	if st := r.Figure("wildcard", "gone", "queries/s"); st != nil {
+		t.Errorf("a mode without samples has figure %+v", st)
+	}
+	if f := r.Fastest(); f != "conn" {
+		t.Errorf("fastest = %q, want conn", f)
+	}
+	r.Ceiling = func(mode string) bool { return mode == "conn" }
+	if f := r.Fastest(); f != "udpconn" {
+		t.Errorf("fastest = %q with conn a ceiling, want udpconn", f)
+	}
+	r.Ceiling = func(string) bool { return true }
+	if f := r.Fastest(); f != "conn" {
+		t.Errorf("fastest = %q when every mode is a ceiling, want conn, the fastest of them", f)
 	}
 }
 
 func TestReportTable(t *testing.T) {
 	var b bytes.Buffer
-	if err := fakeReport(t).Write(&b, Output{Format: "table"}); err != nil {
+	r := fakeReport(t)
+	r.Mark = true
+	if err := r.Write(&b, Output{Format: "table"}); err != nil {
 		t.Fatal(err)
 	}
 	out := b.String()
 	for _, want := range []string{
-		"dnsbench: a made-up benchmark\nLinux 6.18, ",
-		"          mode     queries/s    (min–max)  vs udpconn  CPU/query  vs udpconn\n",
-		"wildcard  udpconn       120k  (110k–130k)       1.00x     8333ns       1.00x\n",
-		"wildcard  conn          180k  (165k–195k)       1.50x     3704ns       0.44x\n",
-		"wildcard  gone             -            -           -          -           -\n",
+		"dnsbench: a made-up benchmark\n          mode     queries/s    (min–max)  CPU/query  vs udpconn  CPU vs udpconn\n",
+		"wildcard  udpconn       120k  (110k–130k)     8333ns       1.00x           1.00x\n",
+		"wildcard  conn          180k  (165k–195k)     3704ns       1.50x           2.25x   <- fastest\n",
+		"wildcard  gone             -                                                      unavailable\n",
 		"wildcard gone: no <GRO> & no GSO\n",
-		"targets met: 1, missed: 1\n  MISSED wildcard: conn CPU/query <= 0.40x udpconn: got 0.444 (CPU/query ratio, median of rounds)\n",
-		"\nqueries/s: answered per second.\n",
+		"targets met: 2, missed: 1\n  MISSED wildcard: conn CPU<=0.40x: got 0.444 (CPU/query vs udpconn, median of rounds)\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
 	}
+	r.Notes = func(w io.Writer) { io.WriteString(w, "queries/s: answered per second.\n") }
 	b.Reset()
-	fakeReport(t).Write(&b, Output{Format: "table", Quiet: true})
+	r.Write(&b, Output{Format: "table"})
+	if !strings.HasSuffix(b.String(), "wildcard gone: no <GRO> & no GSO\nqueries/s: answered per second.\n") {
+		t.Errorf("Notes, not the targets, follow the unavailable modes:\n%s", b.String())
+	}
+	b.Reset()
+	r.Write(&b, Output{Format: "table", Quiet: true})
 	if lines := strings.Count(b.String(), "\n"); lines != 4 {
-		t.Errorf("-q: %d lines, want the head and a row per mode:\n%s", lines, b.String())
+		t.Errorf("-q: %d lines, want the column heads and a row per mode:\n%s", lines, b.String())
 	}
 }
 
@@ -137,35 +172,45 @@ func TestReportJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got struct {
-		Title  string
 		Config map[string]int
 		Env    Env
 		Modes  []struct {
 			Group, Mode, Unavailable string
-			Samples                  []struct {
-				Round int
-				Value fakeSample
-			}
-			Figures map[string]Stat
-			Ratios  map[string]*Stat
+			Samples                  []fakeSample
+			Queries                  Stat  `json:"queries_per_sec"`
+			VsUDPConn                *Stat `json:"vs_udpconn"`
 		}
 		Targets []Target
 	}
 	if err := json.Unmarshal(b.Bytes(), &got); err != nil {
 		t.Fatalf("not JSON: %v\n%s", err, b.String())
 	}
-	if got.Title == "" || got.Config["rounds"] != 3 || got.Env.GOMAXPROCS != 2 || len(got.Modes) != 3 || len(got.Targets) != 2 {
+	if got.Config["rounds"] != 3 || got.Env.GOMAXPROCS != 2 || len(got.Modes) != 3 || len(got.Targets) != 3 {
 		t.Fatalf("JSON lost data:\n%s", b.String())
 	}
 	conn := got.Modes[1]
-	if conn.Mode != "conn" || len(conn.Samples) != 3 || conn.Samples[2].Round != 3 || conn.Samples[2].Value.Queries != 195_000 {
+	if conn.Group != "wildcard" || conn.Mode != "conn" || len(conn.Samples) != 3 || conn.Samples[2].Queries != 195_000 {
 		t.Errorf("conn's samples: %+v", conn.Samples)
 	}
-	if conn.Figures["queries/s"] != (Stat{180_000, 165_000, 195_000}) || conn.Ratios["queries/s vs udpconn"].Median != 1.5 {
-		t.Errorf("conn's figures %+v, ratios %+v", conn.Figures, conn.Ratios)
+	if conn.Queries != (Stat{180_000, 165_000, 195_000}) || conn.VsUDPConn == nil || conn.VsUDPConn.Median != 1.5 {
+		t.Errorf("conn's figures %+v, ratio %+v", conn.Queries, conn.VsUDPConn)
 	}
-	if got.Modes[2].Unavailable == "" {
-		t.Errorf("the unavailable mode does not say why")
+	if gone := got.Modes[2]; gone.Unavailable == "" || gone.VsUDPConn != nil || gone.Samples != nil {
+		t.Errorf("the unavailable mode: %+v; want why, no samples and no ratio", gone)
+	}
+	// Keys keep the order of the columns, ModeJSON's after them.
+	r := fakeReport(t)
+	r.ModeJSON = func(s *Series[fakeSample]) []KV { return []KV{{Key: "extra", Value: s.Mode}} }
+	r.JSON = func(modes []ModeJSON, _ []Target) any { return modes[0] }
+	b.Reset()
+	r.Write(&b, Output{Format: "json"})
+	keys := regexp.MustCompile(`(?m)^  "([a-z_]+)"`).FindAllStringSubmatch(b.String(), -1)
+	var order []string
+	for _, k := range keys {
+		order = append(order, k[1])
+	}
+	if want := []string{"group", "mode", "samples", "queries_per_sec", "cpu_per_query", "vs_udpconn", "extra"}; !slices.Equal(order, want) {
+		t.Errorf("keys %v, want %v:\n%s", order, want, b.String())
 	}
 }
 
@@ -176,22 +221,23 @@ func TestReportGobench(t *testing.T) {
 	}
 	line := regexp.MustCompile(`^BenchmarkDNS/group=wildcard/mode=(udpconn|conn)-2\t1\t[0-9.]+ queries/s\t[0-9.]+ CPU/query$`)
 	config := regexp.MustCompile(`^[a-z]+: \S.*$`)
-	benches := 0
+	var modes []string
 	for l := range strings.Lines(b.String()) {
 		l = strings.TrimSuffix(l, "\n")
 		switch {
 		case strings.HasPrefix(l, "Benchmark"):
-			benches++
 			if !line.MatchString(l) {
 				t.Errorf("not a line benchstat reads: %q", l)
 			}
+			modes = append(modes, line.FindStringSubmatch(l)[1])
 		case config.MatchString(l), l == "# gone: no <GRO> & no GSO":
 		default:
 			t.Errorf("stray line: %q", l)
 		}
 	}
-	if benches != 6 {
-		t.Errorf("%d benchmark lines, want 6 (one per mode and round)", benches)
+	// One line per mode and round, round by round as they ran.
+	if want := []string{"udpconn", "conn", "udpconn", "conn", "udpconn", "conn"}; !slices.Equal(modes, want) {
+		t.Errorf("lines for %v, want %v", modes, want)
 	}
 }
 
@@ -252,7 +298,9 @@ func TestReportSVG(t *testing.T) {
 	if len(bars) != 2 || !strings.HasPrefix(bars[0], "wildcard udpconn: 120k queries/s") || !strings.HasPrefix(bars[1], "wildcard conn: 180k") {
 		t.Errorf("bars %q, want one per mode that ran", bars)
 	}
-	for _, want := range []string{"1.50x udpconn", "unavailable: no &lt;GRO&gt; &amp; no GSO"} {
+	// The ratios of the first column (not the inverse or hidden ones) and
+	// the figures marked Chart follow each bar.
+	for _, want := range []string{"— 1.50x udpconn  (3704ns CPU/query)</text>", "(8333ns CPU/query)</text>", "unavailable: no &lt;GRO&gt; &amp; no GSO"} {
 		if !strings.Contains(string(doc), want) {
 			t.Errorf("chart lacks %q", want)
 		}

@@ -10,7 +10,7 @@ import (
 
 // ThreadCPU is the calling thread's CPU time from CLOCK_THREAD_CPUTIME_ID:
 // the scheduler's nanoseconds. Call it on a thread locked with
-// runtime.LockOSThread, before and after the measured work. getrusage
+// runtime.LockOSThread (see [Locked]), before and after the measured work. getrusage
 // (RUSAGE_THREAD) counts whole scheduler ticks on kernels with tick-based
 // accounting (4 ms at HZ=250), a third of a 12 ms drain: its medians came
 // out in steps of about 180 ns per datagram. On other systems, 0.

@@ -1,19 +1,16 @@
 package testnet
 
 import (
-	"fmt"
 	"net"
 	"net/netip"
 	"os"
 	"os/exec"
-	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
-	"time"
+
+	"github.com/batchconn/batchconn/internal/netns"
 )
 
 // LinkConfig describes the veth link of a [Pair].
@@ -38,8 +35,9 @@ type LinkConfig struct {
 type Host struct {
 	Name  string     // name of the network namespace, as ip-netns(8) lists it
 	Addr4 netip.Addr // IPv4 address on Link, in 198.18.0.0/15 (RFC 2544)
-	Addr6 netip.Addr // IPv6 address on Link, in 2001:2::/48 (RFC 5180)
+	Addr6 netip.Addr // IPv6 address on Link, in 2001:2::/48 (RFC 5180); invalid if the kernel has no IPv6
 	Link  string     // name of the veth device inside the namespace
+	h     *netns.Host
 }
 
 // Pair is two hosts, A and B, joined by a veth link.
@@ -49,131 +47,43 @@ type Pair struct {
 	rate string     // rate of the tbf on A's egress; "" if there is none
 }
 
-// pairCount numbers the pairs made by this process, so that namespace names
-// differ between pairs, including those of parallel tests. The number also
-// picks the pair's subnets; those need not be unique, since every pair has
-// namespaces of its own, but distinct ones make logs easier to read.
-var pairCount atomic.Uint32
-
-// nsPrefix starts the name of every namespace this package makes:
-// "testnet-<pid>-<pair number>-<a or b>".
-const nsPrefix = "testnet-"
-
 // NewPair creates two network namespaces, A and B, joined by a veth pair
-// configured by cfg, and deletes them in t.Cleanup. With pair number n
-// (n mod 256 = x), A has 198.18.x.1/24 and 2001:2:0:x::1/64, B has .2 and ::2.
-// Both ends have permanent neighbour entries for each other, so the first
-// datagrams are not queued (and possibly dropped) waiting for ARP or
-// neighbour discovery, and the IPv6 addresses skip duplicate address
-// detection, so they are usable at once.
+// configured by cfg, and deletes them in t.Cleanup: an [netns.Pair] of the
+// prefix "testnet". With pair number n (n mod 256 = x), A has 198.18.x.1/24
+// and 2001:2:0:x::1/64, B has .2 and ::2. Both ends have permanent
+// neighbour entries for each other, so the first datagrams are not queued
+// (and possibly dropped) waiting for ARP or neighbour discovery, and the
+// IPv6 addresses skip duplicate address detection, so they are usable at
+// once.
 //
 // NewPair skips the test when it cannot create namespaces: on platforms
 // other than Linux, when not root, or when ip(8) or tc(8) is missing.
 func NewPair(t testing.TB, cfg LinkConfig) *Pair {
 	t.Helper()
 	RequireRoot(t)
-	removeStaleOnce.Do(removeStale)
 	if cfg.MTU == 0 {
 		cfg.MTU = 1500
 	}
-	n := pairCount.Add(1)
-	x := n % 256
-	p := &Pair{cfg: cfg}
-	p.A = &Host{
-		Name:  fmt.Sprintf("%s%d-%d-a", nsPrefix, os.Getpid(), n),
-		Addr4: netip.AddrFrom4([4]byte{198, 18, byte(x), 1}),
-		Addr6: netip.MustParseAddr(fmt.Sprintf("2001:2:0:%x::1", x)),
-		Link:  "veth-a",
-	}
-	p.B = &Host{
-		Name:  fmt.Sprintf("%s%d-%d-b", nsPrefix, os.Getpid(), n),
-		Addr4: netip.AddrFrom4([4]byte{198, 18, byte(x), 2}),
-		Addr6: netip.MustParseAddr(fmt.Sprintf("2001:2:0:%x::2", x)),
-		Link:  "veth-b",
-	}
-	// Locally administered unicast MACs, chosen here so that the neighbour
-	// entries below need not ask the kernel for them.
-	macA := fmt.Sprintf("02:00:c6:12:%02x:01", x)
-	macB := fmt.Sprintf("02:00:c6:12:%02x:02", x)
-
-	for _, h := range []*Host{p.A, p.B} {
-		if out, err := command("ip", "netns", "add", h.Name); err != nil {
-			if strings.Contains(out, "not permitted") || strings.Contains(out, "denied") {
-				t.Skipf("testnet: cannot create network namespaces: %v: %s", err, out)
-			}
-			t.Fatalf("testnet: ip netns add %s: %v: %s", h.Name, err, out)
+	np, err := netns.New("testnet", cfg.MTU)
+	if err != nil {
+		if strings.Contains(err.Error(), "not permitted") || strings.Contains(err.Error(), "denied") {
+			t.Skipf("testnet: cannot create network namespaces: %v", err)
 		}
-		// Deleting the namespace also deletes the veth end inside it.
-		t.Cleanup(func() {
-			if out, err := command("ip", "netns", "del", h.Name); err != nil {
-				t.Errorf("testnet: ip netns del %s: %v: %s", h.Name, err, out)
-			}
-		})
+		t.Fatalf("testnet: %v", err)
 	}
-	// Create each veth end directly inside its namespace, so the fixed link
-	// names cannot collide with other pairs. The ends get different interface
-	// indexes (each fresh namespace would give both index 2): the kernel
-	// applies a veth's carrier change at once only when the peer's index
-	// differs from its own, and otherwise up to a second later.
-	mtu := strconv.Itoa(cfg.MTU)
-	mustCommand(t, "ip", "link", "add",
-		p.A.Link, "netns", p.A.Name, "index", "10", "address", macA, "mtu", mtu, "type", "veth",
-		"peer", "name", p.B.Link, "netns", p.B.Name, "index", "11", "address", macB, "mtu", mtu)
-	ipIn := func(h *Host, args ...string) {
-		t.Helper()
-		mustCommand(t, append([]string{"ip", "-n", h.Name}, args...)...)
-	}
-	for _, h := range []*Host{p.A, p.B} {
-		ipIn(h, "link", "set", "lo", "up")
-		ipIn(h, "link", "set", h.Link, "up")
-	}
-	for _, h := range []*Host{p.A, p.B} {
-		if err := h.waitRunning(); err != nil {
-			t.Fatalf("testnet: %v", err)
+	t.Cleanup(func() {
+		if err := np.Remove(); err != nil {
+			t.Errorf("testnet: %v", err)
 		}
+	})
+	host := func(h *netns.Host) *Host {
+		return &Host{Name: h.Name, Addr4: h.Addr4, Addr6: h.Addr6, Link: h.Link, h: h}
 	}
-	for _, e := range []struct {
-		h, peer *Host
-		peerMAC string
-	}{{p.A, p.B, macB}, {p.B, p.A, macA}} {
-		ipIn(e.h, "addr", "add", e.h.Addr4.String()+"/24", "dev", e.h.Link)
-		ipIn(e.h, "addr", "add", e.h.Addr6.String()+"/64", "dev", e.h.Link, "nodad")
-		ipIn(e.h, "neigh", "add", e.peer.Addr4.String(), "lladdr", e.peerMAC, "dev", e.h.Link, "nud", "permanent")
-		ipIn(e.h, "neigh", "add", e.peer.Addr6.String(), "lladdr", e.peerMAC, "dev", e.h.Link, "nud", "permanent")
-	}
+	p := &Pair{A: host(np.A), B: host(np.B), cfg: cfg}
 	if cfg.Rate != "" {
 		p.SetRate(t, cfg.Rate)
 	}
 	return p
-}
-
-// waitRunning waits until h's link is running (IFF_RUNNING). Bringing a
-// veth up is asynchronous: the kernel's link watcher turns the carrier on
-// and attaches the link's real qdisc later, and until then the link silently
-// drops every packet. The watcher sets IFF_RUNNING just before it attaches
-// the qdisc, holding the RTNL lock, so the ip(8) commands that follow (which
-// take that lock) run only once the link works.
-func (h *Host) waitRunning() error {
-	const timeout = 5 * time.Second
-	deadline := time.Now().Add(timeout)
-	for {
-		var running bool
-		err := h.Run(func() error {
-			ifi, err := net.InterfaceByName(h.Link)
-			if err != nil {
-				return err
-			}
-			running = ifi.Flags&net.FlagRunning != 0
-			return nil
-		})
-		if err != nil || running {
-			return err
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s in %s is not running after %v", h.Link, h.Name, timeout)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // SetRate replaces the tbf qdisc on A's egress with one of the given rate,
@@ -248,9 +158,7 @@ func (h *Host) ListenUDP(t testing.TB, network string, port int) *net.UDPConn {
 // The thread leaves the namespace when fn returns. If it cannot, it is
 // never reused: its goroutine exits still locked to it, and the Go runtime
 // then ends the thread.
-func (h *Host) Run(fn func() error) error {
-	return inNetns("/run/netns/"+h.Name, fn)
-}
+func (h *Host) Run(fn func() error) error { return h.h.Run(fn) }
 
 // Exec runs a command inside h's namespace (ip netns exec) and returns its
 // combined output. A failing command fails the test.
@@ -292,31 +200,4 @@ func mustCommand(t testing.TB, args ...string) string {
 		t.Fatalf("testnet: %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return out
-}
-
-var removeStaleOnce sync.Once
-
-// staleName matches the names NewPair gives namespaces and captures the pid
-// of the process that made them.
-var staleName = regexp.MustCompile(`^` + nsPrefix + `(\d+)-\d+-[ab]$`)
-
-// removeStale deletes namespaces left behind by test processes that are no
-// longer running (killed by a timeout, say, before their cleanups ran).
-// Namespaces of running processes, such as parallel test binaries, stay.
-func removeStale() {
-	out, err := command("ip", "netns", "list")
-	if err != nil {
-		return
-	}
-	for _, line := range strings.Split(out, "\n") {
-		name, _, _ := strings.Cut(line, " ") // "name (id: 3)"
-		m := staleName.FindStringSubmatch(name)
-		if m == nil {
-			continue
-		}
-		if _, err := os.Stat("/proc/" + m[1]); err == nil {
-			continue // its process is still running
-		}
-		command("ip", "netns", "del", name)
-	}
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/batchconn/batchconn/internal/netns"
 )
 
 func TestPairCarriesUDPBothWaysOverIPv4AndIPv6(t *testing.T) {
@@ -99,8 +101,8 @@ func TestHostRunLeavesTheCallersNamespaceAlone(t *testing.T) {
 	if err := p.A.Run(func() error { return wantErr }); !errors.Is(err, wantErr) {
 		t.Errorf("Run returned %v, want fn's error", err)
 	}
-	if err := p.A.Run(func() error { runtime.Goexit(); return nil }); !errors.Is(err, errGoexit) {
-		t.Errorf("Run of a function that calls runtime.Goexit returned %v, want errGoexit", err)
+	if err := p.A.Run(func() error { runtime.Goexit(); return nil }); !errors.Is(err, netns.ErrGoexit) {
+		t.Errorf("Run of a function that calls runtime.Goexit returned %v, want netns.ErrGoexit", err)
 	}
 }
 
@@ -253,24 +255,5 @@ func TestParallelPairsDoNotCollide(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-func TestRemoveStaleDeletesOnlyNamespacesOfDeadProcesses(t *testing.T) {
-	RequireRoot(t)
-	// 99999999 is above the kernel's PID_MAX_LIMIT (4194304), so no process
-	// has it.
-	dead := nsPrefix + "99999999-1-a"
-	alive := fmt.Sprintf("%s%d-999999-a", nsPrefix, os.Getpid())
-	for _, name := range []string{dead, alive} {
-		mustCommand(t, "ip", "netns", "add", name)
-		t.Cleanup(func() { command("ip", "netns", "del", name) })
-	}
-	removeStale()
-	if _, err := os.Stat("/run/netns/" + dead); err == nil {
-		t.Errorf("%s, made by a process that no longer runs, was not removed", dead)
-	}
-	if _, err := os.Stat("/run/netns/" + alive); err != nil {
-		t.Errorf("%s, made by this process, was removed: %v", alive, err)
 	}
 }

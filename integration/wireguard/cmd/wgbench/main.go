@@ -44,7 +44,7 @@
 // veth has MTU -mtu; the tunnel -mtu - 80, as wg-quick sets it.
 //
 // wgbench needs root (network namespaces, a veth pair, TUN devices) and
-// /dev/net/tun. Every namespace it makes is named wgbench-<pid>-a or -b and
+// /dev/net/tun. Every namespace it makes is named wgbench-<pid>-1-a or -b and
 // is deleted when it ends, also on failure or SIGINT, SIGTERM or SIGHUP;
 // a later run deletes those of a wgbench that was killed.
 //

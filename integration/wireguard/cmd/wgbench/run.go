@@ -13,7 +13,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -21,14 +20,14 @@ import (
 	"time"
 
 	"github.com/batchconn/batchconn/internal/bench"
+	"github.com/batchconn/batchconn/internal/netns"
 )
 
-// The addresses of a run: the veth link in 198.18.0.0/15 and the tunnel in
-// 198.19.0.0/16 (both RFC 2544, benchmarking), inside namespaces of our own.
+// The addresses of a run: the veth link's are in 198.18.0.0/15 (see
+// internal/netns), the tunnel's in 198.19.0.0/16 (both RFC 2544,
+// benchmarking), inside namespaces of our own.
 const (
-	vethA, vethB     = "198.18.250.1", "198.18.250.2"
 	tunnelA, tunnelB = "198.19.250.1", "198.19.250.2"
-	vethName         = "veth0"
 	tunName          = "wgbench0"
 	wgPort           = 51820
 	tcpPort          = 5201
@@ -66,21 +65,24 @@ func runBench(cfg config, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := bench.SignalContext(context.Background())
 	defer stop()
-	removeStale()
-	tb, err := newTestbed(ctx, cfg.mtu)
-	if tb != nil {
-		defer tb.remove()
-	}
+	// Deleted also after a signal: it ends the run (bench.SignalContext),
+	// not the process.
+	tb, err := netns.New(nsPrefix, cfg.mtu)
 	if err != nil {
 		return err
 	}
+	defer func() {
+		if err := tb.Remove(); err != nil {
+			fmt.Fprintf(stderr, "wgbench: %v\n", err)
+		}
+	}()
 	b := &wgBench{cfg: cfg, exe: exe, tb: tb, log: stdout}
 	if cfg.json {
 		b.log = stderr
 	}
 	sum := summary{
 		Bytes: cfg.total, Rounds: cfg.count, MTU: cfg.mtu, TunnelMTU: cfg.mtu - 80, GRO: cfg.gro, GSO: cfg.gso,
-		LoadStart: bench.LoadAverage(), Veth: tb.offloads(),
+		LoadStart: bench.LoadAverage(), Veth: offloads(tb.A),
 	}
 	if !cfg.json {
 		b.header(sum)
@@ -122,85 +124,14 @@ func runBench(cfg config, stdout, stderr io.Writer) error {
 
 // ---- the namespaces ----
 
-// testbed is the two namespaces of a wgbench process and their veth pair.
-type testbed struct {
-	nsA, nsB string
-	made     []string // namespaces to delete
-}
-
 // nsPrefix starts the name of every namespace wgbench makes:
-// "wgbench-<pid>-a" and "-b".
-const nsPrefix = "wgbench-"
-
-func newTestbed(ctx context.Context, mtu int) (*testbed, error) {
-	pid := os.Getpid()
-	tb := &testbed{nsA: fmt.Sprintf("%s%d-a", nsPrefix, pid), nsB: fmt.Sprintf("%s%d-b", nsPrefix, pid)}
-	for _, ns := range []string{tb.nsA, tb.nsB} {
-		if err := ipCmd(ctx, "netns", "add", ns); err != nil {
-			return tb, err
-		}
-		tb.made = append(tb.made, ns)
-	}
-	m := strconv.Itoa(mtu)
-	// Different interface indexes for the two ends: the kernel applies a
-	// veth's carrier change at once only then (see internal/testnet).
-	if err := ipCmd(ctx, "link", "add", vethName, "netns", tb.nsA, "index", "10", "mtu", m, "type", "veth",
-		"peer", "name", vethName, "netns", tb.nsB, "index", "11", "mtu", m); err != nil {
-		return tb, err
-	}
-	for _, h := range []struct{ ns, addr string }{{tb.nsA, vethA}, {tb.nsB, vethB}} {
-		for _, args := range [][]string{
-			{"link", "set", "lo", "up"},
-			{"addr", "add", h.addr + "/24", "dev", vethName},
-			{"link", "set", vethName, "up"},
-		} {
-			if err := ipCmd(ctx, append([]string{"-n", h.ns}, args...)...); err != nil {
-				return tb, err
-			}
-		}
-	}
-	for _, ns := range []string{tb.nsA, tb.nsB} {
-		if err := waitUp(ctx, ns, vethName); err != nil {
-			return tb, err
-		}
-	}
-	return tb, nil
-}
-
-// waitUp waits until link dev in namespace ns is operationally up: bringing
-// a veth up is asynchronous, and until then it drops every packet.
-func waitUp(ctx context.Context, ns, dev string) error {
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		out, err := exec.CommandContext(ctx, "ip", "-n", ns, "-o", "link", "show", dev).CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("ip -n %s link show %s: %v: %s", ns, dev, err, bytes.TrimSpace(out))
-		}
-		if bytes.Contains(out, []byte(" state UP ")) {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s in %s is not up after 5s: %s", dev, ns, bytes.TrimSpace(out))
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// remove deletes the namespaces; deleting one deletes its veth end, and the
-// other end with it. It runs without the run's context, which a signal may
-// have cancelled.
-func (tb *testbed) remove() {
-	for _, ns := range tb.made {
-		if err := ipCmd(context.Background(), "netns", "del", ns); err != nil {
-			fmt.Fprintf(os.Stderr, "wgbench: %v\n", err)
-		}
-	}
-}
+// "wgbench-<pid>-<n>-a" and "-b" (see internal/netns).
+const nsPrefix = "wgbench"
 
 // offloads returns the veth's offload settings that matter for UDP and
 // TCP, as ethtool -k shows them, or why they are unknown.
-func (tb *testbed) offloads() string {
-	out, err := exec.Command("ip", "netns", "exec", tb.nsA, "ethtool", "-k", vethName).CombinedOutput()
+func offloads(h *netns.Host) string {
+	out, err := exec.Command("ip", "netns", "exec", h.Name, "ethtool", "-k", h.Link).CombinedOutput()
 	if err != nil {
 		return "unknown (ethtool -k: " + strings.TrimSpace(firstLine(string(out))+" "+err.Error()) + ")"
 	}
@@ -223,44 +154,12 @@ func firstLine(s string) string {
 	return l
 }
 
-// staleName matches the names newTestbed gives namespaces and captures the
-// pid of the process that made them.
-var staleName = regexp.MustCompile(`^` + nsPrefix + `(\d+)-[ab]$`)
-
-// removeStale deletes namespaces left behind by wgbench processes that are
-// no longer running (killed with SIGKILL, say, before they could clean up).
-func removeStale() {
-	out, err := exec.Command("ip", "netns", "list").Output()
-	if err != nil {
-		return
-	}
-	for line := range strings.SplitSeq(string(out), "\n") {
-		name, _, _ := strings.Cut(line, " ") // "name (id: 3)"
-		m := staleName.FindStringSubmatch(name)
-		if m == nil {
-			continue
-		}
-		if _, err := os.Stat("/proc/" + m[1]); err == nil {
-			continue // its process is still running
-		}
-		ipCmd(context.Background(), "netns", "del", name)
-	}
-}
-
-func ipCmd(ctx context.Context, args ...string) error {
-	out, err := exec.CommandContext(ctx, "ip", args...).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
-	}
-	return nil
-}
-
 // ---- one run ----
 
 type wgBench struct {
 	cfg config
 	exe string
-	tb  *testbed
+	tb  *netns.Pair
 	log io.Writer // where -v writes
 }
 
@@ -324,12 +223,12 @@ func (b *wgBench) run(parent context.Context, round int, mode, dir string) (runR
 			PeerAllowedIP: peerTunnel + "/32", PeerTunnelIP: peerTunnel,
 		})
 	}
-	wgA, err := side(b.tb.nsA, bindA, tunnelA, tunnelB, vethB, keyA, keyB)
+	wgA, err := side(b.tb.A.Name, bindA, tunnelA, tunnelB, b.tb.B.Addr4.String(), keyA, keyB)
 	if err != nil {
 		return runResult{}, fmt.Errorf("wireguard-go in A (%s): %w", bindA, err)
 	}
 	defer wgA.stop()
-	wgB, err := side(b.tb.nsB, bindB, tunnelB, tunnelA, vethA, keyB, keyA)
+	wgB, err := side(b.tb.B.Name, bindB, tunnelB, tunnelA, b.tb.A.Addr4.String(), keyB, keyA)
 	if err != nil {
 		return runResult{}, fmt.Errorf("wireguard-go in B (%s): %w", bindB, err)
 	}
@@ -338,10 +237,10 @@ func (b *wgBench) run(parent context.Context, round int, mode, dir string) (runR
 		return runResult{}, err
 	}
 
-	snd, rcv, sendNS, recvNS, recvAddr := wgA, wgB, b.tb.nsA, b.tb.nsB, tunnelB
+	snd, rcv, sendNS, recvNS, recvAddr := wgA, wgB, b.tb.A.Name, b.tb.B.Name, tunnelB
 	r := runResult{Round: round, Mode: mode, Dir: dir, SendBind: bindA, RecvBind: bindB, Bytes: b.cfg.total}
 	if dir == "b2a" {
-		snd, rcv, sendNS, recvNS, recvAddr = wgB, wgA, b.tb.nsB, b.tb.nsA, tunnelA
+		snd, rcv, sendNS, recvNS, recvAddr = wgB, wgA, b.tb.B.Name, b.tb.A.Name, tunnelA
 		r.SendBind, r.RecvBind = bindB, bindA
 	}
 	addr := fmt.Sprintf("%s:%d", recvAddr, tcpPort)
@@ -472,7 +371,7 @@ func (b *wgBench) startWireGuard(ctx context.Context, ns, tunnelAddr string, cfg
 		{"addr", "add", tunnelAddr + "/24", "dev", cfg.TUN},
 		{"link", "set", cfg.TUN, "up"},
 	} {
-		if err := ipCmd(ctx, append([]string{"-n", ns}, args...)...); err != nil {
+		if err := netns.Command(append([]string{"ip", "-n", ns}, args...)...); err != nil {
 			p.stop()
 			return nil, err
 		}

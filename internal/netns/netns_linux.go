@@ -1,6 +1,6 @@
 //go:build linux
 
-package testnet
+package netns
 
 import (
 	"errors"
@@ -9,10 +9,6 @@ import (
 
 	"golang.org/x/sys/unix"
 )
-
-// errGoexit is returned by inNetns when fn ends its goroutine, as
-// t.FailNow does, instead of returning.
-var errGoexit = errors.New("testnet: function run in a namespace did not return (t.FailNow or runtime.Goexit)")
 
 // inNetns runs fn on a new goroutine, locked to an OS thread that has
 // joined the network namespace at nsPath, and returns fn's error.
@@ -23,7 +19,7 @@ var errGoexit = errors.New("testnet: function run in a namespace did not return 
 func inNetns(nsPath string, fn func() error) error {
 	done := make(chan error, 1)
 	go func() {
-		err := errGoexit
+		err := ErrGoexit
 		defer func() { done <- err }()
 		err = runInNetns(nsPath, fn)
 	}()
