@@ -651,16 +651,17 @@ func (q *writeQueue) release() {
 // of a queued datagram since the last Flush (a *net.OpError whose Addr is
 // the datagram's destination), or nil. It sends what is queued itself if
 // the queue's goroutine is not at it. ctx bounds the wait. A Conn without a
-// write queue (see [WithWriteQueue]) has nothing to wait for.
+// write queue (see [WithWriteQueue]) has nothing to wait for. A closed
+// socket (by Close, or behind the Conn's back) fails it with net.ErrClosed.
 func (c *Conn) Flush(ctx context.Context) error {
-	if ctx == nil {
+	switch {
+	case c.closed.Load() || c.rc.Control(noControl) != nil:
+		return c.opError(nil, net.ErrClosed)
+	case ctx == nil:
 		return c.opError(nil, errNilContext)
 	}
 	q := c.q
 	if q == nil {
-		if c.closed.Load() {
-			return c.opError(nil, net.ErrClosed)
-		}
 		return nil
 	}
 	if err := c.lock(ctx, true); err != nil {
