@@ -32,7 +32,7 @@ type Conn struct {
 	reads atomic.Uint64 // ReadBatch calls
 }
 
-// The interfaces quic-go type-asserts on a Transport's Conn (v0.65).
+// The interfaces quic-go type-asserts on a Transport's Conn (v0.66).
 var (
 	_ quic.OOBCapablePacketConn = (*Conn)(nil)
 	_ interface {

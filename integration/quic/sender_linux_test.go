@@ -621,7 +621,7 @@ func TestSendAllocatesNothing(t *testing.T) {
 }
 
 // checkQuicGoShape fails unless err is what quic-go's send-error predicates
-// (isGSOError, isPermissionError, isSendMsgSizeErr in v0.65) recognise.
+// (udp.IsGSOError, IsPermissionError, IsSendMsgSizeErr in v0.66) recognise.
 func checkQuicGoShape(t *testing.T, err error, errno syscall.Errno) {
 	t.Helper()
 	op, ok := errors.AsType[*net.OpError](err)
