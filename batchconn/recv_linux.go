@@ -16,7 +16,7 @@ import (
 // allocating.
 type recvState struct {
 	c     *Conn
-	hdrs  []mmsghdr
+	hdrs  []unix.Mmsghdr
 	names []unix.RawSockaddrInet6
 	iovs  []unix.Iovec
 	zones zoneNames
@@ -66,10 +66,10 @@ func (c *Conn) recv(ctx context.Context, msgs []Message, flags int, wait bool) (
 	bytes := 0
 	for i := range s.got {
 		h, m := &s.hdrs[i], &msgs[i]
-		m.N = int(h.len)
-		m.NN = int(h.hdr.Controllen)
-		m.Flags = int(h.hdr.Flags)
-		m.Addr = sourceOf(&s.names[i], h.hdr.Namelen, &s.zones)
+		m.N = int(h.Len)
+		m.NN = int(h.Hdr.Controllen)
+		m.Flags = int(h.Hdr.Flags)
+		m.Addr = sourceOf(&s.names[i], h.Hdr.Namelen, &s.zones)
 		bytes += m.N
 	}
 	c.rstats.messages.Add(uint64(s.got))
@@ -114,8 +114,8 @@ func (s *recvState) build(msgs []Message) {
 	for i := range msgs {
 		m := &msgs[i]
 		h := &s.hdrs[i]
-		h.hdr = unix.Msghdr{Name: (*byte)(unsafe.Pointer(&s.names[i])), Namelen: unix.SizeofSockaddrInet6}
-		h.len = 0
+		h.Hdr = unix.Msghdr{Name: (*byte)(unsafe.Pointer(&s.names[i])), Namelen: unix.SizeofSockaddrInet6}
+		h.Len = 0
 		iov0 := len(s.iovs)
 		for _, b := range m.Buffers {
 			if len(b) > 0 {
@@ -125,12 +125,12 @@ func (s *recvState) build(msgs []Message) {
 			}
 		}
 		if k := len(s.iovs) - iov0; k > 0 {
-			h.hdr.Iov = &s.iovs[iov0]
-			h.hdr.SetIovlen(k)
+			h.Hdr.Iov = &s.iovs[iov0]
+			h.Hdr.SetIovlen(k)
 		}
 		if len(m.OOB) > 0 {
-			h.hdr.Control = &m.OOB[0]
-			h.hdr.SetControllen(len(m.OOB))
+			h.Hdr.Control = &m.OOB[0]
+			h.Hdr.SetControllen(len(m.OOB))
 		}
 	}
 }
@@ -138,7 +138,7 @@ func (s *recvState) build(msgs []Message) {
 // grow makes room for n headers and sockaddrs.
 func (s *recvState) grow(n int) {
 	if cap(s.hdrs) < n {
-		s.hdrs = make([]mmsghdr, n)
+		s.hdrs = make([]unix.Mmsghdr, n)
 	}
 	if cap(s.names) < n {
 		s.names = make([]unix.RawSockaddrInet6, n)
@@ -251,15 +251,15 @@ func (s *recvState) buildSlots() int {
 	s.grow(k)
 	for i := range k {
 		h := &s.hdrs[i]
-		h.hdr = unix.Msghdr{
+		h.Hdr = unix.Msghdr{
 			Name:    (*byte)(unsafe.Pointer(&s.names[i])),
 			Namelen: unix.SizeofSockaddrInet6,
 			Iov:     &s.slotv[i],
 			Control: &s.ctrl[i*groCtrl],
 		}
-		h.hdr.SetIovlen(1)
-		h.hdr.SetControllen(groCtrl)
-		h.len = 0
+		h.Hdr.SetIovlen(1)
+		h.Hdr.SetControllen(groCtrl)
+		h.Len = 0
 	}
 	return k
 }
@@ -298,7 +298,7 @@ func (s *recvState) growSlots() {
 func (s *recvState) queue(from int) (coalesced bool) {
 	for i := from; i < s.got; i++ {
 		h := &s.hdrs[i]
-		seg, oob := cutGRO(s.ctrl[i*groCtrl : i*groCtrl+int(h.hdr.Controllen)])
+		seg, oob := cutGRO(s.ctrl[i*groCtrl : i*groCtrl+int(h.Hdr.Controllen)])
 		if s.queueBuf(i, seg, oob) {
 			coalesced = true
 		}
@@ -316,7 +316,7 @@ func (s *recvState) queueBuf(i, seg int, oob []byte) (coalesced bool) {
 		q.bufs = append(make([]groBuf, 0, len(s.slotv)), q.bufs...)
 	}
 	h := &s.hdrs[i]
-	size := min(int(h.len), groSlot)
+	size := min(int(h.Len), groSlot)
 	if seg > 0 && size > seg {
 		coalesced = true
 		c.rstats.groBuffers.Add(1)
@@ -325,9 +325,9 @@ func (s *recvState) queueBuf(i, seg int, oob []byte) (coalesced bool) {
 	q.bufs = append(q.bufs, groBuf{
 		data:  s.slots[i*groSlot : i*groSlot+size],
 		seg:   seg,
-		addr:  sourceOf(&s.names[i], h.hdr.Namelen, &s.zones),
+		addr:  sourceOf(&s.names[i], h.Hdr.Namelen, &s.zones),
 		oob:   oob,
-		flags: int(h.hdr.Flags),
+		flags: int(h.Hdr.Flags),
 	})
 	return coalesced
 }
@@ -358,13 +358,13 @@ func (s *recvState) buildDirect(msgs []Message) int {
 	s.iovs, s.room = s.iovs[:0], s.room[:k]
 	for i := range k {
 		h := &s.hdrs[i]
-		h.hdr = unix.Msghdr{
+		h.Hdr = unix.Msghdr{
 			Name:    (*byte)(unsafe.Pointer(&s.names[i])),
 			Namelen: unix.SizeofSockaddrInet6,
 			Control: &s.ctrl[i*groCtrl],
 		}
-		h.hdr.SetControllen(groCtrl)
-		h.len = 0
+		h.Hdr.SetControllen(groCtrl)
+		h.Len = 0
 		iov0, room := len(s.iovs), 0
 		for _, b := range msgs[i].Buffers {
 			if b = b[:min(len(b), groSlot-room)]; len(b) > 0 {
@@ -379,8 +379,8 @@ func (s *recvState) buildDirect(msgs []Message) int {
 			v.SetLen(groSlot - room)
 			s.iovs = append(s.iovs, v)
 		}
-		h.hdr.Iov = &s.iovs[iov0]
-		h.hdr.SetIovlen(len(s.iovs) - iov0)
+		h.Hdr.Iov = &s.iovs[iov0]
+		h.Hdr.SetIovlen(len(s.iovs) - iov0)
 		s.room[i] = room
 	}
 	return k
@@ -397,11 +397,11 @@ func (s *recvState) readDirect(msgs []Message, flags int) (int, bool) {
 	bytes := 0
 	for i := range s.got {
 		h := &s.hdrs[i]
-		size := min(int(h.len), groSlot)
-		seg, oob := cutGRO(s.ctrl[i*groCtrl : i*groCtrl+int(h.hdr.Controllen)])
+		size := min(int(h.Len), groSlot)
+		seg, oob := cutGRO(s.ctrl[i*groCtrl : i*groCtrl+int(h.Hdr.Controllen)])
 		if seg > 0 && size > seg {
 			for j := i; j < s.got; j++ {
-				got := min(int(s.hdrs[j].len), groSlot, s.room[j])
+				got := min(int(s.hdrs[j].Len), groSlot, s.room[j])
 				refill(s.slots[j*groSlot:j*groSlot+got], msgs[j].Buffers)
 			}
 			c.rstats.messages.Add(uint64(i))
@@ -413,8 +413,8 @@ func (s *recvState) readDirect(msgs []Message, flags int) (int, bool) {
 		m := &msgs[i]
 		stored := min(size, s.room[i])
 		m.N = stored
-		f := int(h.hdr.Flags) &^ (msgTrunc | msgCtrunc)
-		if stored < size || h.hdr.Flags&msgTrunc != 0 {
+		f := int(h.Hdr.Flags) &^ (msgTrunc | msgCtrunc)
+		if stored < size || h.Hdr.Flags&msgTrunc != 0 {
 			f |= msgTrunc
 			if flags&msgTrunc != 0 {
 				m.N = size
@@ -422,11 +422,11 @@ func (s *recvState) readDirect(msgs []Message, flags int) (int, bool) {
 		}
 		var ctrunc bool
 		m.NN, ctrunc = putCmsgs(m.OOB, oob)
-		if ctrunc || h.hdr.Flags&msgCtrunc != 0 {
+		if ctrunc || h.Hdr.Flags&msgCtrunc != 0 {
 			f |= msgCtrunc
 		}
 		m.Flags = f
-		m.Addr = sourceOf(&s.names[i], h.hdr.Namelen, &s.zones)
+		m.Addr = sourceOf(&s.names[i], h.Hdr.Namelen, &s.zones)
 		bytes += size
 	}
 	c.rstats.messages.Add(uint64(s.got))
@@ -435,11 +435,11 @@ func (s *recvState) readDirect(msgs []Message, flags int) (int, bool) {
 }
 
 // recvmmsgFunc is the signature of the recvmmsg seam.
-type recvmmsgFunc = func(fd uintptr, hdrs []mmsghdr, flags int) (int, syscall.Errno)
+type recvmmsgFunc = func(fd uintptr, hdrs []unix.Mmsghdr, flags int) (int, syscall.Errno)
 
 // recvmmsg is the seam between the receive logic and the kernel; tests
 // replace it to produce what the kernel cannot be made to produce on demand.
-var recvmmsg recvmmsgFunc = func(fd uintptr, hdrs []mmsghdr, flags int) (int, syscall.Errno) {
+var recvmmsg recvmmsgFunc = func(fd uintptr, hdrs []unix.Mmsghdr, flags int) (int, syscall.Errno) {
 	n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&hdrs[0])), uintptr(len(hdrs)), uintptr(flags), 0, 0)
 	return int(n), e
 }
