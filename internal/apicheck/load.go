@@ -87,19 +87,26 @@ func publicPackages(dir string) ([]string, error) {
 
 // load type-checks nothing itself: it has the go command compile paths for
 // p (go list -export, which reuses the build cache) and reads the packages'
-// types from the compiler's export data, as go/packages does.
+// types from the compiler's export data, as go/packages does. A package
+// that has no files for p (a Linux-only one, on Windows) is left out.
 func load(dir string, p port, paths []string) ([]*types.Package, error) {
-	pkgs, err := goList(dir, p, append([]string{"-export", "-deps", "-json=ImportPath,Export,Error"}, paths...)...)
+	pkgs, err := goList(dir, p, append([]string{"-e", "-export", "-deps", "-json=ImportPath,Export,Error"}, paths...)...)
 	if err != nil {
 		return nil, err
 	}
 	exports := map[string]string{}
+	absent := map[string]bool{}
 	for _, l := range pkgs {
 		if l.Error != nil {
+			if slices.Contains(paths, l.ImportPath) && strings.Contains(l.Error.Err, "build constraints exclude all Go files") {
+				absent[l.ImportPath] = true
+				continue
+			}
 			return nil, fmt.Errorf("%s (%s): %s", l.ImportPath, p, l.Error.Err)
 		}
 		exports[l.ImportPath] = l.Export
 	}
+	paths = slices.DeleteFunc(slices.Clone(paths), func(path string) bool { return absent[path] })
 	imp := importer.ForCompiler(token.NewFileSet(), "gc", func(path string) (io.ReadCloser, error) {
 		f, ok := exports[path]
 		if !ok || f == "" {

@@ -70,3 +70,16 @@ func TestFeaturesMatchGoAPIFiles(t *testing.T) {
 		t.Logf("%s: %d lines", pkg.Path(), len(got))
 	}
 }
+
+func TestLoadLeavesOutAPackageAbsentOnAPort(t *testing.T) {
+	dir := filepath.Join("testdata", "linuxonly")
+	for _, tc := range []struct {
+		p    port
+		want int
+	}{{port{"linux", "amd64"}, 1}, {port{"windows", "amd64"}, 0}} {
+		pkgs, err := load(dir, tc.p, []string{"example.com/linuxonly"})
+		if err != nil || len(pkgs) != tc.want {
+			t.Errorf("load on %s = %d packages, %v; want %d, nil", tc.p, len(pkgs), err, tc.want)
+		}
+	}
+}
