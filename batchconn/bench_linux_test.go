@@ -21,16 +21,10 @@ import (
 // destination takes two sends (54 + 10 segments), as WriteMessages cuts it;
 // four destinations take one send of 16 segments each.
 
-// benchMmsghdr is struct mmsghdr (64 bytes on 64-bit ports, 32 on 32-bit).
-type benchMmsghdr struct {
-	hdr unix.Msghdr
-	len uint32
-}
-
 // benchRawSends builds the GSO sends of one op to dst.
-func benchRawSends(dst []netip.AddrPort, dests int) []benchMmsghdr {
+func benchRawSends(dst []netip.AddrPort, dests int) []unix.Mmsghdr {
 	const maxSegs = (65535 - 20 - 8) / benchSize // 54
-	var hdrs []benchMmsghdr
+	var hdrs []unix.Mmsghdr
 	add := func(d netip.AddrPort, segs int) {
 		buf := bytes.Repeat(benchPayload, segs)
 		sa := &unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: d.Addr().As4()}
@@ -39,12 +33,12 @@ func benchRawSends(dst []netip.AddrPort, dests int) []benchMmsghdr {
 		iov := &unix.Iovec{Base: &buf[0]}
 		iov.SetLen(len(buf))
 		ctrl := gsoSegment(benchSize)
-		var h benchMmsghdr
-		h.hdr.Name, h.hdr.Namelen = (*byte)(unsafe.Pointer(sa)), unix.SizeofSockaddrInet4
-		h.hdr.Iov = iov
-		h.hdr.SetIovlen(1)
-		h.hdr.Control = &ctrl[0]
-		h.hdr.SetControllen(len(ctrl))
+		var h unix.Mmsghdr
+		h.Hdr.Name, h.Hdr.Namelen = (*byte)(unsafe.Pointer(sa)), unix.SizeofSockaddrInet4
+		h.Hdr.Iov = iov
+		h.Hdr.SetIovlen(1)
+		h.Hdr.Control = &ctrl[0]
+		h.Hdr.SetControllen(len(ctrl))
 		hdrs = append(hdrs, h)
 	}
 	if dests == 1 {
@@ -91,7 +85,7 @@ func BenchmarkRawGSOSendmsg(b *testing.B) {
 		benchStart(b)
 		for range b.N {
 			for i := 0; i < len(hdrs); {
-				_, _, e := unix.Syscall(unix.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&hdrs[i].hdr)), 0)
+				_, _, e := unix.Syscall(unix.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&hdrs[i].Hdr)), 0)
 				if e != 0 {
 					benchRawRetry(b, fd, e)
 					continue
@@ -138,14 +132,14 @@ func benchRecvmmsg(uc *net.UDPConn, got *atomic.Int64, ready chan<- struct{}) {
 		return
 	}
 	const batch = 64
-	hdrs := make([]benchMmsghdr, batch)
+	hdrs := make([]unix.Mmsghdr, batch)
 	iovs := make([]unix.Iovec, batch)
 	for i := range hdrs {
 		buf := make([]byte, 1<<16)
 		iovs[i] = unix.Iovec{Base: &buf[0]}
 		iovs[i].SetLen(len(buf))
-		hdrs[i].hdr.Iov = &iovs[i]
-		hdrs[i].hdr.SetIovlen(1)
+		hdrs[i].Hdr.Iov = &iovs[i]
+		hdrs[i].Hdr.SetIovlen(1)
 	}
 	var n int
 	var errno syscall.Errno

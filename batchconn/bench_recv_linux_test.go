@@ -207,22 +207,22 @@ func BenchmarkRecvRawRecvmmsg(b *testing.B) {
 		}
 		var fd uintptr
 		rc.Control(func(f uintptr) { fd = f })
-		hdrs := make([]benchMmsghdr, batch)
+		hdrs := make([]unix.Mmsghdr, batch)
 		iovs := make([]unix.Iovec, batch)
 		names := make([]unix.RawSockaddrInet6, batch)
 		for i := range hdrs {
 			buf := make([]byte, recvBenchBufSize)
 			iovs[i] = unix.Iovec{Base: &buf[0]}
 			iovs[i].SetLen(len(buf))
-			hdrs[i].hdr.Iov = &iovs[i]
-			hdrs[i].hdr.SetIovlen(1)
-			hdrs[i].hdr.Name = (*byte)(unsafe.Pointer(&names[i]))
+			hdrs[i].Hdr.Iov = &iovs[i]
+			hdrs[i].Hdr.SetIovlen(1)
+			hdrs[i].Hdr.Name = (*byte)(unsafe.Pointer(&names[i]))
 		}
 		return func(count int) {
 			for got := 0; got < count; {
 				k := min(len(hdrs), count-got)
 				for i := range k {
-					hdrs[i].hdr.Namelen = unix.SizeofSockaddrInet6
+					hdrs[i].Hdr.Namelen = unix.SizeofSockaddrInet6
 				}
 				r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&hdrs[0])), uintptr(k), unix.MSG_DONTWAIT, 0, 0)
 				if e != 0 && e != unix.EINTR {

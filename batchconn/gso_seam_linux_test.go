@@ -26,25 +26,25 @@ import (
 // a fake lets through goes to the real system call and a real receiver.
 // They change a package variable, so none of them runs in parallel.
 
-type sendmmsgFunc = func(fd uintptr, hdrs []mmsghdr, flags int) (int, syscall.Errno)
+type sendmmsgFunc = func(fd uintptr, hdrs []unix.Mmsghdr, flags int) (int, syscall.Errno)
 
 // fakeSendmmsg installs fake, which gets the real sendmmsg to call, for the
 // rest of the test.
-func fakeSendmmsg(t *testing.T, fake func(real sendmmsgFunc, fd uintptr, hdrs []mmsghdr, flags int) (int, syscall.Errno)) {
+func fakeSendmmsg(t *testing.T, fake func(real sendmmsgFunc, fd uintptr, hdrs []unix.Mmsghdr, flags int) (int, syscall.Errno)) {
 	t.Helper()
 	real := sendmmsg
 	t.Cleanup(func() { sendmmsg = real })
-	sendmmsg = func(fd uintptr, hdrs []mmsghdr, flags int) (int, syscall.Errno) {
+	sendmmsg = func(fd uintptr, hdrs []unix.Mmsghdr, flags int) (int, syscall.Errno) {
 		return fake(real, fd, hdrs, flags)
 	}
 }
 
 // hasSegment reports whether h carries a UDP_SEGMENT control message.
-func hasSegment(h *mmsghdr) bool {
-	if h.hdr.Control == nil {
+func hasSegment(h *unix.Mmsghdr) bool {
+	if h.Hdr.Control == nil {
 		return false
 	}
-	found, _ := findCmsg(unsafe.Slice(h.hdr.Control, h.hdr.Controllen), solUDP, udpSegment)
+	found, _ := findCmsg(unsafe.Slice(h.Hdr.Control, h.Hdr.Controllen), solUDP, udpSegment)
 	return found
 }
 
@@ -138,8 +138,8 @@ func seamArrivals(t *testing.T, c *Conn, rxs []*testnet.Receiver, dst []netip.Ad
 }
 
 // headerPort returns the destination port of an IPv4 header.
-func headerPort(h *mmsghdr) uint16 {
-	sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(h.hdr.Name))
+func headerPort(h *unix.Mmsghdr) uint16 {
+	sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(h.Hdr.Name))
 	return binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:])
 }
 
@@ -151,7 +151,7 @@ type gsoOffers struct {
 	per map[int]int
 }
 
-func (o *gsoOffers) dest(h *mmsghdr) int {
+func (o *gsoOffers) dest(h *unix.Mmsghdr) int {
 	for d, a := range o.dst {
 		if a.Port() == headerPort(h) {
 			return d
@@ -163,11 +163,11 @@ func (o *gsoOffers) dest(h *mmsghdr) int {
 // refuseGSO is a kernel that refuses a GSO send with errno when refuse(n,
 // k, d) says so, n counting all GSO sends offered (0, 1, ...), k those to
 // destination d, and sends everything else.
-func refuseGSO(errno syscall.Errno, refuse func(n, k, d int) bool, o *gsoOffers) func(sendmmsgFunc, uintptr, []mmsghdr, int) (int, syscall.Errno) {
+func refuseGSO(errno syscall.Errno, refuse func(n, k, d int) bool, o *gsoOffers) func(sendmmsgFunc, uintptr, []unix.Mmsghdr, int) (int, syscall.Errno) {
 	if o.per == nil {
 		o.per = map[int]int{}
 	}
-	return func(real sendmmsgFunc, fd uintptr, hdrs []mmsghdr, flags int) (int, syscall.Errno) {
+	return func(real sendmmsgFunc, fd uintptr, hdrs []unix.Mmsghdr, flags int) (int, syscall.Errno) {
 		for k := range hdrs {
 			if !hasSegment(&hdrs[k]) {
 				continue
@@ -268,21 +268,21 @@ func TestContractC14ShortCountsAndEINTR(t *testing.T) {
 	tests := []struct {
 		name string
 		// fake is the kernel; call counts its invocations from 0.
-		fake func(call int, real sendmmsgFunc, fd uintptr, hdrs []mmsghdr, flags int) (int, syscall.Errno)
+		fake func(call int, real sendmmsgFunc, fd uintptr, hdrs []unix.Mmsghdr, flags int) (int, syscall.Errno)
 	}{
-		{"EINTR before anything was sent is retried", func(call int, real sendmmsgFunc, fd uintptr, hdrs []mmsghdr, flags int) (int, syscall.Errno) {
+		{"EINTR before anything was sent is retried", func(call int, real sendmmsgFunc, fd uintptr, hdrs []unix.Mmsghdr, flags int) (int, syscall.Errno) {
 			if call == 0 {
 				return 0, unix.EINTR
 			}
 			return real(fd, hdrs, flags)
 		}},
-		{"one header per system call sends each message once", func(call int, real sendmmsgFunc, fd uintptr, hdrs []mmsghdr, flags int) (int, syscall.Errno) {
+		{"one header per system call sends each message once", func(call int, real sendmmsgFunc, fd uintptr, hdrs []unix.Mmsghdr, flags int) (int, syscall.Errno) {
 			return real(fd, hdrs[:1], flags)
 		}},
-		{"half the headers per system call sends each message once", func(call int, real sendmmsgFunc, fd uintptr, hdrs []mmsghdr, flags int) (int, syscall.Errno) {
+		{"half the headers per system call sends each message once", func(call int, real sendmmsgFunc, fd uintptr, hdrs []unix.Mmsghdr, flags int) (int, syscall.Errno) {
 			return real(fd, hdrs[:(len(hdrs)+1)/2], flags)
 		}},
-		{"EINTR between short counts sends each message once", func(call int, real sendmmsgFunc, fd uintptr, hdrs []mmsghdr, flags int) (int, syscall.Errno) {
+		{"EINTR between short counts sends each message once", func(call int, real sendmmsgFunc, fd uintptr, hdrs []unix.Mmsghdr, flags int) (int, syscall.Errno) {
 			if call%2 == 1 {
 				return 0, unix.EINTR
 			}
@@ -293,7 +293,7 @@ func TestContractC14ShortCountsAndEINTR(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c, rxs, dst := seamSetup(t)
 			call := 0
-			fakeSendmmsg(t, func(real sendmmsgFunc, fd uintptr, hdrs []mmsghdr, flags int) (int, syscall.Errno) {
+			fakeSendmmsg(t, func(real sendmmsgFunc, fd uintptr, hdrs []unix.Mmsghdr, flags int) (int, syscall.Errno) {
 				defer func() { call++ }()
 				return tt.fake(call, real, fd, hdrs, flags)
 			})

@@ -10,9 +10,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestMmsghdrLayout checks the structures handed to sendmmsg(2) against the
-// kernel ABI: struct mmsghdr is a struct msghdr followed by an unsigned int,
-// padded to the alignment of a pointer.
+// TestMmsghdrLayout checks the structures handed to sendmmsg(2) and
+// recvmmsg(2), all of them golang.org/x/sys/unix types, against the kernel
+// ABI: struct mmsghdr is a struct msghdr followed by an unsigned int, padded
+// to the alignment of a pointer.
 func TestMmsghdrLayout(t *testing.T) {
 	ptr := unsafe.Sizeof(uintptr(0))
 	want := map[uintptr]struct{ msghdr, mmsghdr, iovec uintptr }{
@@ -22,14 +23,15 @@ func TestMmsghdrLayout(t *testing.T) {
 	if want.mmsghdr == 0 {
 		t.Fatalf("no ABI table for %d-byte pointers", ptr)
 	}
-	var m mmsghdr
+	var m unix.Mmsghdr
 	checks := []struct {
 		name      string
 		got, want uintptr
 	}{
-		{"sizeof(struct msghdr)", unsafe.Sizeof(m.hdr), want.msghdr},
+		{"sizeof(struct msghdr)", unsafe.Sizeof(m.Hdr), want.msghdr},
 		{"sizeof(struct mmsghdr)", unsafe.Sizeof(m), want.mmsghdr},
-		{"offsetof(struct mmsghdr, msg_len)", unsafe.Offsetof(m.len), want.msghdr},
+		{"unix.SizeofMmsghdr", unix.SizeofMmsghdr, want.mmsghdr},
+		{"offsetof(struct mmsghdr, msg_len)", unsafe.Offsetof(m.Len), want.msghdr},
 		{"sizeof(struct iovec)", unsafe.Sizeof(unix.Iovec{}), want.iovec},
 		{"sizeof(struct sockaddr_in)", unsafe.Sizeof(unix.RawSockaddrInet4{}), 16},
 		{"sizeof(struct sockaddr_in6)", unsafe.Sizeof(unix.RawSockaddrInet6{}), 28},

@@ -16,7 +16,7 @@ import (
 // allocating.
 type recvState struct {
 	c     *Conn
-	hdrs  []mmsghdr
+	hdrs  []unix.Mmsghdr
 	names []unix.RawSockaddrInet6
 	iovs  []unix.Iovec
 
@@ -101,10 +101,10 @@ func (c *Conn) recvPlain(ctx context.Context, msgs []Message, flags int, wait bo
 	bytes := 0
 	for i := range s.got {
 		h, m := &s.hdrs[i], &msgs[i]
-		m.N = int(h.len)
-		m.NN = int(h.hdr.Controllen)
-		m.Flags = int(h.hdr.Flags)
-		m.Addr = sourceOf(&s.names[i], h.hdr.Namelen, &s.c.zones)
+		m.N = int(h.Len)
+		m.NN = int(h.Hdr.Controllen)
+		m.Flags = int(h.Hdr.Flags)
+		m.Addr = sourceOf(&s.names[i], h.Hdr.Namelen, &s.c.zones)
 		bytes += m.N
 		if r == nil {
 			continue
@@ -179,8 +179,8 @@ func (s *recvState) build(msgs []Message, own bool) {
 	for i := range msgs {
 		m := &msgs[i]
 		h := &s.hdrs[i]
-		h.hdr = unix.Msghdr{Name: (*byte)(unsafe.Pointer(&s.names[i])), Namelen: unix.SizeofSockaddrInet6}
-		h.len = 0
+		h.Hdr = unix.Msghdr{Name: (*byte)(unsafe.Pointer(&s.names[i])), Namelen: unix.SizeofSockaddrInet6}
+		h.Len = 0
 		iov0 := len(s.iovs)
 		for _, b := range m.Buffers {
 			if len(b) > 0 {
@@ -190,8 +190,8 @@ func (s *recvState) build(msgs []Message, own bool) {
 			}
 		}
 		if k := len(s.iovs) - iov0; k > 0 {
-			h.hdr.Iov = &s.iovs[iov0]
-			h.hdr.SetIovlen(k)
+			h.Hdr.Iov = &s.iovs[iov0]
+			h.Hdr.SetIovlen(k)
 		}
 		switch {
 		case own:
@@ -201,11 +201,11 @@ func (s *recvState) build(msgs []Message, own bool) {
 				off = s.pctrlOff[i-1] + cmsgAlignUp(len(msgs[i-1].OOB)) + PacketInfoSpace
 			}
 			s.pctrlOff[i] = off
-			h.hdr.Control = &s.pctrl[off]
-			h.hdr.SetControllen(room)
+			h.Hdr.Control = &s.pctrl[off]
+			h.Hdr.SetControllen(room)
 		case len(m.OOB) > 0:
-			h.hdr.Control = &m.OOB[0]
-			h.hdr.SetControllen(len(m.OOB))
+			h.Hdr.Control = &m.OOB[0]
+			h.Hdr.SetControllen(len(m.OOB))
 		}
 	}
 }
@@ -213,7 +213,7 @@ func (s *recvState) build(msgs []Message, own bool) {
 // grow makes room for n headers and sockaddrs.
 func (s *recvState) grow(n int) {
 	if cap(s.hdrs) < n {
-		s.hdrs = make([]mmsghdr, n)
+		s.hdrs = make([]unix.Mmsghdr, n)
 	}
 	if cap(s.names) < n {
 		s.names = make([]unix.RawSockaddrInet6, n)
@@ -397,15 +397,15 @@ func (s *recvState) buildSlots() int {
 	s.grow(k)
 	for i := range k {
 		h := &s.hdrs[i]
-		h.hdr = unix.Msghdr{
+		h.Hdr = unix.Msghdr{
 			Name:    (*byte)(unsafe.Pointer(&s.names[i])),
 			Namelen: unix.SizeofSockaddrInet6,
 			Iov:     &s.slotv[i],
 			Control: &s.ctrl[i*s.ctrlRoom],
 		}
-		h.hdr.SetIovlen(1)
-		h.hdr.SetControllen(s.ctrlRoom)
-		h.len = 0
+		h.Hdr.SetIovlen(1)
+		h.Hdr.SetControllen(s.ctrlRoom)
+		h.Len = 0
 	}
 	return k
 }
@@ -447,7 +447,7 @@ func (s *recvState) growSlots() {
 func (s *recvState) queue(from int) (coalesced bool) {
 	for i := from; i < s.got; i++ {
 		h := &s.hdrs[i]
-		seg, oob := cutGRO(s.ctrl[i*s.ctrlRoom : i*s.ctrlRoom+int(h.hdr.Controllen)])
+		seg, oob := cutGRO(s.ctrl[i*s.ctrlRoom : i*s.ctrlRoom+int(h.Hdr.Controllen)])
 		if s.queueBuf(i, seg, oob) {
 			coalesced = true
 		}
@@ -465,13 +465,13 @@ func (s *recvState) queueBuf(i, seg int, oob []byte) (coalesced bool) {
 		q.bufs = append(make([]groBuf, 0, len(s.slotv)), q.bufs...)
 	}
 	h := &s.hdrs[i]
-	size := min(int(h.len), groSlot)
+	size := min(int(h.Len), groSlot)
 	if seg > 0 && size > seg {
 		coalesced = true
 		c.rstats.groBuffers.Add(1)
 		c.rstats.groMessages.Add(uint64((size + seg - 1) / seg))
 	}
-	addr := sourceOf(&s.names[i], h.hdr.Namelen, &s.c.zones)
+	addr := sourceOf(&s.names[i], h.Hdr.Namelen, &s.c.zones)
 	if c.reply != nil {
 		oob = c.reply.take(addr, oob)
 	}
@@ -480,7 +480,7 @@ func (s *recvState) queueBuf(i, seg int, oob []byte) (coalesced bool) {
 		seg:   seg,
 		addr:  addr,
 		oob:   oob,
-		flags: int(h.hdr.Flags),
+		flags: int(h.Hdr.Flags),
 	})
 	return coalesced
 }
@@ -511,13 +511,13 @@ func (s *recvState) buildDirect(msgs []Message) int {
 	s.iovs, s.room = s.iovs[:0], s.room[:k]
 	for i := range k {
 		h := &s.hdrs[i]
-		h.hdr = unix.Msghdr{
+		h.Hdr = unix.Msghdr{
 			Name:    (*byte)(unsafe.Pointer(&s.names[i])),
 			Namelen: unix.SizeofSockaddrInet6,
 			Control: &s.ctrl[i*s.ctrlRoom],
 		}
-		h.hdr.SetControllen(s.ctrlRoom)
-		h.len = 0
+		h.Hdr.SetControllen(s.ctrlRoom)
+		h.Len = 0
 		iov0, room := len(s.iovs), 0
 		for _, b := range msgs[i].Buffers {
 			if b = b[:min(len(b), groSlot-room)]; len(b) > 0 {
@@ -532,8 +532,8 @@ func (s *recvState) buildDirect(msgs []Message) int {
 			v.SetLen(groSlot - room)
 			s.iovs = append(s.iovs, v)
 		}
-		h.hdr.Iov = &s.iovs[iov0]
-		h.hdr.SetIovlen(len(s.iovs) - iov0)
+		h.Hdr.Iov = &s.iovs[iov0]
+		h.Hdr.SetIovlen(len(s.iovs) - iov0)
 		s.room[i] = room
 	}
 	return k
@@ -550,11 +550,11 @@ func (s *recvState) readDirect(msgs []Message, flags int) (int, bool) {
 	bytes := 0
 	for i := range s.got {
 		h := &s.hdrs[i]
-		size := min(int(h.len), groSlot)
-		seg, oob := cutGRO(s.ctrl[i*s.ctrlRoom : i*s.ctrlRoom+int(h.hdr.Controllen)])
+		size := min(int(h.Len), groSlot)
+		seg, oob := cutGRO(s.ctrl[i*s.ctrlRoom : i*s.ctrlRoom+int(h.Hdr.Controllen)])
 		if seg > 0 && size > seg {
 			for j := i; j < s.got; j++ {
-				got := min(int(s.hdrs[j].len), groSlot, s.room[j])
+				got := min(int(s.hdrs[j].Len), groSlot, s.room[j])
 				refill(s.slots[j*groSlot:j*groSlot+got], msgs[j].Buffers)
 			}
 			c.rstats.messages.Add(uint64(i))
@@ -566,20 +566,20 @@ func (s *recvState) readDirect(msgs []Message, flags int) (int, bool) {
 		m := &msgs[i]
 		stored := min(size, s.room[i])
 		m.N = stored
-		f := int(h.hdr.Flags) &^ (msgTrunc | msgCtrunc)
-		if stored < size || h.hdr.Flags&msgTrunc != 0 {
+		f := int(h.Hdr.Flags) &^ (msgTrunc | msgCtrunc)
+		if stored < size || h.Hdr.Flags&msgTrunc != 0 {
 			f |= msgTrunc
 			if flags&msgTrunc != 0 {
 				m.N = size
 			}
 		}
-		m.Addr = sourceOf(&s.names[i], h.hdr.Namelen, &s.c.zones)
+		m.Addr = sourceOf(&s.names[i], h.Hdr.Namelen, &s.c.zones)
 		if c.reply != nil {
 			oob = c.reply.take(m.Addr, oob)
 		}
 		var ctrunc bool
 		m.NN, ctrunc = putCmsgs(m.OOB, oob)
-		if ctrunc || h.hdr.Flags&msgCtrunc != 0 {
+		if ctrunc || h.Hdr.Flags&msgCtrunc != 0 {
 			f |= msgCtrunc
 		}
 		m.Flags = f
@@ -591,11 +591,11 @@ func (s *recvState) readDirect(msgs []Message, flags int) (int, bool) {
 }
 
 // recvmmsgFunc is the signature of the recvmmsg seam.
-type recvmmsgFunc = func(fd uintptr, hdrs []mmsghdr, flags int) (int, syscall.Errno)
+type recvmmsgFunc = func(fd uintptr, hdrs []unix.Mmsghdr, flags int) (int, syscall.Errno)
 
 // recvmmsg is the seam between the receive logic and the kernel; tests
 // replace it to produce what the kernel cannot be made to produce on demand.
-var recvmmsg recvmmsgFunc = func(fd uintptr, hdrs []mmsghdr, flags int) (int, syscall.Errno) {
+var recvmmsg recvmmsgFunc = func(fd uintptr, hdrs []unix.Mmsghdr, flags int) (int, syscall.Errno) {
 	n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&hdrs[0])), uintptr(len(hdrs)), uintptr(flags), 0, 0)
 	return int(n), e
 }

@@ -18,9 +18,9 @@ import (
 )
 
 // fakeRecvmmsg replaces the recvmmsg seam for one test.
-func fakeRecvmmsg(t *testing.T, fake func(real recvmmsgFunc, fd uintptr, hdrs []mmsghdr, flags int) (int, syscall.Errno)) {
+func fakeRecvmmsg(t *testing.T, fake func(real recvmmsgFunc, fd uintptr, hdrs []unix.Mmsghdr, flags int) (int, syscall.Errno)) {
 	real := recvmmsg
-	recvmmsg = func(fd uintptr, hdrs []mmsghdr, flags int) (int, syscall.Errno) {
+	recvmmsg = func(fd uintptr, hdrs []unix.Mmsghdr, flags int) (int, syscall.Errno) {
 		return fake(real, fd, hdrs, flags)
 	}
 	t.Cleanup(func() { recvmmsg = real })
@@ -72,7 +72,7 @@ func TestContractR9InjectedErrors(t *testing.T) {
 		t.Run(map[bool]string{false: "GRO off", true: "GRO on"}[gro], func(t *testing.T) {
 			c, tx := seamPair(t, gro)
 			orig := recvmmsg
-			fakeRecvmmsg(t, func(recvmmsgFunc, uintptr, []mmsghdr, int) (int, syscall.Errno) { return 0, unix.ENOMEM })
+			fakeRecvmmsg(t, func(recvmmsgFunc, uintptr, []unix.Mmsghdr, int) (int, syscall.Errno) { return 0, unix.ENOMEM })
 			n, err := c.ReadMessages(context.Background(), seamMsgs(4), 0)
 			var oe *net.OpError
 			var se *os.SyscallError
@@ -81,7 +81,7 @@ func TestContractR9InjectedErrors(t *testing.T) {
 				t.Fatalf("ReadMessages = %d, %v; want ENOMEM in *net.OpError read / *os.SyscallError recvmmsg", n, err)
 			}
 			eintr := 1
-			recvmmsg = func(fd uintptr, hdrs []mmsghdr, flags int) (int, syscall.Errno) {
+			recvmmsg = func(fd uintptr, hdrs []unix.Mmsghdr, flags int) (int, syscall.Errno) {
 				if eintr > 0 {
 					eintr--
 					return 0, unix.EINTR
@@ -119,11 +119,11 @@ func TestContractR9ErrorAfterLeftovers(t *testing.T) {
 	if n != 3 || err != nil || c.rd.q.empty() {
 		t.Fatalf("ReadMessages = %d, %v; want 3 and leftovers", n, err)
 	}
-	fakeRecvmmsg(t, func(recvmmsgFunc, uintptr, []mmsghdr, int) (int, syscall.Errno) { return 0, unix.ECONNREFUSED })
+	fakeRecvmmsg(t, func(recvmmsgFunc, uintptr, []unix.Mmsghdr, int) (int, syscall.Errno) { return 0, unix.ECONNREFUSED })
 	if n, err := c.ReadMessages(context.Background(), seamMsgs(64), 0); n != 11 || err != nil {
 		t.Fatalf("ReadMessages = %d, %v; want the 11 left over", n, err)
 	}
-	recvmmsg = func(uintptr, []mmsghdr, int) (int, syscall.Errno) { return 0, unix.EAGAIN }
+	recvmmsg = func(uintptr, []unix.Mmsghdr, int) (int, syscall.Errno) { return 0, unix.EAGAIN }
 	if n, err := c.ReadMessages(context.Background(), seamMsgs(64), 0); n != 0 || !errors.Is(err, unix.ECONNREFUSED) {
 		t.Fatalf("next ReadMessages = %d, %v; want ECONNREFUSED", n, err)
 	}
@@ -137,7 +137,7 @@ func TestRecvmmsgGetsAtMostMaxMessages(t *testing.T) {
 	for _, gro := range []bool{false, true} {
 		c, _ := seamPair(t, gro)
 		var most int
-		fakeRecvmmsg(t, func(_ recvmmsgFunc, _ uintptr, hdrs []mmsghdr, _ int) (int, syscall.Errno) {
+		fakeRecvmmsg(t, func(_ recvmmsgFunc, _ uintptr, hdrs []unix.Mmsghdr, _ int) (int, syscall.Errno) {
 			most = max(most, len(hdrs))
 			return 0, unix.EAGAIN
 		})

@@ -13,7 +13,7 @@ import (
 // sendmmsg of the same batch.
 func BenchmarkRelease(b *testing.B) {
 	var s sendState
-	s.hdrs = make([]mmsghdr, MaxMessages)
+	s.hdrs = make([]unix.Mmsghdr, MaxMessages)
 	s.iovs = make([]unix.Iovec, MaxMessages)
 	for b.Loop() {
 		s.usedHdrs, s.usedIovs = MaxMessages, MaxMessages

@@ -13,14 +13,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// mmsghdr is struct mmsghdr: a msghdr and the kernel's count of bytes sent.
-// Go lays it out as C does (size 64 on 64-bit ports, 32 on 32-bit ones);
-// TestMmsghdrLayout checks that against the kernel ABI.
-type mmsghdr struct {
-	hdr unix.Msghdr
-	len uint32
-}
-
 // A run is what one header carries: msgs[start] alone (count 1), or a GSO
 // run of count >= 2 messages cut into seg-byte datagrams by the kernel.
 type run struct {
@@ -32,7 +24,7 @@ type run struct {
 type sendState struct {
 	c     *Conn
 	p     planner
-	hdrs  []mmsghdr
+	hdrs  []unix.Mmsghdr // struct mmsghdr; TestMmsghdrLayout checks it
 	runs  []run
 	names []unix.RawSockaddrInet6
 	iovs  []unix.Iovec
@@ -171,7 +163,7 @@ func (s *sendState) account(msgs []Message, from, to int) int {
 	var messages, bytes, gso int
 	for h := from; h < to; h++ {
 		r := s.runs[h]
-		total := int(s.hdrs[h].len)
+		total := int(s.hdrs[h].Len)
 		bytes += total
 		messages += r.count
 		if r.count == 1 {
@@ -208,7 +200,7 @@ func (s *sendState) build(msgs []Message, from int) (nh int, bad error) {
 	}
 	n := len(msgs) - from
 	if cap(s.hdrs) < n {
-		s.hdrs = make([]mmsghdr, n)
+		s.hdrs = make([]unix.Mmsghdr, n)
 		s.runs = make([]run, n)
 		s.names = make([]unix.RawSockaddrInet6, n)
 	}
@@ -229,14 +221,14 @@ func (s *sendState) build(msgs []Message, from int) (nh int, bad error) {
 			return nh, err
 		}
 		h := &s.hdrs[nh]
-		h.hdr = unix.Msghdr{}
-		h.len = 0
+		h.Hdr = unix.Msghdr{}
+		h.Len = 0
 		if m.Addr != (netip.AddrPort{}) {
 			ip, zone, err := checkDest(m.Addr, s.c.sock4, s.c.v6only, &s.c.zones)
 			if err != nil {
 				return nh, err
 			}
-			h.hdr.Name, h.hdr.Namelen = s.putName(nh, ip, m.Addr.Port(), zone)
+			h.Hdr.Name, h.Hdr.Namelen = s.putName(nh, ip, m.Addr.Port(), zone)
 		}
 		count, seg := s.p.runLen(msgs, i)
 		iov0 := len(s.iovs)
@@ -258,18 +250,18 @@ func (s *sendState) build(msgs []Message, from int) (nh int, bad error) {
 			}
 		}
 		if k := len(s.iovs) - iov0; k > 0 {
-			h.hdr.Iov = &s.iovs[iov0]
-			h.hdr.SetIovlen(k)
+			h.Hdr.Iov = &s.iovs[iov0]
+			h.Hdr.SetIovlen(k)
 		}
 		switch {
 		case count > 1:
 			off := len(s.ctrl)
 			s.ctrl = appendUDPSegment(s.ctrl, m.OOB, seg)
-			h.hdr.Control = &s.ctrl[off]
-			h.hdr.SetControllen(len(s.ctrl) - off)
+			h.Hdr.Control = &s.ctrl[off]
+			h.Hdr.SetControllen(len(s.ctrl) - off)
 		case len(m.OOB) > 0:
-			h.hdr.Control = &m.OOB[0]
-			h.hdr.SetControllen(len(m.OOB))
+			h.Hdr.Control = &m.OOB[0]
+			h.Hdr.SetControllen(len(m.OOB))
 		}
 		s.runs[nh] = run{start: i, count: count, seg: seg}
 		nh++
@@ -324,7 +316,7 @@ func appendUDPSegment(ctrl, oob []byte, seg int) []byte {
 
 // sendmmsg is the seam between the send logic and the kernel; tests replace
 // it to produce what the kernel cannot be made to produce on demand.
-var sendmmsg = func(fd uintptr, hdrs []mmsghdr, flags int) (int, syscall.Errno) {
+var sendmmsg = func(fd uintptr, hdrs []unix.Mmsghdr, flags int) (int, syscall.Errno) {
 	n, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&hdrs[0])), uintptr(len(hdrs)), uintptr(flags), 0, 0)
 	return int(n), e
 }

@@ -139,33 +139,44 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 
 // report is the benchmark's table, targets and notes.
 func report(cfg benchConfig, res *bench.Results[sample]) bench.Report[sample] {
-	vs := []string{"udpconn"}
+	refs := []string{"udpconn"}
 	if slices.Contains(cfg.sockets, "packetconn") {
-		vs = append(vs, "packetconn")
+		refs = append(refs, "packetconn")
 	}
 	var goals []bench.Goal
 	for _, m := range []string{"conn", "conn-queue"} {
-		goals = append(goals, bench.Goal{Mode: m, Column: "queries/s", Vs: "udpconn", Cmp: bench.AtLeast, Want: 1.2})
+		goals = append(goals, bench.Goal{Mode: m, Column: "queries/s vs udpconn", Cmp: bench.AtLeast, Want: 1.2})
 	}
-	return bench.Report[sample]{
+	cols := []bench.Column[sample]{
+		{Name: "queries/s", JSON: "queries_per_second", Value: sample.qps, Format: bench.Rate, Range: true},
+		{Name: "CPU/query", JSON: "cpu_per_query", Value: sample.cpuPerQuery, Format: bench.Nanos},
+		{Name: "lost", JSON: "lost", Value: sample.lostFraction, Format: bench.Pct},
+	}
+	for _, ref := range refs {
+		for _, of := range []string{"queries/s", "CPU/query"} {
+			cols = append(cols, bench.Column[sample]{Name: of + " vs " + ref, Of: of, Vs: bench.Ref(ref),
+				JSON: strings.NewReplacer("/", "_per_", " ", "_").Replace(strings.ToLower(of)) + "_vs_" + ref})
+		}
+	}
+	r := bench.Report[sample]{
 		Name: "MiekgDNS", Pkg: "github.com/batchconn/batchconn/examples/miekg-dns",
-		Title: fmt.Sprintf("miekg/dns v1.1.73 under dnsperf (%d clients, %d outstanding, %ds per run, %d rounds)",
+		Head: fmt.Sprintf("miekg/dns v1.1.73 under dnsperf (%d clients, %d outstanding, %ds per run, %d rounds)\n",
 			cfg.clients, cfg.outstanding, cfg.seconds, cfg.count),
 		Config: map[string]any{"count": cfg.count, "seconds": cfg.seconds, "sockets": cfg.sockets,
 			"clients": cfg.clients, "outstanding": cfg.outstanding, "queue": cfg.queue},
 		Env:     bench.ThisMachine(),
 		Results: res,
-		Columns: []bench.Column[sample]{
-			{Name: "queries/s", Value: sample.qps, Format: bench.Rate, Range: true, Vs: vs},
-			{Name: "CPU/query", Value: sample.cpuPerQuery, Format: bench.Nanos, Vs: vs},
-			{Name: "lost", Value: sample.lostFraction, Format: bench.Pct},
-		},
-		Goals: goals,
-		Notes: "queries/s: answered queries per second of dnsperf's run; CPU/query: the server process's\n" +
-			"user+system CPU time (all threads, getrusage) per answered query; lost: queries dnsperf\n" +
-			"got no answer for. Every answer must be NOERROR (a run with another rcode fails).\n" +
-			"Ratios: medians of same-round ratios. dnsperf runs on the same 2 cores as the server.",
+		Columns: cols,
+		Goals:   goals,
 	}
+	r.Notes = func(w io.Writer) {
+		fmt.Fprint(w, "queries/s: answered queries per second of dnsperf's run; CPU/query: the server process's\n"+
+			"user+system CPU time (all threads, getrusage) per answered query; lost: queries dnsperf\n"+
+			"got no answer for. Every answer must be NOERROR (a run with another rcode fails).\n"+
+			"Ratios: medians of same-round ratios. dnsperf runs on the same 2 cores as the server.\n\n")
+		bench.WriteTargets(w, r.Targets())
+	}
+	return r
 }
 
 // writeQueryFile writes dnsperf's input: every host of the zone, type A.

@@ -8,8 +8,8 @@ require (
 )
 
 require (
-	golang.org/x/net v0.62.0 // indirect
-	golang.org/x/sys v0.49.0 // indirect
+	golang.org/x/net v0.63.0 // indirect
+	golang.org/x/sys v0.50.0 // indirect
 )
 
 replace github.com/batchconn/batchconn => ../..

@@ -274,8 +274,8 @@ func TestBenchSmallestRun(t *testing.T) {
 	var rep struct {
 		Modes []struct {
 			Mode    string
-			Samples []struct{ Value sample }
-			Figures map[string]struct{ Median float64 }
+			Samples []sample
+			QPS     struct{ Median float64 } `json:"queries_per_second"`
 		}
 		Targets []struct {
 			What string
@@ -289,14 +289,14 @@ func TestBenchSmallestRun(t *testing.T) {
 		t.Fatalf("-json modes: %+v", rep.Modes)
 	}
 	for _, m := range rep.Modes {
-		if len(m.Samples) != 1 || m.Samples[0].Value.Completed == 0 || m.Samples[0].Value.CPUNs <= 0 {
+		if len(m.Samples) != 1 || m.Samples[0].Completed == 0 || m.Samples[0].CPUNs <= 0 {
 			t.Errorf("%s: samples %+v, want one with answers and CPU time", m.Mode, m.Samples)
 		}
-		if m.Figures["queries/s"].Median <= 0 {
-			t.Errorf("%s: figures %+v", m.Mode, m.Figures)
+		if m.QPS.Median <= 0 {
+			t.Errorf("%s: queries/s %+v", m.Mode, m.QPS)
 		}
 	}
-	if len(rep.Targets) != 1 || !strings.HasPrefix(rep.Targets[0].What, "conn queries/s >= 1.20x udpconn") {
+	if len(rep.Targets) != 1 || !strings.HasPrefix(rep.Targets[0].What, "conn queries/s vs udpconn >= 1.2") {
 		t.Errorf("-json targets: %+v", rep.Targets)
 	}
 }

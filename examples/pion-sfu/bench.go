@@ -169,35 +169,42 @@ func report(cfg benchConfig, res *bench.Results[sample]) bench.Report[sample] {
 	for _, sh := range cfg.shapes {
 		g := sh.String()
 		goals = append(goals,
-			bench.Goal{Group: g, Mode: "conn-queue", Column: "CPU/fwd", Vs: "udpconn", Cmp: bench.AtMost, Want: 0.85},
-			bench.Goal{Group: g, Mode: "conn-queue", Column: "CPU/fwd", Vs: "udpconn", Cmp: bench.AtMost, Want: 1.00},
-			bench.Goal{Group: g, Mode: "conn-queue", Column: "delivered", Vs: "udpconn", Cmp: bench.AtLeast, Want: 1.00},
+			bench.Goal{Group: g, Mode: "conn-queue", Column: "CPU/fwd vs udpconn", Cmp: bench.AtMost, Want: 0.85},
+			bench.Goal{Group: g, Mode: "conn-queue", Column: "CPU/fwd vs udpconn", Cmp: bench.AtMost, Want: 1.00},
+			bench.Goal{Group: g, Mode: "conn-queue", Column: "delivered vs udpconn", Cmp: bench.AtLeast, Want: 1.00},
 		)
 	}
 	var shapes []string
 	for _, sh := range cfg.shapes {
 		shapes = append(shapes, sh.String())
 	}
-	return bench.Report[sample]{
+	r := bench.Report[sample]{
 		Name: "PionSFU", Pkg: "github.com/batchconn/batchconn/examples/pion-sfu",
-		Title: fmt.Sprintf("pion/webrtc v4.2.27 SFU, WriteRTP forwarding over one ICE UDP mux (%gs per run, %d rounds, %d-byte payloads)",
+		Head: fmt.Sprintf("pion/webrtc v4.2.27 SFU, WriteRTP forwarding over one ICE UDP mux (%gs per run, %d rounds, %d-byte payloads)\n",
 			cfg.seconds, cfg.count, cfg.size),
 		Config: map[string]any{"count": cfg.count, "seconds": cfg.seconds, "configs": shapes,
 			"sockets": cfg.sockets, "size": cfg.size, "queue": cfg.queue},
 		Env:     bench.ThisMachine(),
 		Results: res,
 		Columns: []bench.Column[sample]{
-			{Name: "CPU/fwd", Value: cpuPerForward, Format: bench.Nanos, Range: true, Vs: []string{"udpconn"}},
-			{Name: "fwd/s", Value: forwardRate, Format: bench.Rate, Vs: []string{"udpconn"}},
-			{Name: "delivered", Value: delivered, Format: fraction, Vs: []string{"udpconn"}},
+			{Name: "CPU/fwd", JSON: "cpu_per_forward", Value: cpuPerForward, Format: bench.Nanos, Range: true},
+			{Name: "fwd/s", JSON: "forwarded_per_second", Value: forwardRate, Format: bench.Rate},
+			{Name: "delivered", JSON: "delivered", Value: delivered, Format: fraction},
+			{Name: "CPU/fwd vs udpconn", JSON: "cpu_per_forward_vs_udpconn", Of: "CPU/fwd", Vs: bench.Ref("udpconn")},
+			{Name: "fwd/s vs udpconn", JSON: "forwarded_per_second_vs_udpconn", Of: "fwd/s", Vs: bench.Ref("udpconn")},
+			{Name: "delivered vs udpconn", JSON: "delivered_vs_udpconn", Of: "delivered", Vs: bench.Ref("udpconn")},
 		},
 		Goals: goals,
-		Notes: "Configurations are PUBLISHERSxSUBSCRIBERS@RATE (packets per second per publisher, in 30 frames\n" +
-			"a second). CPU/fwd: the SFU process's user+system CPU time (all threads, getrusage) per RTP\n" +
-			"packet it forwarded, over the measured window; fwd/s: packets forwarded per second; delivered:\n" +
-			"the fraction of the window's packets every subscriber received, each checked (sequence number,\n" +
-			"payload). Ratios: medians of same-round ratios. The load runs on the same 2 cores as the SFU.",
 	}
+	r.Notes = func(w io.Writer) {
+		fmt.Fprint(w, "Configurations are PUBLISHERSxSUBSCRIBERS@RATE (packets per second per publisher, in 30 frames\n"+
+			"a second). CPU/fwd: the SFU process's user+system CPU time (all threads, getrusage) per RTP\n"+
+			"packet it forwarded, over the measured window; fwd/s: packets forwarded per second; delivered:\n"+
+			"the fraction of the window's packets every subscriber received, each checked (sequence number,\n"+
+			"payload). Ratios: medians of same-round ratios. The load runs on the same 2 cores as the SFU.\n\n")
+		bench.WriteTargets(w, r.Targets())
+	}
+	return r
 }
 
 // sfuMode runs one socket's SFU as a child process (this program's serve

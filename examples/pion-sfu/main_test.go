@@ -291,7 +291,7 @@ func TestBenchSmallestRun(t *testing.T) {
 	var rep struct {
 		Modes []struct {
 			Group, Mode string
-			Samples     []struct{ Value sample }
+			Samples     []sample
 		}
 		Targets []struct {
 			Where, What string
@@ -307,12 +307,12 @@ func TestBenchSmallestRun(t *testing.T) {
 		if len(m.Samples) != 1 {
 			t.Fatalf("%s: %d samples, want 1", m.Mode, len(m.Samples))
 		}
-		s := m.Samples[0].Value
+		s := m.Samples[0]
 		if s.Publishers != 1 || s.Subscribers != 2 || s.Sent == 0 || s.Expected != 2*s.Sent || s.SFUCPUNs <= 0 || s.SFUForward == 0 {
 			t.Errorf("%s: sample %+v", m.Mode, s)
 		}
 	}
-	if len(rep.Targets) != 3 || rep.Targets[0].Where != "1x2@60" || !strings.HasPrefix(rep.Targets[0].What, "conn-queue CPU/fwd <= 0.85x udpconn") {
+	if len(rep.Targets) != 3 || rep.Targets[0].Where != "1x2@60" || !strings.HasPrefix(rep.Targets[0].What, "conn-queue CPU/fwd vs udpconn <= 0.85") {
 		t.Errorf("-json targets: %+v", rep.Targets)
 	}
 }

@@ -33,7 +33,7 @@ type Conn struct {
 	closed atomic.Bool
 }
 
-// The interfaces quic-go type-asserts on a Transport's Conn (v0.65).
+// The interfaces quic-go type-asserts on a Transport's Conn (v0.66).
 var (
 	_ quic.OOBCapablePacketConn = (*Conn)(nil)
 	_ interface {

@@ -56,13 +56,13 @@ func smallMTU(b, oob []byte, _ netip.AddrPort) error {
 }
 
 // skipQuicGoEIORace skips a test in which quic-go itself gets EIO under the
-// race detector: quic-go writes sconn.gotGSOError in the send goroutine
-// and reads it in the connection's run loop without synchronisation, a
-// race in quic-go, not here. The wrapper's own EIO handling is race-tested
-// in sender_linux_test.go.
+// race detector: quic-go v0.66 writes sconn.gotGSOError in the send
+// goroutine (send_conn.go:78) and reads it in the connection's run loop
+// (send_conn.go:112) without synchronisation, a race in quic-go, not here.
+// The wrapper's own EIO handling is race-tested in sender_linux_test.go.
 func skipQuicGoEIORace(t *testing.T) {
 	if raceEnabled {
-		t.Skip("quic-go races on sconn.gotGSOError after EIO (send_conn.go)")
+		t.Skip("quic-go v0.66 races on sconn.gotGSOError after EIO (send_conn.go:78 vs :112)")
 	}
 }
 

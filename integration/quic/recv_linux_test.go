@@ -18,7 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// quic-go's read shape (v0.65, sys_conn_oob.go; TestGuardQuicGoReadShape
+// quic-go's read shape (v0.66, internal/udp/conn_oob.go; TestGuardQuicGoReadShape
 // checks it): 8 messages per ReadBatch, 1452-byte buffers, 128-byte OOB.
 const (
 	quicGoBatch   = 8

@@ -153,7 +153,7 @@ func TestQueuedPacketsAreCopiedAndLeaveInOrderWithLongHeaders(t *testing.T) {
 }
 
 // checkQuicGoShape fails unless err is what quic-go's send-error predicates
-// (isGSOError, isPermissionError, isSendMsgSizeErr) recognise.
+// (udp.IsGSOError, IsPermissionError, IsSendMsgSizeErr in v0.66) recognise.
 func checkQuicGoShape(t *testing.T, err error, errno syscall.Errno) {
 	t.Helper()
 	op, ok := errors.AsType[*net.OpError](err)

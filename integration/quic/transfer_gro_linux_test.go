@@ -222,7 +222,7 @@ func (r *readShape) ReadBatch(ms []ipv4.Message, flags int) (int, error) {
 
 // If this fails after a quic-go upgrade, quic-go changed how it reads:
 // the batch size, buffer size or OOB room quicbatch's receive path and its
-// measurements assume (sys_conn_oob.go in v0.65: 8 messages of one
+// measurements assume (internal/udp/conn_oob.go in v0.66: 8 messages of one
 // 1452-byte buffer and 128 bytes of OOB on Linux, flags 0, and buffers from
 // its pool in place of the ones it consumed).
 func TestGuardQuicGoReadShape(t *testing.T) {
