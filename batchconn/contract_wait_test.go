@@ -284,6 +284,7 @@ type blockedWriter struct {
 	connected bool
 	start     func(s *stalledLink, done chan<- error)
 	waiting   func(s *stalledLink) bool
+	skip      func() string // why this kernel cannot make such a writer; "" when it can
 }
 
 func parked(s *stalledLink) bool { return s.c.WriterParked() }
@@ -335,7 +336,20 @@ func blockedWriters() []blockedWriter {
 				return err
 			})
 		}},
-		{name: "a group-commit leader's direct write", waiting: in("writeDirect"), start: func(s *stalledLink, done chan<- error) {
+		{name: "a group-commit leader's direct write", waiting: in("writeDirect"), skip: func() string {
+			// A 32-bit process's control data goes through the kernel's
+			// compat layer, which refuses trailing bytes (EINVAL) where
+			// the native one passes over them and sends.
+			u, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+			if err != nil {
+				return err.Error()
+			}
+			defer u.Close()
+			if _, _, err := u.WriteMsgUDPAddrPort(dgram, leftover, u.LocalAddr().(*net.UDPAddr).AddrPort()); err != nil {
+				return fmt.Sprintf("this kernel refuses control data with bytes left over (%v), so no direct write waits for room", err)
+			}
+			return ""
+		}, start: func(s *stalledLink, done chan<- error) {
 			done <- leadQueued(s, func() error {
 				_, _, err := s.c.WriteMsgUDPAddrPort(dgram, leftover, s.r.Addr())
 				return err
@@ -373,6 +387,11 @@ func leadQueued(s *stalledLink, write func() error) error {
 func TestContractC5NonBlockingBesideABlockedWriter(t *testing.T) {
 	for _, bw := range blockedWriters() {
 		t.Run("behind "+bw.name, func(t *testing.T) {
+			if bw.skip != nil {
+				if why := bw.skip(); why != "" {
+					t.Skip(why)
+				}
+			}
 			s := newStalledLink(t)
 			if bw.connected {
 				s = newStalledConnected(t)
