@@ -631,9 +631,9 @@ func TestContractR5LeftoversThenAnEmptySocket(t *testing.T) {
 	}
 }
 
-// TestContractR5SingleReadsOnAGROConn checks that the single-datagram read
-// methods of a Conn with GRO on allocate nothing in steady state: ReadFrom's
-// *net.UDPAddr is made once per source, not per datagram.
+// TestContractR10SingleReadsAllocateNoMoreThanTheUDPConn checks that no
+// single-datagram read method of a Conn allocates more than the
+// *net.UDPConn's, GRO and reply sources on or off.
 func TestContractR10SingleReadsAllocateNoMoreThanTheUDPConn(t *testing.T) {
 	// A read method allocates no more than the *net.UDPConn's: the
 	// AddrPort ones nothing, the others the *net.UDPAddr each returns (a
