@@ -91,7 +91,7 @@ func serve(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			stop()
 			return fmt.Errorf("control: unknown command %q", in.Text())
 		}
-		cpu, err := processCPU()
+		cpu, err := bench.ProcessCPU()
 		if err != nil {
 			stop()
 			return err

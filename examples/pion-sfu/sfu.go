@@ -16,6 +16,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/batchconn/batchconn/batchconn"
+	"github.com/batchconn/batchconn/internal/bench"
 )
 
 // sfu is a selective forwarding unit the way the simplest pion SFUs are
@@ -299,7 +300,7 @@ func (s *sfu) negotiate(pc *webrtc.PeerConnection, offer *webrtc.SessionDescript
 }
 
 func (s *sfu) stats() (*sfuStats, error) {
-	cpu, err := processCPU()
+	cpu, err := bench.ProcessCPU()
 	if err != nil {
 		return nil, err
 	}
