@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"flag"
 	"fmt"
 	"io"
@@ -84,19 +83,9 @@ func serve(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		<-sig
 		return stop()
 	}
-	fmt.Fprintf(stdout, "addr %s\n", pc.LocalAddr())
-	in := bufio.NewScanner(stdin)
-	for in.Scan() {
-		if in.Text() != "cpu" {
-			stop()
-			return fmt.Errorf("control: unknown command %q", in.Text())
-		}
-		cpu, err := bench.ProcessCPU()
-		if err != nil {
-			stop()
-			return err
-		}
-		fmt.Fprintf(stdout, "cpu %d\n", cpu.Nanoseconds())
+	if err := bench.ServeControl(stdin, stdout, "addr", pc.LocalAddr().String()); err != nil {
+		stop()
+		return err
 	}
 	return stop()
 }

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -215,33 +213,20 @@ type sfuMode struct {
 	shape       shape
 	cfg         benchConfig
 
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
+	sfu    *bench.Child
 	server string
 }
 
 func (m *sfuMode) setup(ctx context.Context, round int) error {
-	m.cmd = exec.Command(m.exe, "serve", "-socket", m.socket, "-addr", "127.0.0.1:0", "-http", "127.0.0.1:0",
-		"-queue", strconv.Itoa(m.cfg.queue), "-"+controlFlag)
-	m.cmd.Stderr = os.Stderr
 	var err error
-	if m.stdin, err = m.cmd.StdinPipe(); err != nil {
-		return err
-	}
-	out, err := m.cmd.StdoutPipe()
+	m.sfu, err = bench.StartChild("SFU ("+m.socket+")", m.exe, "serve", "-socket", m.socket, "-addr", "127.0.0.1:0",
+		"-http", "127.0.0.1:0", "-queue", strconv.Itoa(m.cfg.queue), "-"+controlFlag)
 	if err != nil {
 		return err
 	}
-	if err := m.cmd.Start(); err != nil {
+	addr, err := m.sfu.Reply("http")
+	if err != nil {
 		return err
-	}
-	lines := bufio.NewScanner(out)
-	if !lines.Scan() {
-		return fmt.Errorf("SFU (%s) ended without saying where it serves: %v", m.socket, lines.Err())
-	}
-	addr, ok := strings.CutPrefix(lines.Text(), "http ")
-	if !ok {
-		return fmt.Errorf("SFU (%s): %q, want an http line", m.socket, lines.Text())
 	}
 	m.server = "http://" + addr
 	return nil
@@ -272,21 +257,8 @@ func (m *sfuMode) sample(ctx context.Context, round int) (sample, error) {
 }
 
 func (m *sfuMode) teardown() error {
-	if m.cmd == nil || m.cmd.Process == nil {
+	if m.sfu == nil {
 		return nil
 	}
-	m.stdin.Close()
-	done := make(chan error, 1)
-	go func() { done <- m.cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			return fmt.Errorf("SFU (%s): %w", m.socket, err)
-		}
-		return nil
-	case <-time.After(10 * time.Second):
-		m.cmd.Process.Kill()
-		<-done
-		return errors.New("SFU (" + m.socket + ") did not stop within 10s of its stdin closing; killed")
-	}
+	return m.sfu.Stop(10 * time.Second)
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -19,8 +18,8 @@ import (
 )
 
 // controlFlag is serve's hidden flag for the benchmark, which starts the
-// SFU as a child: it prints "http ADDRESS" once serving and stops when
-// its stdin closes.
+// SFU as a child (a bench.Child): it prints "http ADDRESS" once serving
+// (bench.ServeControl) and stops when its stdin closes.
 const controlFlag = "internal-control"
 
 // maxQueue is batchconn's limit for WithWriteQueue.
@@ -81,9 +80,9 @@ func serve(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	hs := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
+	var ctlErr error
 	if cfg.control {
-		fmt.Fprintf(stdout, "http %s\n", ln.Addr())
-		io.Copy(io.Discard, bufio.NewReader(stdin))
+		ctlErr = bench.ServeControl(stdin, stdout, "http", ln.Addr().String())
 	} else {
 		fmt.Fprintf(stdout, "SFU on udp %s (%s), signalling on http://%s, until interrupted\n", conn.LocalAddr(), cfg.socket, ln.Addr())
 		sig := make(chan os.Signal, 1)
@@ -102,5 +101,5 @@ func serve(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
-	return nil
+	return ctlErr
 }
