@@ -68,6 +68,48 @@ func Parse(fs *flag.FlagSet, args []string, stderr io.Writer, head string) error
 	return nil
 }
 
+// A Command is one of a program's commands: its name, and what runs it on
+// the arguments after the name.
+type Command struct {
+	Name string
+	Run  func(args []string) error
+}
+
+// RunCommand runs the command args[0] names and returns the program's exit
+// status, as [Exit] makes it: -h (or -help, --help, help) prints usage,
+// the program's commands, to stderr; no command or an unknown one is a
+// usage error; the help named after a command's error is that command's
+// ("run 'prog serve -h'").
+func RunCommand(prog, usage string, cmds []Command, args []string, stderr io.Writer) int {
+	name := ""
+	if len(args) > 0 {
+		name = args[0]
+	}
+	var names []string
+	for _, c := range cmds {
+		names = append(names, c.Name)
+	}
+	want := names[len(names)-1]
+	if len(names) > 1 {
+		want = strings.Join(names[:len(names)-1], ", ") + " or " + want
+	}
+	var err error
+	help := prog
+	switch i := slices.IndexFunc(cmds, func(c Command) bool { return c.Name == name }); {
+	case i >= 0:
+		err = cmds[i].Run(args[1:])
+		help += " " + name
+	case name == "-h" || name == "-help" || name == "--help" || name == "help":
+		fmt.Fprint(stderr, usage)
+		return 0
+	case name == "":
+		err = Usagef("no command given: want %s", want)
+	default:
+		err = Usagef("unknown command %q: want %s", name, want)
+	}
+	return Exit(err, stderr, prog, help)
+}
+
 // IsSet reports whether the flag name was given on the command line.
 func IsSet(fs *flag.FlagSet, name string) bool {
 	found := false

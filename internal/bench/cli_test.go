@@ -184,3 +184,37 @@ func TestOutputFlags(t *testing.T) {
 		})
 	}
 }
+
+func TestRunCommand(t *testing.T) {
+	var ran []string
+	cmds := []Command{
+		{"serve", func(args []string) error { ran = append(ran, "serve "+strings.Join(args, " ")); return nil }},
+		{"load", func(args []string) error { return Usagef("-rate %s: no", args[1]) }},
+		{"bench", func(args []string) error { return errors.New("round 1: failed") }},
+	}
+	for _, tt := range []struct {
+		args   []string
+		status int
+		stderr string
+	}{
+		{[]string{"serve", "-addr", "x"}, 0, ""},
+		{[]string{"load", "-rate", "x"}, 2, "prog: -rate x: no\nrun 'prog load -h' for the flags\n"},
+		{[]string{"bench"}, 1, "prog: round 1: failed\n"},
+		{[]string{"-h"}, 0, "usage: prog COMMAND\n"},
+		{[]string{"help", "serve"}, 0, "usage: prog COMMAND\n"},
+		{nil, 2, "prog: no command given: want serve, load or bench\nrun 'prog -h' for the flags\n"},
+		{[]string{"forward"}, 2, "prog: unknown command \"forward\": want serve, load or bench\nrun 'prog -h' for the flags\n"},
+	} {
+		var b bytes.Buffer
+		if got := RunCommand("prog", "usage: prog COMMAND\n", cmds, tt.args, &b); got != tt.status || b.String() != tt.stderr {
+			t.Errorf("RunCommand(%q) = %d, stderr %q; want %d, %q", tt.args, got, b.String(), tt.status, tt.stderr)
+		}
+	}
+	if !slices.Equal(ran, []string{"serve -addr x"}) {
+		t.Errorf("ran %q, want serve once with its arguments", ran)
+	}
+	var b bytes.Buffer
+	if RunCommand("prog", "", cmds[:2], []string{"x"}, &b); !strings.Contains(b.String(), "want serve or load\n") {
+		t.Errorf("two commands: %q", b.String())
+	}
+}
