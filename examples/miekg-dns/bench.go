@@ -42,7 +42,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 	fs.SetOutput(io.Discard)
 	fs.IntVar(&cfg.count, "count", 5, "rounds; each runs every socket once, and the table shows medians")
 	fs.IntVar(&cfg.seconds, "seconds", 5, "seconds of dnsperf load per socket and round")
-	sockets := fs.String("sockets", strings.Join(socketNames(), ","), "comma-separated `sockets` to compare; udpconn must be among them (the ratios are against it)")
+	socketList := fs.String("sockets", strings.Join(sockets.Names(), ","), "comma-separated `sockets` to compare; udpconn must be among them (the ratios are against it)")
 	fs.IntVar(&cfg.clients, "clients", 8, "dnsperf's clients (-c): its sockets, each with its own source port")
 	fs.IntVar(&cfg.outstanding, "outstanding", 100, "dnsperf's queries outstanding at most (-q)")
 	queue := fs.String("queue", "1MiB", "the write queue's size for conn-queue (suffixes KiB, MiB, GiB)")
@@ -67,21 +67,14 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 		return cfg, bench.Usagef("-outstanding %d: must be between 1 and %d", cfg.outstanding, maxOutstanding)
 	}
 	var err error
-	if cfg.sockets, err = bench.ParseList("-sockets", *sockets, socketNames()...); err != nil {
+	if cfg.sockets, err = bench.ParseList("-sockets", *socketList, sockets.Names()...); err != nil {
 		return cfg, err
 	}
 	if !slices.Contains(cfg.sockets, "udpconn") {
-		return cfg, bench.Usagef("-sockets %q: udpconn must be among them, the ratios are against it", *sockets)
+		return cfg, bench.Usagef("-sockets %q: udpconn must be among them, the ratios are against it", *socketList)
 	}
-	q, err := bench.ParseBytes("-queue", *queue)
-	if err != nil {
-		return cfg, err
-	}
-	if q > maxQueue {
-		return cfg, bench.Usagef("-queue %s: at most 1GiB", *queue)
-	}
-	cfg.queue = int(q)
-	return cfg, nil
+	cfg.queue, err = bench.ParseQueue("-queue", *queue)
+	return cfg, err
 }
 
 // sample is one dnsperf run against one server.

@@ -143,7 +143,7 @@ func TestBenchFlags(t *testing.T) {
 	}{
 		{name: "no flags give the documented defaults", check: func(t *testing.T, c benchConfig) {
 			if c.count != 5 || c.seconds != 5 || c.clients != 8 || c.outstanding != 100 || c.queue != 1<<20 ||
-				!slices.Equal(c.sockets, socketNames()) || c.out.Format != "table" {
+				!slices.Equal(c.sockets, sockets.Names()) || c.out.Format != "table" {
 				t.Errorf("defaults = %+v", c)
 			}
 		}},
@@ -261,7 +261,7 @@ func TestBenchSmallestRun(t *testing.T) {
 			t.Errorf("the table has no %q:\n%s", want, out)
 		}
 	}
-	for _, s := range socketNames() {
+	for _, s := range sockets.Names() {
 		if !strings.Contains(out, "\n"+s+" ") {
 			t.Errorf("the table has no row for %s:\n%s", s, out)
 		}

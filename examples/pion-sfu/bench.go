@@ -78,7 +78,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 	fs.Float64Var(&cfg.seconds, "seconds", 5, "seconds of sending measured per run")
 	configs := fs.String("configs", "2x2@100,1x50@300,4x10@300,1x50@900,4x10@900",
 		"comma-separated load `configurations`, PUBLISHERSxSUBSCRIBERS@RATE: every subscriber receives every publisher's track, RATE packets per second each")
-	sockets := fs.String("sockets", strings.Join(defaultSockets, ","), "comma-separated `sockets` of the SFU to compare (udpconn must be among them, the ratios are against it):"+socketHelp())
+	socketList := fs.String("sockets", strings.Join(defaultSockets, ","), "comma-separated `sockets` of the SFU to compare (udpconn must be among them, the ratios are against it):"+sockets.Help())
 	fs.IntVar(&cfg.size, "size", 1200, "RTP payload bytes per packet")
 	queue := fs.String("queue", "1MiB", "the write queue's size for the conn-queue sockets (suffixes KiB, MiB, GiB)")
 	cfg.out.Flags(fs)
@@ -104,21 +104,14 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 	if cfg.shapes, err = parseShapes(*configs); err != nil {
 		return cfg, err
 	}
-	if cfg.sockets, err = bench.ParseList("-sockets", *sockets, socketNames()...); err != nil {
+	if cfg.sockets, err = bench.ParseList("-sockets", *socketList, sockets.Names()...); err != nil {
 		return cfg, err
 	}
 	if !slices.Contains(cfg.sockets, "udpconn") {
-		return cfg, bench.Usagef("-sockets %q: udpconn must be among them, the ratios are against it", *sockets)
+		return cfg, bench.Usagef("-sockets %q: udpconn must be among them, the ratios are against it", *socketList)
 	}
-	q, err := bench.ParseBytes("-queue", *queue)
-	if err != nil {
-		return cfg, err
-	}
-	if q > maxQueue {
-		return cfg, bench.Usagef("-queue %s: at most 1GiB", *queue)
-	}
-	cfg.queue = int(q)
-	return cfg, nil
+	cfg.queue, err = bench.ParseQueue("-queue", *queue)
+	return cfg, err
 }
 
 // sample is one load run against one SFU: what the load reported.

@@ -140,6 +140,56 @@ func ParseBytes(name, s string) (int64, error) {
 	return n * mult, nil
 }
 
+// maxWriteQueue is batchconn's limit for WithWriteQueue's size.
+const maxWriteQueue = 1 << 30
+
+// ParseQueue reads a write queue's size for batchconn's WithWriteQueue,
+// for the flag name: [ParseBytes], at most 1GiB (the option's limit).
+func ParseQueue(name, s string) (int, error) {
+	n, err := ParseBytes(name, s)
+	if err != nil {
+		return 0, err
+	}
+	if n > maxWriteQueue {
+		return 0, Usagef("%s %s: at most 1GiB", name, s)
+	}
+	return int(n), nil
+}
+
+// A Choice is one value of a flag that names one of a few things (a
+// socket), and a line of help saying what it is.
+type Choice struct{ Name, Doc string }
+
+// Choices are a flag's values, in the order its help lists them.
+type Choices []Choice
+
+// Names are the choices' names, in order.
+func (cs Choices) Names() []string {
+	var names []string
+	for _, c := range cs {
+		names = append(names, c.Name)
+	}
+	return names
+}
+
+// Help lists the choices for a flag's usage, a line each.
+func (cs Choices) Help() string {
+	var b strings.Builder
+	for _, c := range cs {
+		b.WriteString("\n  " + c.Name + ": " + c.Doc)
+	}
+	return b.String()
+}
+
+// Check refuses, as a usage error for the flag name, a value v that is
+// none of the choices.
+func (cs Choices) Check(name, v string) error {
+	if !slices.Contains(cs.Names(), v) {
+		return Usagef("%s %q: want one of %s", name, v, cs.Names())
+	}
+	return nil
+}
+
 // ParseList reads a comma-separated list of allowed values, each at most
 // once, in the order given, for the flag name.
 func ParseList(name, s string, allowed ...string) ([]string, error) {

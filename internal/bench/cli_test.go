@@ -218,3 +218,35 @@ func TestRunCommand(t *testing.T) {
 		t.Errorf("two commands: %q", b.String())
 	}
 }
+
+func TestParseQueue(t *testing.T) {
+	for s, want := range map[string]int{"1MiB": 1 << 20, "1GiB": 1 << 30, "1500": 1500} {
+		if got, err := ParseQueue("-queue", s); got != want || err != nil {
+			t.Errorf("ParseQueue(%q) = %d, %v; want %d", s, got, err, want)
+		}
+	}
+	for s, msg := range map[string]string{"0": `-queue "0": want a positive number`, "1025MiB": "-queue 1025MiB: at most 1GiB", "1MB": `-queue "1MB"`} {
+		if _, err := ParseQueue("-queue", s); err == nil || !strings.HasPrefix(err.Error(), msg) {
+			t.Errorf("ParseQueue(%q): %v, want an error saying %q", s, err, msg)
+		} else if _, ok := errors.AsType[*UsageError](err); !ok {
+			t.Errorf("ParseQueue(%q): %T, want a *UsageError", s, err)
+		}
+	}
+}
+
+func TestChoices(t *testing.T) {
+	cs := Choices{{"udpconn", "a *net.UDPConn"}, {"conn", "a *batchconn.Conn"}}
+	if got := cs.Names(); !slices.Equal(got, []string{"udpconn", "conn"}) {
+		t.Errorf("Names() = %q", got)
+	}
+	if got := cs.Help(); got != "\n  udpconn: a *net.UDPConn\n  conn: a *batchconn.Conn" {
+		t.Errorf("Help() = %q", got)
+	}
+	if err := cs.Check("-socket", "conn"); err != nil {
+		t.Errorf("Check(conn): %v", err)
+	}
+	err := cs.Check("-socket", "xdp")
+	if _, ok := errors.AsType[*UsageError](err); !ok || err.Error() != `-socket "xdp": want one of [udpconn conn]` {
+		t.Errorf("Check(xdp): %v (%T)", err, err)
+	}
+}
