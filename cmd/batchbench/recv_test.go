@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"encoding/xml"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/batchconn/batchconn/internal/bench"
+	"github.com/batchconn/batchconn/internal/bench/benchtest"
 )
 
 func TestParseRecvFlags(t *testing.T) {
@@ -74,24 +74,8 @@ func TestParseRecvFlags(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := parseFlags(tt.args, io.Discard)
-			if tt.wantErr == "" {
-				if err != nil {
-					t.Fatalf("parseFlags(%q) = %v", tt.args, err)
-				}
-				if tt.check != nil {
-					tt.check(t, c)
-				}
-				return
-			}
-			if err == nil {
-				t.Fatalf("parseFlags(%q) succeeded, want error containing %q", tt.args, tt.wantErr)
-			}
-			if _, ok := errors.AsType[*bench.UsageError](err); !ok {
-				t.Errorf("error %v is a %T, want *bench.UsageError", err, err)
-			}
-			if !strings.Contains(err.Error(), tt.wantErr) {
-				t.Errorf("error %q does not contain %q", err, tt.wantErr)
+			if c, ok := benchtest.Flags(t, parseFlags, tt.args, tt.wantErr); ok && tt.check != nil {
+				tt.check(t, c)
 			}
 		})
 	}
@@ -233,49 +217,6 @@ func TestRecvTableAndJSON(t *testing.T) {
 	}
 }
 
-// checkSVG parses an SVG document and returns its bars' titles.
-func checkSVG(t *testing.T, doc []byte) []string {
-	t.Helper()
-	dec := xml.NewDecoder(bytes.NewReader(doc))
-	var bars []string
-	inBar, root := false, ""
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatalf("SVG is not well-formed XML: %v\n%s", err, doc)
-		}
-		switch e := tok.(type) {
-		case xml.StartElement:
-			if root == "" {
-				root = e.Name.Space + " " + e.Name.Local
-			}
-			if e.Name.Local == "rect" {
-				for _, a := range e.Attr {
-					if a.Name.Local == "class" && slices.Contains(strings.Fields(a.Value), "bar") {
-						inBar = true
-						bars = append(bars, "")
-					}
-				}
-			}
-		case xml.CharData:
-			if inBar {
-				bars[len(bars)-1] += string(e)
-			}
-		case xml.EndElement:
-			if e.Name.Local == "rect" {
-				inBar = false
-			}
-		}
-	}
-	if root != "http://www.w3.org/2000/svg svg" {
-		t.Errorf("root element = %q, want svg in the SVG namespace", root)
-	}
-	return bars
-}
-
 func TestSVGHasOneBarPerMode(t *testing.T) {
 	for name, rep := range map[string]interface {
 		Write(io.Writer, bench.Output) error
@@ -289,7 +230,10 @@ func TestSVGHasOneBarPerMode(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			bars := checkSVG(t, doc)
+			bars, err := bench.SVGBars(doc)
+			if err != nil {
+				t.Fatalf("%v\n%s", err, doc)
+			}
 			modes := allModes
 			if name == "recv" {
 				modes = allRecvModes

@@ -174,7 +174,7 @@ func measureWriters(ctx context.Context, t *writersTarget, c writersCell, dsts [
 	}
 	ready.Wait()
 	runtime.GC() // not during the measurement
-	cpu0 := bench.ProcessCPU()
+	cpu0, _ := bench.ProcessCPU()
 	t0 := time.Now()
 	close(start)
 	time.Sleep(d)
@@ -186,7 +186,7 @@ func measureWriters(ctx context.Context, t *writersTarget, c writersCell, dsts [
 		}
 	}
 	elapsed := time.Since(t0)
-	cpu1 := bench.ProcessCPU()
+	cpu1, _ := bench.ProcessCPU()
 	if p := firstErr.Load(); p != nil {
 		return writersSample{}, *p
 	}

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -44,7 +42,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 	fs.SetOutput(io.Discard)
 	fs.IntVar(&cfg.count, "count", 5, "rounds; each runs every socket once, and the table shows medians")
 	fs.IntVar(&cfg.seconds, "seconds", 5, "seconds of dnsperf load per socket and round")
-	sockets := fs.String("sockets", strings.Join(socketNames(), ","), "comma-separated `sockets` to compare; udpconn must be among them (the ratios are against it)")
+	socketList := fs.String("sockets", strings.Join(sockets.Names(), ","), "comma-separated `sockets` to compare; udpconn must be among them (the ratios are against it)")
 	fs.IntVar(&cfg.clients, "clients", 8, "dnsperf's clients (-c): its sockets, each with its own source port")
 	fs.IntVar(&cfg.outstanding, "outstanding", 100, "dnsperf's queries outstanding at most (-q)")
 	queue := fs.String("queue", "1MiB", "the write queue's size for conn-queue (suffixes KiB, MiB, GiB)")
@@ -69,21 +67,14 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 		return cfg, bench.Usagef("-outstanding %d: must be between 1 and %d", cfg.outstanding, maxOutstanding)
 	}
 	var err error
-	if cfg.sockets, err = bench.ParseList("-sockets", *sockets, socketNames()...); err != nil {
+	if cfg.sockets, err = bench.ParseList("-sockets", *socketList, sockets.Names()...); err != nil {
 		return cfg, err
 	}
 	if !slices.Contains(cfg.sockets, "udpconn") {
-		return cfg, bench.Usagef("-sockets %q: udpconn must be among them, the ratios are against it", *sockets)
+		return cfg, bench.Usagef("-sockets %q: udpconn must be among them, the ratios are against it", *socketList)
 	}
-	q, err := bench.ParseBytes("-queue", *queue)
-	if err != nil {
-		return cfg, err
-	}
-	if q > maxQueue {
-		return cfg, bench.Usagef("-queue %s: at most 1GiB", *queue)
-	}
-	cfg.queue = int(q)
-	return cfg, nil
+	cfg.queue, err = bench.ParseQueue("-queue", *queue)
+	return cfg, err
 }
 
 // sample is one dnsperf run against one server.
@@ -194,29 +185,18 @@ type serverMode struct {
 	exe, dnsperf, queries, socket string
 	cfg                           benchConfig
 
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	lines *bufio.Scanner
-	port  string
+	server *bench.Child
+	port   string
 }
 
 func (m *serverMode) setup(ctx context.Context, round int) error {
-	m.cmd = exec.Command(m.exe, "serve", "-socket", m.socket, "-net", "udp4", "-addr", "127.0.0.1:0",
-		"-queue", strconv.Itoa(m.cfg.queue), "-"+controlFlag)
-	m.cmd.Stderr = os.Stderr
 	var err error
-	if m.stdin, err = m.cmd.StdinPipe(); err != nil {
-		return err
-	}
-	out, err := m.cmd.StdoutPipe()
+	m.server, err = bench.StartChild("server ("+m.socket+")", m.exe, "serve", "-socket", m.socket, "-net", "udp4",
+		"-addr", "127.0.0.1:0", "-queue", strconv.Itoa(m.cfg.queue), "-"+controlFlag)
 	if err != nil {
 		return err
 	}
-	if err := m.cmd.Start(); err != nil {
-		return err
-	}
-	m.lines = bufio.NewScanner(out)
-	addr, err := m.reply("addr")
+	addr, err := m.server.Reply("addr")
 	if err != nil {
 		return err
 	}
@@ -228,32 +208,8 @@ func (m *serverMode) setup(ctx context.Context, round int) error {
 	return nil
 }
 
-// reply reads the server's next line, which must start with word.
-func (m *serverMode) reply(word string) (string, error) {
-	if !m.lines.Scan() {
-		return "", fmt.Errorf("server (%s) ended without a %q line: %v", m.socket, word, m.lines.Err())
-	}
-	v, ok := strings.CutPrefix(m.lines.Text(), word+" ")
-	if !ok {
-		return "", fmt.Errorf("server (%s): %q, want a %q line", m.socket, m.lines.Text(), word)
-	}
-	return v, nil
-}
-
-func (m *serverMode) cpu() (time.Duration, error) {
-	if _, err := io.WriteString(m.stdin, "cpu\n"); err != nil {
-		return 0, err
-	}
-	v, err := m.reply("cpu")
-	if err != nil {
-		return 0, err
-	}
-	ns, err := strconv.ParseInt(v, 10, 64)
-	return time.Duration(ns), err
-}
-
 func (m *serverMode) sample(ctx context.Context, round int) (sample, error) {
-	cpu0, err := m.cpu()
+	cpu0, err := m.server.CPU()
 	if err != nil {
 		return sample{}, err
 	}
@@ -267,7 +223,7 @@ func (m *serverMode) sample(ctx context.Context, round int) (sample, error) {
 		}
 		return sample{}, fmt.Errorf("dnsperf: %v\n%s", err, out)
 	}
-	cpu1, err := m.cpu()
+	cpu1, err := m.server.CPU()
 	if err != nil {
 		return sample{}, err
 	}
@@ -286,23 +242,10 @@ func (m *serverMode) sample(ctx context.Context, round int) (sample, error) {
 }
 
 func (m *serverMode) teardown() error {
-	if m.cmd == nil || m.cmd.Process == nil {
+	if m.server == nil {
 		return nil
 	}
-	m.stdin.Close()
-	done := make(chan error, 1)
-	go func() { done <- m.cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			return fmt.Errorf("server (%s): %w", m.socket, err)
-		}
-		return nil
-	case <-time.After(5 * time.Second):
-		m.cmd.Process.Kill()
-		<-done
-		return errors.New("server (" + m.socket + ") did not stop within 5s of its stdin closing; killed")
-	}
+	return m.server.Stop(5 * time.Second)
 }
 
 // dnsperfResult is what the benchmark takes from dnsperf's statistics.

@@ -1,9 +1,6 @@
 package main
 
 import (
-	"errors"
-	"flag"
-	"fmt"
 	"io"
 	"os"
 
@@ -19,32 +16,10 @@ Run 'miekg-dns serve -h' or 'miekg-dns bench -h' for the flags.
 // run runs the command and returns its exit status: 0 on success, 2 for
 // a bad command line, 1 when serving or measuring fails.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	var err error
-	cmd := ""
-	if len(args) > 0 {
-		cmd = args[0]
-	}
-	switch cmd {
-	case "serve":
-		err = serve(args[1:], stdin, stdout, stderr)
-	case "bench":
-		err = runBench(args[1:], stdout, stderr)
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(stderr, usage)
-		err = flag.ErrHelp
-	case "":
-		err = bench.Usagef("no command given: want serve or bench")
-	default:
-		err = bench.Usagef("unknown command %q: want serve or bench", cmd)
-	}
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	help := "miekg-dns"
-	if cmd == "serve" || cmd == "bench" {
-		help += " " + cmd
-	}
-	return bench.Exit(err, stderr, "miekg-dns", help)
+	return bench.RunCommand("miekg-dns", usage, []bench.Command{
+		{Name: "serve", Run: func(args []string) error { return serve(args, stdin, stdout, stderr) }},
+		{Name: "bench", Run: func(args []string) error { return runBench(args, stdout, stderr) }},
+	}, args, stderr)
 }
 
 func main() {

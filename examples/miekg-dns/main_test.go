@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
-	"flag"
 	"io"
 	"os"
 	"os/exec"
@@ -12,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/batchconn/batchconn/internal/bench"
+	"github.com/batchconn/batchconn/internal/bench/benchtest"
 )
 
 // TestMain lets the test binary stand in for the server processes bench
@@ -87,9 +85,7 @@ func TestServeFlags(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := parseServeFlags(tc.args, io.Discard)
-			checkParse(t, err, tc.wantErr)
-			if err == nil && tc.check != nil {
+			if c, ok := benchtest.Flags(t, parseServeFlags, tc.args, tc.wantErr); ok && tc.check != nil {
 				tc.check(t, c)
 			}
 		})
@@ -143,7 +139,7 @@ func TestBenchFlags(t *testing.T) {
 	}{
 		{name: "no flags give the documented defaults", check: func(t *testing.T, c benchConfig) {
 			if c.count != 5 || c.seconds != 5 || c.clients != 8 || c.outstanding != 100 || c.queue != 1<<20 ||
-				!slices.Equal(c.sockets, socketNames()) || c.out.Format != "table" {
+				!slices.Equal(c.sockets, sockets.Names()) || c.out.Format != "table" {
 				t.Errorf("defaults = %+v", c)
 			}
 		}},
@@ -179,33 +175,10 @@ func TestBenchFlags(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := parseBenchFlags(tc.args, io.Discard)
-			checkParse(t, err, tc.wantErr)
-			if err == nil && tc.check != nil {
+			if c, ok := benchtest.Flags(t, parseBenchFlags, tc.args, tc.wantErr); ok && tc.check != nil {
 				tc.check(t, c)
 			}
 		})
-	}
-}
-
-// checkParse checks a flag parser's error: nil when wantErr is "", else a
-// *bench.UsageError saying wantErr.
-func checkParse(t *testing.T, err error, wantErr string) {
-	t.Helper()
-	if wantErr == "" {
-		if err != nil {
-			t.Fatalf("unexpected error: %v", err)
-		}
-		return
-	}
-	if err == nil {
-		t.Fatalf("no error, want one saying %q", wantErr)
-	}
-	if _, ok := errors.AsType[*bench.UsageError](err); !ok && !errors.Is(err, flag.ErrHelp) {
-		t.Errorf("error %v (%T) is not a usage error", err, err)
-	}
-	if !strings.Contains(err.Error(), wantErr) {
-		t.Errorf("error %q does not say %q", err, wantErr)
 	}
 }
 
@@ -261,7 +234,7 @@ func TestBenchSmallestRun(t *testing.T) {
 			t.Errorf("the table has no %q:\n%s", want, out)
 		}
 	}
-	for _, s := range socketNames() {
+	for _, s := range sockets.Names() {
 		if !strings.Contains(out, "\n"+s+" ") {
 			t.Errorf("the table has no row for %s:\n%s", s, out)
 		}

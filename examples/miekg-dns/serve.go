@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"slices"
 	"syscall"
 
 	"github.com/batchconn/batchconn/internal/bench"
@@ -26,14 +24,11 @@ type serveConfig struct {
 	control               bool
 }
 
-// maxQueue is batchconn's limit for WithWriteQueue.
-const maxQueue = 1 << 30
-
 func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 	var cfg serveConfig
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.StringVar(&cfg.socket, "socket", "conn", "the `socket` to serve on:"+socketHelp())
+	fs.StringVar(&cfg.socket, "socket", "conn", "the `socket` to serve on:"+sockets.Help())
 	fs.StringVar(&cfg.network, "net", "udp4", "the network: udp4, udp6 or udp (both)")
 	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:5353", "the address to listen on; 0.0.0.0:5353 (or [::]:5353) for every local address")
 	queue := fs.String("queue", "1MiB", "the write queue's size for -socket conn-queue (suffixes KiB, MiB, GiB)")
@@ -43,23 +38,17 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 		"miekg/dns on the socket -socket names, until interrupted.\n\n"); err != nil {
 		return cfg, err
 	}
-	if !slices.Contains(socketNames(), cfg.socket) {
-		return cfg, bench.Usagef("-socket %q: want one of %s", cfg.socket, socketNames())
+	if err := sockets.Check("-socket", cfg.socket); err != nil {
+		return cfg, err
 	}
 	switch cfg.network {
 	case "udp4", "udp6", "udp":
 	default:
 		return cfg, bench.Usagef("-net %q: want udp4, udp6 or udp", cfg.network)
 	}
-	q, err := bench.ParseBytes("-queue", *queue)
-	if err != nil {
-		return cfg, err
-	}
-	if q > maxQueue {
-		return cfg, bench.Usagef("-queue %s: at most 1GiB", *queue)
-	}
-	cfg.queue = int(q)
-	return cfg, nil
+	var err error
+	cfg.queue, err = bench.ParseQueue("-queue", *queue)
+	return cfg, err
 }
 
 // serve runs the server until SIGINT or SIGTERM (or, with -internal-control,
@@ -84,19 +73,9 @@ func serve(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		<-sig
 		return stop()
 	}
-	fmt.Fprintf(stdout, "addr %s\n", pc.LocalAddr())
-	in := bufio.NewScanner(stdin)
-	for in.Scan() {
-		if in.Text() != "cpu" {
-			stop()
-			return fmt.Errorf("control: unknown command %q", in.Text())
-		}
-		cpu, err := processCPU()
-		if err != nil {
-			stop()
-			return err
-		}
-		fmt.Fprintf(stdout, "cpu %d\n", cpu.Nanoseconds())
+	if err := bench.ServeControl(stdin, stdout, "addr", pc.LocalAddr().String()); err != nil {
+		stop()
+		return err
 	}
 	return stop()
 }

@@ -97,7 +97,7 @@ func (c check) verify(m *dns.Msg, id uint16) error {
 func TestEveryAnswerOnEverySocket(t *testing.T) {
 	for _, network := range []string{"udp4", "udp6"} {
 		for _, s := range sockets {
-			t.Run(network+"/"+s.name, func(t *testing.T) {
+			t.Run(network+"/"+s.Name, func(t *testing.T) {
 				address := "127.0.0.1:0"
 				if network == "udp6" {
 					address = "[::1]:0"
@@ -105,7 +105,7 @@ func TestEveryAnswerOnEverySocket(t *testing.T) {
 				if _, err := net.ListenPacket(network, address); err != nil {
 					t.Skipf("no %s loopback here: %v", network, err)
 				}
-				addr := serveOn(t, s.name, network, address)
+				addr := serveOn(t, s.Name, network, address)
 				cs := checks()
 				const clients = 8
 				var wg sync.WaitGroup

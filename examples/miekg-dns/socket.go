@@ -8,31 +8,15 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/batchconn/batchconn/batchconn"
+	"github.com/batchconn/batchconn/internal/bench"
 )
 
 // The sockets the server can run on, as -socket names them.
-var sockets = []struct{ name, doc string }{
-	{"udpconn", "a *net.UDPConn: miekg/dns's own path for it (ReadMsgUDP and WriteMsgUDP with the queried address as the reply's source)"},
-	{"packetconn", "the same *net.UDPConn seen only as a net.PacketConn: miekg/dns's generic path (ReadFrom, WriteTo), the one any other conn takes"},
-	{"conn", "a *batchconn.Conn with WithGRO(true): the generic path, ReadFrom served from recvmmsg batches, replies by group commit"},
-	{"conn-queue", "a *batchconn.Conn with WithGRO(true) and WithWriteQueue(-queue): replies copied into the write queue and sent in batches"},
-}
-
-func socketNames() []string {
-	var names []string
-	for _, s := range sockets {
-		names = append(names, s.name)
-	}
-	return names
-}
-
-// socketHelp is the sockets' list for a flag's usage.
-func socketHelp() string {
-	var b strings.Builder
-	for _, s := range sockets {
-		b.WriteString("\n  " + s.name + ": " + s.doc)
-	}
-	return b.String()
+var sockets = bench.Choices{
+	{Name: "udpconn", Doc: "a *net.UDPConn: miekg/dns's own path for it (ReadMsgUDP and WriteMsgUDP with the queried address as the reply's source)"},
+	{Name: "packetconn", Doc: "the same *net.UDPConn seen only as a net.PacketConn: miekg/dns's generic path (ReadFrom, WriteTo), the one any other conn takes"},
+	{Name: "conn", Doc: "a *batchconn.Conn with WithGRO(true): the generic path, ReadFrom served from recvmmsg batches, replies by group commit"},
+	{Name: "conn-queue", Doc: "a *batchconn.Conn with WithGRO(true) and WithWriteQueue(-queue): replies copied into the write queue and sent in batches"},
 }
 
 // plainPacketConn hides every method of the conn but net.PacketConn's, so
@@ -57,7 +41,7 @@ func listen(socket, network, address string, queue int) (net.PacketConn, error) 
 	case "conn-queue":
 		return batchconn.Listen(network, address, batchconn.WithGRO(true), batchconn.WithWriteQueue(queue))
 	}
-	return nil, fmt.Errorf("no socket %q (want one of %s)", socket, strings.Join(socketNames(), ", "))
+	return nil, fmt.Errorf("no socket %q (want one of %s)", socket, strings.Join(sockets.Names(), ", "))
 }
 
 // newServer is the whole change a miekg/dns server makes to run on

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -80,7 +78,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 	fs.Float64Var(&cfg.seconds, "seconds", 5, "seconds of sending measured per run")
 	configs := fs.String("configs", "2x2@100,1x50@300,4x10@300,1x50@900,4x10@900",
 		"comma-separated load `configurations`, PUBLISHERSxSUBSCRIBERS@RATE: every subscriber receives every publisher's track, RATE packets per second each")
-	sockets := fs.String("sockets", strings.Join(defaultSockets, ","), "comma-separated `sockets` of the SFU to compare (udpconn must be among them, the ratios are against it):"+socketHelp())
+	socketList := fs.String("sockets", strings.Join(defaultSockets, ","), "comma-separated `sockets` of the SFU to compare (udpconn must be among them, the ratios are against it):"+sockets.Help())
 	fs.IntVar(&cfg.size, "size", 1200, "RTP payload bytes per packet")
 	queue := fs.String("queue", "1MiB", "the write queue's size for the conn-queue sockets (suffixes KiB, MiB, GiB)")
 	cfg.out.Flags(fs)
@@ -106,21 +104,14 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 	if cfg.shapes, err = parseShapes(*configs); err != nil {
 		return cfg, err
 	}
-	if cfg.sockets, err = bench.ParseList("-sockets", *sockets, socketNames()...); err != nil {
+	if cfg.sockets, err = bench.ParseList("-sockets", *socketList, sockets.Names()...); err != nil {
 		return cfg, err
 	}
 	if !slices.Contains(cfg.sockets, "udpconn") {
-		return cfg, bench.Usagef("-sockets %q: udpconn must be among them, the ratios are against it", *sockets)
+		return cfg, bench.Usagef("-sockets %q: udpconn must be among them, the ratios are against it", *socketList)
 	}
-	q, err := bench.ParseBytes("-queue", *queue)
-	if err != nil {
-		return cfg, err
-	}
-	if q > maxQueue {
-		return cfg, bench.Usagef("-queue %s: at most 1GiB", *queue)
-	}
-	cfg.queue = int(q)
-	return cfg, nil
+	cfg.queue, err = bench.ParseQueue("-queue", *queue)
+	return cfg, err
 }
 
 // sample is one load run against one SFU: what the load reported.
@@ -215,33 +206,20 @@ type sfuMode struct {
 	shape       shape
 	cfg         benchConfig
 
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
+	sfu    *bench.Child
 	server string
 }
 
 func (m *sfuMode) setup(ctx context.Context, round int) error {
-	m.cmd = exec.Command(m.exe, "serve", "-socket", m.socket, "-addr", "127.0.0.1:0", "-http", "127.0.0.1:0",
-		"-queue", strconv.Itoa(m.cfg.queue), "-"+controlFlag)
-	m.cmd.Stderr = os.Stderr
 	var err error
-	if m.stdin, err = m.cmd.StdinPipe(); err != nil {
-		return err
-	}
-	out, err := m.cmd.StdoutPipe()
+	m.sfu, err = bench.StartChild("SFU ("+m.socket+")", m.exe, "serve", "-socket", m.socket, "-addr", "127.0.0.1:0",
+		"-http", "127.0.0.1:0", "-queue", strconv.Itoa(m.cfg.queue), "-"+controlFlag)
 	if err != nil {
 		return err
 	}
-	if err := m.cmd.Start(); err != nil {
+	addr, err := m.sfu.Reply("http")
+	if err != nil {
 		return err
-	}
-	lines := bufio.NewScanner(out)
-	if !lines.Scan() {
-		return fmt.Errorf("SFU (%s) ended without saying where it serves: %v", m.socket, lines.Err())
-	}
-	addr, ok := strings.CutPrefix(lines.Text(), "http ")
-	if !ok {
-		return fmt.Errorf("SFU (%s): %q, want an http line", m.socket, lines.Text())
 	}
 	m.server = "http://" + addr
 	return nil
@@ -272,21 +250,8 @@ func (m *sfuMode) sample(ctx context.Context, round int) (sample, error) {
 }
 
 func (m *sfuMode) teardown() error {
-	if m.cmd == nil || m.cmd.Process == nil {
+	if m.sfu == nil {
 		return nil
 	}
-	m.stdin.Close()
-	done := make(chan error, 1)
-	go func() { done <- m.cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			return fmt.Errorf("SFU (%s): %w", m.socket, err)
-		}
-		return nil
-	case <-time.After(10 * time.Second):
-		m.cmd.Process.Kill()
-		<-done
-		return errors.New("SFU (" + m.socket + ") did not stop within 10s of its stdin closing; killed")
-	}
+	return m.sfu.Stop(10 * time.Second)
 }

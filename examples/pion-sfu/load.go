@@ -284,29 +284,6 @@ func drainRTCP(sender *webrtc.RTPSender) {
 	}
 }
 
-// negotiate answers offer, or makes an offer when it is nil, and returns
-// the local description once ICE gathering is complete.
-func negotiate(pc *webrtc.PeerConnection, offer *webrtc.SessionDescription) (*webrtc.SessionDescription, error) {
-	var desc webrtc.SessionDescription
-	var err error
-	if offer != nil {
-		if err = pc.SetRemoteDescription(*offer); err == nil {
-			desc, err = pc.CreateAnswer(nil)
-		}
-	} else {
-		desc, err = pc.CreateOffer(nil)
-	}
-	if err != nil {
-		return nil, err
-	}
-	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(desc); err != nil {
-		return nil, err
-	}
-	<-gathered
-	return pc.LocalDescription(), nil
-}
-
 // post sends in as JSON to the SFU's path and decodes its reply into out.
 func (l *load) post(path string, in, out any) error {
 	var body io.Reader

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"flag"
-	"fmt"
 	"io"
 	"os"
 
@@ -19,32 +17,11 @@ Run 'pion-sfu COMMAND -h' for a command's flags.
 // run runs the command and returns its exit status: 0 on success, 2 for
 // a bad command line, 1 when serving, loading or measuring fails.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	var err error
-	cmd := ""
-	if len(args) > 0 {
-		cmd = args[0]
-	}
-	switch cmd {
-	case "serve":
-		err = serve(args[1:], stdin, stdout, stderr)
-	case "load":
-		err = loadCmd(args[1:], stdout, stderr)
-	case "bench":
-		err = runBench(args[1:], stdout, stderr)
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(stderr, usage)
-		err = flag.ErrHelp
-	case "":
-		err = bench.Usagef("no command given: want serve, load or bench")
-	default:
-		err = bench.Usagef("unknown command %q: want serve, load or bench", cmd)
-	}
-	help := "pion-sfu"
-	switch cmd {
-	case "serve", "load", "bench":
-		help += " " + cmd
-	}
-	return bench.Exit(err, stderr, "pion-sfu", help)
+	return bench.RunCommand("pion-sfu", usage, []bench.Command{
+		{Name: "serve", Run: func(args []string) error { return serve(args, stdin, stdout, stderr) }},
+		{Name: "load", Run: func(args []string) error { return loadCmd(args, stdout, stderr) }},
+		{Name: "bench", Run: func(args []string) error { return runBench(args, stdout, stderr) }},
+	}, args, stderr)
 }
 
 func main() {

@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
-	"flag"
 	"io"
 	"os"
 	"slices"
@@ -12,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/batchconn/batchconn/internal/bench"
+	"github.com/batchconn/batchconn/internal/bench/benchtest"
 )
 
 // TestMain lets the test binary stand in for the processes bench starts
@@ -59,27 +57,6 @@ func TestCommandLine(t *testing.T) {
 	}
 }
 
-// checkParse checks a flag parser's error: nil when wantErr is "", else a
-// *bench.UsageError saying wantErr.
-func checkParse(t *testing.T, err error, wantErr string) {
-	t.Helper()
-	if wantErr == "" {
-		if err != nil {
-			t.Fatalf("unexpected error: %v", err)
-		}
-		return
-	}
-	if err == nil {
-		t.Fatalf("no error, want one saying %q", wantErr)
-	}
-	if _, ok := errors.AsType[*bench.UsageError](err); !ok && !errors.Is(err, flag.ErrHelp) {
-		t.Errorf("error %v (%T) is not a usage error", err, err)
-	}
-	if !strings.Contains(err.Error(), wantErr) {
-		t.Errorf("error %q does not say %q", err, wantErr)
-	}
-}
-
 func TestServeFlags(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -106,9 +83,7 @@ func TestServeFlags(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := parseServeFlags(tc.args, io.Discard)
-			checkParse(t, err, tc.wantErr)
-			if err == nil && tc.check != nil {
+			if c, ok := benchtest.Flags(t, parseServeFlags, tc.args, tc.wantErr); ok && tc.check != nil {
 				tc.check(t, c)
 			}
 		})
@@ -189,9 +164,7 @@ func TestLoadFlags(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := parseLoadFlags(tc.args, io.Discard)
-			checkParse(t, err, tc.wantErr)
-			if err == nil && tc.check != nil {
+			if c, ok := benchtest.Flags(t, parseLoadFlags, tc.args, tc.wantErr); ok && tc.check != nil {
 				tc.check(t, c)
 			}
 		})
@@ -250,9 +223,7 @@ func TestBenchFlags(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := parseBenchFlags(tc.args, io.Discard)
-			checkParse(t, err, tc.wantErr)
-			if err == nil && tc.check != nil {
+			if c, ok := benchtest.Flags(t, parseBenchFlags, tc.args, tc.wantErr); ok && tc.check != nil {
 				tc.check(t, c)
 			}
 		})

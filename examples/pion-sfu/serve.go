@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -11,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"slices"
 	"syscall"
 	"time"
 
@@ -19,12 +17,9 @@ import (
 )
 
 // controlFlag is serve's hidden flag for the benchmark, which starts the
-// SFU as a child: it prints "http ADDRESS" once serving and stops when
-// its stdin closes.
+// SFU as a child (a bench.Child): it prints "http ADDRESS" once serving
+// (bench.ServeControl) and stops when its stdin closes.
 const controlFlag = "internal-control"
-
-// maxQueue is batchconn's limit for WithWriteQueue.
-const maxQueue = 1 << 30
 
 type serveConfig struct {
 	socket, addr, http string
@@ -36,7 +31,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 	var cfg serveConfig
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.StringVar(&cfg.socket, "socket", "conn-queue", "the `socket` of the SFU's one UDP port:"+socketHelp())
+	fs.StringVar(&cfg.socket, "socket", "conn-queue", "the `socket` of the SFU's one UDP port:"+sockets.Help())
 	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:50000", "the UDP address every PeerConnection uses (IPv4)")
 	fs.StringVar(&cfg.http, "http", "127.0.0.1:8080", "the HTTP address of the signalling")
 	queue := fs.String("queue", "1MiB", "the write queue's size for the conn-queue sockets (suffixes KiB, MiB, GiB)")
@@ -46,18 +41,12 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 		"names, with HTTP signalling, until interrupted.\n\n"); err != nil {
 		return cfg, err
 	}
-	if !slices.Contains(socketNames(), cfg.socket) {
-		return cfg, bench.Usagef("-socket %q: want one of %s", cfg.socket, socketNames())
-	}
-	q, err := bench.ParseBytes("-queue", *queue)
-	if err != nil {
+	if err := sockets.Check("-socket", cfg.socket); err != nil {
 		return cfg, err
 	}
-	if q > maxQueue {
-		return cfg, bench.Usagef("-queue %s: at most 1GiB", *queue)
-	}
-	cfg.queue = int(q)
-	return cfg, nil
+	var err error
+	cfg.queue, err = bench.ParseQueue("-queue", *queue)
+	return cfg, err
 }
 
 // serve runs the SFU until SIGINT or SIGTERM (with -internal-control:
@@ -81,9 +70,9 @@ func serve(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	hs := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
+	var ctlErr error
 	if cfg.control {
-		fmt.Fprintf(stdout, "http %s\n", ln.Addr())
-		io.Copy(io.Discard, bufio.NewReader(stdin))
+		ctlErr = bench.ServeControl(stdin, stdout, "http", ln.Addr().String())
 	} else {
 		fmt.Fprintf(stdout, "SFU on udp %s (%s), signalling on http://%s, until interrupted\n", conn.LocalAddr(), cfg.socket, ln.Addr())
 		sig := make(chan os.Signal, 1)
@@ -102,5 +91,5 @@ func serve(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
-	return nil
+	return ctlErr
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/batchconn/batchconn/batchconn"
+	"github.com/batchconn/batchconn/internal/bench"
 )
 
 // sfu is a selective forwarding unit the way the simplest pion SFUs are
@@ -155,8 +156,9 @@ func (s *sfu) publish(body io.Reader) (*publishReply, error) {
 	}
 	t := &track{local: local}
 	pc.OnTrack(func(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { s.forward(remote, t) })
-	answer, err := s.negotiate(pc, &offer)
+	answer, err := negotiate(pc, &offer)
 	if err != nil {
+		pc.Close()
 		return nil, err
 	}
 	s.mu.Lock()
@@ -225,8 +227,9 @@ func (s *sfu) subscribe() (*subscribeReply, error) {
 			}
 		}()
 	}
-	offer, err := s.negotiate(pc, nil)
+	offer, err := negotiate(pc, nil)
 	if err != nil {
+		pc.Close()
 		return nil, err
 	}
 	s.mu.Lock()
@@ -274,8 +277,9 @@ func (s *sfu) answer(id string, body io.Reader) error {
 }
 
 // negotiate answers offer, or makes an offer when it is nil, and returns
-// the local description once ICE gathering is complete (no trickle).
-func (s *sfu) negotiate(pc *webrtc.PeerConnection, offer *webrtc.SessionDescription) (*webrtc.SessionDescription, error) {
+// the local description once ICE gathering is complete (no trickle): the
+// SFU's side and the load's alike.
+func negotiate(pc *webrtc.PeerConnection, offer *webrtc.SessionDescription) (*webrtc.SessionDescription, error) {
 	var desc webrtc.SessionDescription
 	var err error
 	if offer != nil {
@@ -286,12 +290,10 @@ func (s *sfu) negotiate(pc *webrtc.PeerConnection, offer *webrtc.SessionDescript
 		desc, err = pc.CreateOffer(nil)
 	}
 	if err != nil {
-		pc.Close()
 		return nil, err
 	}
 	gathered := webrtc.GatheringCompletePromise(pc)
 	if err := pc.SetLocalDescription(desc); err != nil {
-		pc.Close()
 		return nil, err
 	}
 	<-gathered
@@ -299,7 +301,7 @@ func (s *sfu) negotiate(pc *webrtc.PeerConnection, offer *webrtc.SessionDescript
 }
 
 func (s *sfu) stats() (*sfuStats, error) {
-	cpu, err := processCPU()
+	cpu, err := bench.ProcessCPU()
 	if err != nil {
 		return nil, err
 	}

@@ -22,7 +22,7 @@ func TestForwardsEveryPacket(t *testing.T) {
 	if testing.Short() {
 		shapes = shapes[:1]
 	}
-	for _, socket := range socketNames() {
+	for _, socket := range sockets.Names() {
 		for _, sh := range shapes {
 			t.Run(fmt.Sprintf("%s/%v", socket, sh), func(t *testing.T) {
 				conn, err := listen(socket, "127.0.0.1:0", 1<<20)

@@ -6,35 +6,19 @@ import (
 	"strings"
 
 	"github.com/batchconn/batchconn/batchconn"
+	"github.com/batchconn/batchconn/internal/bench"
 )
 
 // The sockets the SFU can run on, as -socket names them.
-var sockets = []struct{ name, doc string }{
-	{"udpconn", "a *net.UDPConn"},
-	{"conn", "a *batchconn.Conn: pion's writers meet in group commit, its reads are the Conn's"},
-	{"conn-queue", "a *batchconn.Conn with WithWriteQueue(-queue): WriteRTP's datagrams are copied into the queue and sent in batches (sendmmsg, GSO runs)"},
-	{"conn-queue-gro", "conn-queue with WithGRO(true) too: the mux's reads served from recvmmsg batches"},
+var sockets = bench.Choices{
+	{Name: "udpconn", Doc: "a *net.UDPConn"},
+	{Name: "conn", Doc: "a *batchconn.Conn: pion's writers meet in group commit, its reads are the Conn's"},
+	{Name: "conn-queue", Doc: "a *batchconn.Conn with WithWriteQueue(-queue): WriteRTP's datagrams are copied into the queue and sent in batches (sendmmsg, GSO runs)"},
+	{Name: "conn-queue-gro", Doc: "conn-queue with WithGRO(true) too: the mux's reads served from recvmmsg batches"},
 }
 
 // defaultSockets are the sockets the benchmark compares unless told.
 var defaultSockets = []string{"udpconn", "conn", "conn-queue"}
-
-func socketNames() []string {
-	var names []string
-	for _, s := range sockets {
-		names = append(names, s.name)
-	}
-	return names
-}
-
-// socketHelp is the sockets' list for a flag's usage.
-func socketHelp() string {
-	var b strings.Builder
-	for _, s := range sockets {
-		b.WriteString("\n  " + s.name + ": " + s.doc)
-	}
-	return b.String()
-}
 
 // readBuffer is the mux socket's receive buffer, in every mode alike: an
 // SFU's one port takes every publisher's packets.
@@ -63,7 +47,7 @@ func listen(socket, address string, queue int) (net.PacketConn, error) {
 	case "conn-queue-gro":
 		pc, err = batchconn.Listen("udp4", address, batchconn.WithWriteQueue(queue), batchconn.WithGRO(true))
 	default:
-		return nil, fmt.Errorf("no socket %q (want one of %s)", socket, strings.Join(socketNames(), ", "))
+		return nil, fmt.Errorf("no socket %q (want one of %s)", socket, strings.Join(sockets.Names(), ", "))
 	}
 	if err != nil {
 		return nil, err

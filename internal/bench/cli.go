@@ -68,6 +68,48 @@ func Parse(fs *flag.FlagSet, args []string, stderr io.Writer, head string) error
 	return nil
 }
 
+// A Command is one of a program's commands: its name, and what runs it on
+// the arguments after the name.
+type Command struct {
+	Name string
+	Run  func(args []string) error
+}
+
+// RunCommand runs the command args[0] names and returns the program's exit
+// status, as [Exit] makes it: -h (or -help, --help, help) prints usage,
+// the program's commands, to stderr; no command or an unknown one is a
+// usage error; the help named after a command's error is that command's
+// ("run 'prog serve -h'").
+func RunCommand(prog, usage string, cmds []Command, args []string, stderr io.Writer) int {
+	name := ""
+	if len(args) > 0 {
+		name = args[0]
+	}
+	var names []string
+	for _, c := range cmds {
+		names = append(names, c.Name)
+	}
+	want := names[len(names)-1]
+	if len(names) > 1 {
+		want = strings.Join(names[:len(names)-1], ", ") + " or " + want
+	}
+	var err error
+	help := prog
+	switch i := slices.IndexFunc(cmds, func(c Command) bool { return c.Name == name }); {
+	case i >= 0:
+		err = cmds[i].Run(args[1:])
+		help += " " + name
+	case name == "-h" || name == "-help" || name == "--help" || name == "help":
+		fmt.Fprint(stderr, usage)
+		return 0
+	case name == "":
+		err = Usagef("no command given: want %s", want)
+	default:
+		err = Usagef("unknown command %q: want %s", name, want)
+	}
+	return Exit(err, stderr, prog, help)
+}
+
 // IsSet reports whether the flag name was given on the command line.
 func IsSet(fs *flag.FlagSet, name string) bool {
 	found := false
@@ -96,6 +138,56 @@ func ParseBytes(name, s string) (int64, error) {
 		return 0, Usagef("%s %q: too large", name, s)
 	}
 	return n * mult, nil
+}
+
+// maxWriteQueue is batchconn's limit for WithWriteQueue's size.
+const maxWriteQueue = 1 << 30
+
+// ParseQueue reads a write queue's size for batchconn's WithWriteQueue,
+// for the flag name: [ParseBytes], at most 1GiB (the option's limit).
+func ParseQueue(name, s string) (int, error) {
+	n, err := ParseBytes(name, s)
+	if err != nil {
+		return 0, err
+	}
+	if n > maxWriteQueue {
+		return 0, Usagef("%s %s: at most 1GiB", name, s)
+	}
+	return int(n), nil
+}
+
+// A Choice is one value of a flag that names one of a few things (a
+// socket), and a line of help saying what it is.
+type Choice struct{ Name, Doc string }
+
+// Choices are a flag's values, in the order its help lists them.
+type Choices []Choice
+
+// Names are the choices' names, in order.
+func (cs Choices) Names() []string {
+	var names []string
+	for _, c := range cs {
+		names = append(names, c.Name)
+	}
+	return names
+}
+
+// Help lists the choices for a flag's usage, a line each.
+func (cs Choices) Help() string {
+	var b strings.Builder
+	for _, c := range cs {
+		b.WriteString("\n  " + c.Name + ": " + c.Doc)
+	}
+	return b.String()
+}
+
+// Check refuses, as a usage error for the flag name, a value v that is
+// none of the choices.
+func (cs Choices) Check(name, v string) error {
+	if !slices.Contains(cs.Names(), v) {
+		return Usagef("%s %q: want one of %s", name, v, cs.Names())
+	}
+	return nil
 }
 
 // ParseList reads a comma-separated list of allowed values, each at most

@@ -184,3 +184,69 @@ func TestOutputFlags(t *testing.T) {
 		})
 	}
 }
+
+func TestRunCommand(t *testing.T) {
+	var ran []string
+	cmds := []Command{
+		{"serve", func(args []string) error { ran = append(ran, "serve "+strings.Join(args, " ")); return nil }},
+		{"load", func(args []string) error { return Usagef("-rate %s: no", args[1]) }},
+		{"bench", func(args []string) error { return errors.New("round 1: failed") }},
+	}
+	for _, tt := range []struct {
+		args   []string
+		status int
+		stderr string
+	}{
+		{[]string{"serve", "-addr", "x"}, 0, ""},
+		{[]string{"load", "-rate", "x"}, 2, "prog: -rate x: no\nrun 'prog load -h' for the flags\n"},
+		{[]string{"bench"}, 1, "prog: round 1: failed\n"},
+		{[]string{"-h"}, 0, "usage: prog COMMAND\n"},
+		{[]string{"help", "serve"}, 0, "usage: prog COMMAND\n"},
+		{nil, 2, "prog: no command given: want serve, load or bench\nrun 'prog -h' for the flags\n"},
+		{[]string{"forward"}, 2, "prog: unknown command \"forward\": want serve, load or bench\nrun 'prog -h' for the flags\n"},
+	} {
+		var b bytes.Buffer
+		if got := RunCommand("prog", "usage: prog COMMAND\n", cmds, tt.args, &b); got != tt.status || b.String() != tt.stderr {
+			t.Errorf("RunCommand(%q) = %d, stderr %q; want %d, %q", tt.args, got, b.String(), tt.status, tt.stderr)
+		}
+	}
+	if !slices.Equal(ran, []string{"serve -addr x"}) {
+		t.Errorf("ran %q, want serve once with its arguments", ran)
+	}
+	var b bytes.Buffer
+	if RunCommand("prog", "", cmds[:2], []string{"x"}, &b); !strings.Contains(b.String(), "want serve or load\n") {
+		t.Errorf("two commands: %q", b.String())
+	}
+}
+
+func TestParseQueue(t *testing.T) {
+	for s, want := range map[string]int{"1MiB": 1 << 20, "1GiB": 1 << 30, "1500": 1500} {
+		if got, err := ParseQueue("-queue", s); got != want || err != nil {
+			t.Errorf("ParseQueue(%q) = %d, %v; want %d", s, got, err, want)
+		}
+	}
+	for s, msg := range map[string]string{"0": `-queue "0": want a positive number`, "1025MiB": "-queue 1025MiB: at most 1GiB", "1MB": `-queue "1MB"`} {
+		if _, err := ParseQueue("-queue", s); err == nil || !strings.HasPrefix(err.Error(), msg) {
+			t.Errorf("ParseQueue(%q): %v, want an error saying %q", s, err, msg)
+		} else if _, ok := errors.AsType[*UsageError](err); !ok {
+			t.Errorf("ParseQueue(%q): %T, want a *UsageError", s, err)
+		}
+	}
+}
+
+func TestChoices(t *testing.T) {
+	cs := Choices{{"udpconn", "a *net.UDPConn"}, {"conn", "a *batchconn.Conn"}}
+	if got := cs.Names(); !slices.Equal(got, []string{"udpconn", "conn"}) {
+		t.Errorf("Names() = %q", got)
+	}
+	if got := cs.Help(); got != "\n  udpconn: a *net.UDPConn\n  conn: a *batchconn.Conn" {
+		t.Errorf("Help() = %q", got)
+	}
+	if err := cs.Check("-socket", "conn"); err != nil {
+		t.Errorf("Check(conn): %v", err)
+	}
+	err := cs.Check("-socket", "xdp")
+	if _, ok := errors.AsType[*UsageError](err); !ok || err.Error() != `-socket "xdp": want one of [udpconn conn]` {
+		t.Errorf("Check(xdp): %v (%T)", err, err)
+	}
+}

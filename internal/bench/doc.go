@@ -1,6 +1,8 @@
 // Package bench is the one engine every benchmark command of this repository
 // runs on (cmd/batchbench and its writers subcommand, cmd/quicbench,
-// integration/wireguard/cmd/wgbench). It owns what they all do, once:
+// integration/wireguard/cmd/wgbench, and the bench commands of
+// examples/miekg-dns and examples/pion-sfu). It owns what they all do,
+// once:
 //
 //   - the rounds ([Run]): every mode once per round, in an order that rotates
 //     round by round (A B C, B C A, C A B), a garbage collection before each,
@@ -9,6 +11,9 @@
 //     ([SignalContext]) ending the run cleanly after the sample under way;
 //   - the clocks: [ThreadCPU] (a locked thread's, CLOCK_THREAD_CPUTIME_ID),
 //     [ProcessCPU] (getrusage RUSAGE_SELF), [ChildCPU] (a child process's);
+//   - a server measured in a child process of its own ([Child], started
+//     with [StartChild]): its address and its CPU time asked over its
+//     stdin and stdout, which its side answers with [ServeControl];
 //   - the figures: medians and min–max over the rounds ([Of], [Summarize]),
 //     medians of same-round ratios ([Ratio]), never quotients of medians,
 //     because the machines are shared and a busy moment hits both modes of
@@ -19,7 +24,11 @@
 //     ([WriteJSON]), -format gobench for benchstat ([WriteGobenchLine]),
 //     -svg bar charts ([Chart]), the flags that ask for them ([Output]),
 //     a progress line on a terminal ([Plan.Progress]), and the command-line
-//     plumbing ([Parse], [Exit], [ParseBytes], [ParseList], [ParseCounts]).
+//     plumbing ([Parse], [Exit], [RunCommand], [ParseBytes], [ParseQueue],
+//     [ParseList], [ParseCounts], [Choices]).
+//
+// Their tests share package benchtest (the flag-table check) and
+// [SVGBars] (a chart's bars read back).
 //
 // # Adding a benchmark
 //

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"encoding/xml"
 	"errors"
 	"io"
 	"os"
@@ -241,49 +240,6 @@ func TestReportGobench(t *testing.T) {
 	}
 }
 
-// svgBars parses an SVG document and returns its bars' titles.
-func svgBars(t *testing.T, doc []byte) []string {
-	t.Helper()
-	dec := xml.NewDecoder(bytes.NewReader(doc))
-	var bars []string
-	inBar, root := false, ""
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatalf("SVG is not well-formed XML: %v\n%s", err, doc)
-		}
-		switch e := tok.(type) {
-		case xml.StartElement:
-			if root == "" {
-				root = e.Name.Space + " " + e.Name.Local
-			}
-			if e.Name.Local == "rect" {
-				for _, a := range e.Attr {
-					if a.Name.Local == "class" && slices.Contains(strings.Fields(a.Value), "bar") {
-						inBar = true
-						bars = append(bars, "")
-					}
-				}
-			}
-		case xml.CharData:
-			if inBar {
-				bars[len(bars)-1] += string(e)
-			}
-		case xml.EndElement:
-			if e.Name.Local == "rect" {
-				inBar = false
-			}
-		}
-	}
-	if root != "http://www.w3.org/2000/svg svg" {
-		t.Errorf("root element = %q, want svg in the SVG namespace", root)
-	}
-	return bars
-}
-
 func TestReportSVG(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "dns.svg")
 	var b bytes.Buffer
@@ -294,7 +250,10 @@ func TestReportSVG(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bars := svgBars(t, doc)
+	bars, err := SVGBars(doc)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, doc)
+	}
 	if len(bars) != 2 || !strings.HasPrefix(bars[0], "wildcard udpconn: 120k queries/s") || !strings.HasPrefix(bars[1], "wildcard conn: 180k") {
 		t.Errorf("bars %q, want one per mode that ran", bars)
 	}
@@ -319,12 +278,34 @@ func TestSVGEscapesAndMarksUnavailableModes(t *testing.T) {
 	if err := WriteSVG(&buf, c); err != nil {
 		t.Fatal(err)
 	}
-	if bars := svgBars(t, buf.Bytes()); len(bars) != 1 {
+	bars, err := SVGBars(buf.Bytes())
+	if err != nil {
+		t.Fatalf("%v\n%s", err, buf.Bytes())
+	}
+	if len(bars) != 1 {
 		t.Errorf("%d bars, want 1: an unavailable mode gets a note, not a bar", len(bars))
 	}
 	for _, want := range []string{"unavailable: no GSO: &lt;EINVAL&gt; &amp; more", "2x &lt;ref&gt;", "a &lt;b&gt; &amp; &#34;c&#34;"} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("SVG lacks %q:\n%s", want, buf.String())
 		}
+	}
+}
+
+func TestSVGBarsRefusesWhatIsNotAChart(t *testing.T) {
+	for name, doc := range map[string]string{
+		"not XML":            `<svg xmlns="http://www.w3.org/2000/svg"><rect class="bar">`,
+		"no SVG namespace":   `<svg><rect class="bar"><title>a: 1</title></rect></svg>`,
+		"another root":       `<html xmlns="http://www.w3.org/2000/svg"></html>`,
+		"no document at all": ``,
+	} {
+		if bars, err := SVGBars([]byte(doc)); err == nil {
+			t.Errorf("%s: bars %q, no error", name, bars)
+		}
+	}
+	doc := `<svg xmlns="http://www.w3.org/2000/svg"><rect class="grid"/><rect class="bar best"><title>a: 1 x/s</title></rect>` +
+		`<text>b</text><rect class="bar"><title>b: 2 x/s</title></rect></svg>`
+	if bars, err := SVGBars([]byte(doc)); err != nil || !slices.Equal(bars, []string{"a: 1 x/s", "b: 2 x/s"}) {
+		t.Errorf("bars %q, %v; want the two bars' titles", bars, err)
 	}
 }

@@ -3,10 +3,12 @@ package bench
 import (
 	"bytes"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
 	"math"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -135,6 +137,51 @@ func WriteSVGFile(path string, c Chart) error {
 		return fmt.Errorf("-svg: %w", err)
 	}
 	return nil
+}
+
+// SVGBars reads back a chart [WriteSVG] drew: the titles of its bars
+// ("label: value unit"), in order. It is an error if doc is not
+// well-formed XML or its root is not an svg element in the SVG namespace.
+// Tests check charts with it.
+func SVGBars(doc []byte) ([]string, error) {
+	dec := xml.NewDecoder(bytes.NewReader(doc))
+	var bars []string
+	inBar, root := false, ""
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return bars, fmt.Errorf("SVG is not well-formed XML: %w", err)
+		}
+		switch e := tok.(type) {
+		case xml.StartElement:
+			if root == "" {
+				root = e.Name.Space + " " + e.Name.Local
+			}
+			if e.Name.Local == "rect" {
+				for _, a := range e.Attr {
+					if a.Name.Local == "class" && slices.Contains(strings.Fields(a.Value), "bar") {
+						inBar = true
+						bars = append(bars, "")
+					}
+				}
+			}
+		case xml.CharData:
+			if inBar {
+				bars[len(bars)-1] += string(e)
+			}
+		case xml.EndElement:
+			if e.Name.Local == "rect" {
+				inBar = false
+			}
+		}
+	}
+	if root != "http://www.w3.org/2000/svg svg" {
+		return bars, fmt.Errorf("root element %q, want svg in the SVG namespace", root)
+	}
+	return bars, nil
 }
 
 // niceCeil rounds x up to 1, 2, 2.5 or 5 times a power of ten, so the grid

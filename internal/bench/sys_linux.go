@@ -20,14 +20,6 @@ func ThreadCPU() time.Duration {
 	return time.Duration(ts.Nano())
 }
 
-// ProcessCPU is the whole process's CPU time so far, every thread's, from
-// getrusage(RUSAGE_SELF). On other systems, 0.
-func ProcessCPU() time.Duration {
-	var ru unix.Rusage
-	_ = unix.Getrusage(unix.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 func kernel() string {
 	var u unix.Utsname
 	if unix.Uname(&u) != nil {

@@ -11,9 +11,6 @@ import (
 // ThreadCPU is the calling thread's CPU time; Linux only, 0 here.
 func ThreadCPU() time.Duration { return 0 }
 
-// ProcessCPU is the process's CPU time; Linux only, 0 here.
-func ProcessCPU() time.Duration { return 0 }
-
 func kernel() string { return runtime.GOOS }
 
 func isTerminal(io.Writer) bool { return false }

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/batchconn/batchconn/internal/bench"
+	"github.com/batchconn/batchconn/internal/bench/benchtest"
 )
 
 // TestMain lets the test binary stand in for wgbench's child processes:
@@ -117,24 +117,8 @@ func TestParseFlags(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := parseFlags(tt.args, io.Discard)
-			if tt.wantErr == "" {
-				if err != nil {
-					t.Fatalf("parseFlags(%q) = %v", tt.args, err)
-				}
-				if tt.check != nil {
-					tt.check(t, c)
-				}
-				return
-			}
-			if err == nil {
-				t.Fatalf("parseFlags(%q) succeeded, want error containing %q", tt.args, tt.wantErr)
-			}
-			if _, ok := errors.AsType[*bench.UsageError](err); !ok {
-				t.Errorf("error %v is a %T, want *bench.UsageError", err, err)
-			}
-			if !strings.Contains(err.Error(), tt.wantErr) {
-				t.Errorf("error %q does not contain %q", err, tt.wantErr)
+			if c, ok := benchtest.Flags(t, parseFlags, tt.args, tt.wantErr); ok && tt.check != nil {
+				tt.check(t, c)
 			}
 		})
 	}

@@ -1,12 +1,13 @@
 //go:build !unix
 
-package main
+package bench
 
 import (
 	"errors"
 	"time"
 )
 
-func processCPU() (time.Duration, error) {
+// ProcessCPU is the process's CPU time; Unix only, an error here.
+func ProcessCPU() (time.Duration, error) {
 	return 0, errors.New("process CPU time is measured only on Unix systems")
 }
