@@ -10,9 +10,12 @@
 package gonettest
 
 import (
+	"fmt"
+	"net"
 	"os"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/batchconn/batchconn/internal/testnet"
 )
@@ -83,11 +86,42 @@ func linkLocalLoopback(t *testing.T) (run func(t *testing.T, fn func() error)) {
 		t.Skip("the network namespace has no IPv6")
 	}
 	p.A.Exec(t, "ip", "-6", "addr", "add", "fe80::1/64", "dev", "lo", "nodad")
+	if err := p.A.Run(waitLinkLocal); err != nil {
+		t.Fatal(err)
+	}
 	t.Logf("the loopback interface has no IPv6 link-local address: the test runs in network namespace %s, whose loopback interface has fe80::1", p.A.Name)
 	return func(t *testing.T, fn func() error) {
 		t.Helper()
 		if err := p.A.Run(fn); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// waitLinkLocal waits until fe80::1 on the loopback interface takes
+// datagrams: the address is there when ip(8) returns, but the kernel adds
+// its local route a moment later, and until then a datagram sent to it is
+// lost (a test's first datagram was, now and then).
+func waitLinkLocal() error {
+	const timeout = 5 * time.Second
+	laddr := &net.UDPAddr{IP: net.ParseIP("fe80::1"), Zone: "lo"}
+	deadline := time.Now().Add(timeout)
+	for {
+		c, err := net.ListenUDP("udp6", laddr)
+		if err == nil {
+			_, err = c.WriteTo([]byte("ready?"), c.LocalAddr())
+			if err == nil {
+				c.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+				_, _, err = c.ReadFrom(make([]byte, 8))
+			}
+			c.Close()
+			if err == nil {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("fe80::1 on the loopback interface takes no datagrams after %v: %v", timeout, err)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
