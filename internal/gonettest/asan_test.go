@@ -1,0 +1,5 @@
+//go:build unix && asan
+
+package gonettest
+
+func init() { asanEnabled = true }

@@ -1,0 +1,5 @@
+//go:build unix && noopt
+
+package gonettest
+
+func init() { optimizationOff = true }
