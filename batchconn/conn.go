@@ -569,7 +569,6 @@ func (c *Conn) Close() error {
 		c.closed.Store(true)
 		close(c.closing)
 	})
-	c.closed.Store(true)
 	err := c.udp.Close()
 	if first && c.q != nil {
 		c.q.dropLeft()
@@ -619,7 +618,7 @@ func (c *Conn) ReadMsgUDP(b, oob []byte) (n, oobn, flags int, addr *net.UDPAddr,
 // during a send wait and leave together in the next sendmmsg. See
 // [Conn.Write] for the rules.
 func (c *Conn) WriteTo(p []byte, addr net.Addr) (int, error) {
-	if c.q == nil && c.reply == nil && c.sendAlone() {
+	if c.sendPlain() {
 		n, err := c.udp.WriteTo(p, addr)
 		c.unlock()
 		return n, err
@@ -643,7 +642,7 @@ func (c *Conn) WriteMsgUDP(b, oob []byte, addr *net.UDPAddr) (n, oobn int, err e
 	if addr != nil {
 		ap, ok = c.udpAddrPort(addr)
 	}
-	if c.q == nil && c.reply == nil && c.sendAlone() {
+	if c.sendPlain() {
 		if ok && addr != nil {
 			// The UDPConn's WriteMsgUDP allocates a sockaddr for addr;
 			// its WriteMsgUDPAddrPort does not, and differs only in the

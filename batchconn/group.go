@@ -127,6 +127,10 @@ type group struct {
 // where the gate cannot see it, so the gate is taken opaque (see gate).
 func (c *Conn) sendAlone() bool { return !c.grp.hot.Load() && c.wg.tryLockAs(gateOpaque) }
 
+// sendPlain is sendAlone for a datagram the UDPConn's method sends as it
+// is: the Conn has no write queue to put it in and no reply source to add.
+func (c *Conn) sendPlain() bool { return c.q == nil && c.reply == nil && c.sendAlone() }
+
 // handoff is called after the gate was released while writers were
 // queued: the first of them gets the gate. If someone else took the gate
 // first, it sees the queue when it releases.

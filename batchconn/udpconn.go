@@ -100,7 +100,7 @@ func (c *Conn) ReadMsgUDPAddrPort(b, oob []byte) (n, oobn, flags int, addr netip
 // or net.ErrClosed and is never sent later. No copies, timers or goroutines
 // are involved, and nothing is allocated per write.
 func (c *Conn) Write(b []byte) (int, error) {
-	if c.q == nil && c.reply == nil && c.sendAlone() {
+	if c.sendPlain() {
 		n, err := c.udp.Write(b)
 		c.unlock()
 		return n, err
@@ -116,7 +116,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 // WriteToUDP writes one datagram, as [net.UDPConn.WriteToUDP], combined with
 // concurrent writers as [Conn.Write] is.
 func (c *Conn) WriteToUDP(b []byte, addr *net.UDPAddr) (int, error) {
-	if c.q == nil && c.reply == nil && c.sendAlone() {
+	if c.sendPlain() {
 		n, err := c.udp.WriteToUDP(b, addr)
 		c.unlock()
 		return n, err
@@ -134,7 +134,7 @@ func (c *Conn) WriteToUDP(b []byte, addr *net.UDPAddr) (int, error) {
 // WriteToUDPAddrPort writes one datagram, as [net.UDPConn.WriteToUDPAddrPort],
 // combined with concurrent writers as [Conn.Write] is.
 func (c *Conn) WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error) {
-	if c.q == nil && c.reply == nil && c.sendAlone() {
+	if c.sendPlain() {
 		n, err := c.udp.WriteToUDPAddrPort(b, addr)
 		c.unlock()
 		return n, err
@@ -151,7 +151,7 @@ func (c *Conn) WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error) {
 // [net.UDPConn.WriteMsgUDPAddrPort], combined with concurrent writers as
 // [Conn.Write] is.
 func (c *Conn) WriteMsgUDPAddrPort(b, oob []byte, addr netip.AddrPort) (n, oobn int, err error) {
-	if c.q == nil && c.reply == nil && c.sendAlone() {
+	if c.sendPlain() {
 		n, oobn, err = c.udp.WriteMsgUDPAddrPort(b, oob, addr)
 		c.unlock()
 		return n, oobn, err
