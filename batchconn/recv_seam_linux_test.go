@@ -5,9 +5,12 @@ package batchconn
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"runtime"
+	"runtime/debug"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -158,7 +161,29 @@ func TestRecvmmsgGetsAtMostMaxMessages(t *testing.T) {
 // grown slots nor the first read straight into the messages (readDirect),
 // which needs an iovec per buffer and per slot. AllocsPerRun's own warm-up
 // call would hide a first read's allocation, so every read is counted.
+//
+// The count is the process's: what the runtime does beside the test (a
+// finalizer or cleanup run after a collection, on a loaded machine) lands
+// in it too. So the collector is held off while reads are counted, and the
+// whole check is made on up to three fresh Conns: an allocation of the read
+// path happens on each of them, and fails the test; one from elsewhere
+// does not come back three times.
 func TestContractR5GROSlotGrowthLeavesNothingToAllocate(t *testing.T) {
+	var tries []string
+	for range 3 {
+		mallocs, reads, direct := groGrowthAllocs(t)
+		if mallocs == 0 {
+			return
+		}
+		tries = append(tries, fmt.Sprintf("%d allocations in the %d reads (%d of them straight into the messages)", mallocs, reads, direct))
+	}
+	t.Errorf("after the slots grew to %d, on each of three Conns: %s", groMaxSlots, strings.Join(tries, "; "))
+}
+
+// groGrowthAllocs grows a fresh GRO Conn's slots to their most with plain
+// datagrams and counts the allocations of the reads after that.
+func groGrowthAllocs(t *testing.T) (mallocs uint64, reads, direct int) {
+	t.Helper()
 	c, _ := seamPair(t, true)
 	tx, err := New(testnet.ListenUDP(t, "udp4"), WithGSO(false)) // plain datagrams: none coalesced
 	if err != nil {
@@ -173,8 +198,9 @@ func TestContractR5GROSlotGrowthLeavesNothingToAllocate(t *testing.T) {
 	msgs := seamMsgs(n)
 	ctx := context.Background()
 	var ms runtime.MemStats
-	grown, reads, direct := false, 0, 0
-	var mallocs uint64
+	runtime.GC()
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	grown := false
 	for range 6 {
 		if k, err := tx.WriteMessages(ctx, out, 0); k != n || err != nil {
 			t.Fatalf("WriteMessages = %d, %v", k, err)
@@ -205,7 +231,5 @@ func TestContractR5GROSlotGrowthLeavesNothingToAllocate(t *testing.T) {
 	if direct == 0 {
 		t.Fatalf("none of the %d reads after the growth read straight into the messages", reads)
 	}
-	if mallocs != 0 {
-		t.Errorf("%d allocations in the %d reads (%d of them straight into the messages) after the slots grew to %d", mallocs, reads, direct, groMaxSlots)
-	}
+	return mallocs, reads, direct
 }
