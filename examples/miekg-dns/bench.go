@@ -192,7 +192,7 @@ type serverMode struct {
 func (m *serverMode) setup(ctx context.Context, round int) error {
 	var err error
 	m.server, err = bench.StartChild("server ("+m.socket+")", m.exe, "serve", "-socket", m.socket, "-net", "udp4",
-		"-addr", "127.0.0.1:0", "-queue", strconv.Itoa(m.cfg.queue), "-"+controlFlag)
+		"-addr", "127.0.0.1:0", "-queue", strconv.Itoa(m.cfg.queue), "-"+bench.ControlFlag)
 	if err != nil {
 		return err
 	}

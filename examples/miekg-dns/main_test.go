@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/batchconn/batchconn/internal/bench"
 	"github.com/batchconn/batchconn/internal/bench/benchtest"
 )
 
@@ -25,35 +26,15 @@ func TestMain(m *testing.M) {
 const envTestChild = "MIEKG_DNS_TEST_CHILD"
 
 func TestCommandLine(t *testing.T) {
-	tests := []struct {
-		name     string
-		args     []string
-		status   int
-		inStderr string
-	}{
-		{"no command is a usage error", nil, 2, "no command given"},
-		{"an unknown command is a usage error", []string{"query"}, 2, `unknown command "query"`},
-		{"-h prints the commands", []string{"-h"}, 0, "miekg-dns bench [flags]"},
-		{"serve -h prints serve's flags", []string{"serve", "-h"}, 0, "-socket"},
-		{"bench -h prints bench's flags", []string{"bench", "-h"}, 0, "-outstanding"},
-		{"the hidden flag is not in the help", []string{"serve", "-h"}, 0, ""},
-		{"a bad flag names the command's help", []string{"bench", "-count", "x"}, 2, "run 'miekg-dns bench -h'"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			status := run(tc.args, strings.NewReader(""), &stdout, &stderr)
-			if status != tc.status {
-				t.Errorf("status %d, want %d; stderr:\n%s", status, tc.status, stderr.String())
-			}
-			if !strings.Contains(stderr.String(), tc.inStderr) {
-				t.Errorf("stderr does not say %q:\n%s", tc.inStderr, stderr.String())
-			}
-			if strings.Contains(stderr.String(), controlFlag) {
-				t.Errorf("stderr shows the hidden flag %s:\n%s", controlFlag, stderr.String())
-			}
-		})
-	}
+	benchtest.CommandLine(t, run, []benchtest.Usage{
+		{Name: "no command is a usage error", Status: 2, InStderr: "no command given"},
+		{Name: "an unknown command is a usage error", Args: []string{"query"}, Status: 2, InStderr: `unknown command "query"`},
+		{Name: "-h prints the commands", Args: []string{"-h"}, Status: 0, InStderr: "miekg-dns bench [flags]"},
+		{Name: "serve -h prints serve's flags", Args: []string{"serve", "-h"}, Status: 0, InStderr: "-socket"},
+		{Name: "bench -h prints bench's flags", Args: []string{"bench", "-h"}, Status: 0, InStderr: "-outstanding"},
+		{Name: "the hidden flag is not in the help", Args: []string{"serve", "-h"}, Status: 0, InStderr: ""},
+		{Name: "a bad flag names the command's help", Args: []string{"bench", "-count", "x"}, Status: 2, InStderr: "run 'miekg-dns bench -h'"},
+	})
 }
 
 func TestServeFlags(t *testing.T) {
@@ -114,7 +95,7 @@ func TestServeListenErrors(t *testing.T) {
 // TestServeControl: serve's hidden control protocol, which bench uses.
 func TestServeControl(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	status := run([]string{"serve", "-addr", "127.0.0.1:0", "-" + controlFlag}, strings.NewReader("cpu\ncpu\n"), &stdout, &stderr)
+	status := run([]string{"serve", "-addr", "127.0.0.1:0", "-" + bench.ControlFlag}, strings.NewReader("cpu\ncpu\n"), &stdout, &stderr)
 	if status != 0 {
 		t.Fatalf("status %d; stderr:\n%s", status, stderr.String())
 	}
@@ -124,7 +105,7 @@ func TestServeControl(t *testing.T) {
 		t.Errorf("stdout:\n%s\nwant an addr line and two cpu lines", stdout.String())
 	}
 	stderr.Reset()
-	status = run([]string{"serve", "-addr", "127.0.0.1:0", "-" + controlFlag}, strings.NewReader("stats\n"), io.Discard, &stderr)
+	status = run([]string{"serve", "-addr", "127.0.0.1:0", "-" + bench.ControlFlag}, strings.NewReader("stats\n"), io.Discard, &stderr)
 	if status != 1 || !strings.Contains(stderr.String(), `unknown command "stats"`) {
 		t.Errorf("an unknown control command: status %d, stderr:\n%s", status, stderr.String())
 	}

@@ -11,12 +11,6 @@ import (
 	"github.com/batchconn/batchconn/internal/bench"
 )
 
-// controlFlag is serve's hidden flag for the benchmark, which starts the
-// server as a child: it prints "addr ADDRESS" once serving, answers each
-// line "cpu" on stdin with "cpu NANOSECONDS" (its CPU time so far), and
-// shuts down when stdin closes.
-const controlFlag = "internal-control"
-
 // serveConfig is what serve's flags ask for.
 type serveConfig struct {
 	socket, network, addr string
@@ -32,7 +26,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.StringVar(&cfg.network, "net", "udp4", "the network: udp4, udp6 or udp (both)")
 	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:5353", "the address to listen on; 0.0.0.0:5353 (or [::]:5353) for every local address")
 	queue := fs.String("queue", "1MiB", "the write queue's size for -socket conn-queue (suffixes KiB, MiB, GiB)")
-	fs.BoolVar(&cfg.control, controlFlag, false, "")
+	fs.BoolVar(&cfg.control, bench.ControlFlag, false, "")
 	if err := bench.Parse(fs, args, stderr, "usage: miekg-dns serve [flags]\n\n"+
 		"Serves the zone "+origin+" (an SOA, an NS and host-0 to host-999 A records) with\n"+
 		"miekg/dns on the socket -socket names, until interrupted.\n\n"); err != nil {

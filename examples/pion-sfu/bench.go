@@ -213,7 +213,7 @@ type sfuMode struct {
 func (m *sfuMode) setup(ctx context.Context, round int) error {
 	var err error
 	m.sfu, err = bench.StartChild("SFU ("+m.socket+")", m.exe, "serve", "-socket", m.socket, "-addr", "127.0.0.1:0",
-		"-http", "127.0.0.1:0", "-queue", strconv.Itoa(m.cfg.queue), "-"+controlFlag)
+		"-http", "127.0.0.1:0", "-queue", strconv.Itoa(m.cfg.queue), "-"+bench.ControlFlag)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/batchconn/batchconn/internal/bench"
 	"github.com/batchconn/batchconn/internal/bench/benchtest"
 )
 
@@ -26,35 +27,15 @@ func TestMain(m *testing.M) {
 const envTestChild = "PION_SFU_TEST_CHILD"
 
 func TestCommandLine(t *testing.T) {
-	tests := []struct {
-		name     string
-		args     []string
-		status   int
-		inStderr string
-	}{
-		{"no command is a usage error", nil, 2, "no command given"},
-		{"an unknown command is a usage error", []string{"forward"}, 2, `unknown command "forward"`},
-		{"-h prints the commands", []string{"-h"}, 0, "pion-sfu load [flags]"},
-		{"serve -h prints serve's flags", []string{"serve", "-h"}, 0, "-socket"},
-		{"load -h prints load's flags", []string{"load", "-h"}, 0, "-subscribers"},
-		{"bench -h prints bench's flags", []string{"bench", "-h"}, 0, "-configs"},
-		{"a bad flag names the command's help", []string{"load", "-rate", "x"}, 2, "run 'pion-sfu load -h'"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			status := run(tc.args, strings.NewReader(""), &stdout, &stderr)
-			if status != tc.status {
-				t.Errorf("status %d, want %d; stderr:\n%s", status, tc.status, stderr.String())
-			}
-			if !strings.Contains(stderr.String(), tc.inStderr) {
-				t.Errorf("stderr does not say %q:\n%s", tc.inStderr, stderr.String())
-			}
-			if strings.Contains(stderr.String(), controlFlag) {
-				t.Errorf("stderr shows the hidden flag %s:\n%s", controlFlag, stderr.String())
-			}
-		})
-	}
+	benchtest.CommandLine(t, run, []benchtest.Usage{
+		{Name: "no command is a usage error", Status: 2, InStderr: "no command given"},
+		{Name: "an unknown command is a usage error", Args: []string{"forward"}, Status: 2, InStderr: `unknown command "forward"`},
+		{Name: "-h prints the commands", Args: []string{"-h"}, Status: 0, InStderr: "pion-sfu load [flags]"},
+		{Name: "serve -h prints serve's flags", Args: []string{"serve", "-h"}, Status: 0, InStderr: "-socket"},
+		{Name: "load -h prints load's flags", Args: []string{"load", "-h"}, Status: 0, InStderr: "-subscribers"},
+		{Name: "bench -h prints bench's flags", Args: []string{"bench", "-h"}, Status: 0, InStderr: "-configs"},
+		{Name: "a bad flag names the command's help", Args: []string{"load", "-rate", "x"}, Status: 2, InStderr: "run 'pion-sfu load -h'"},
+	})
 }
 
 func TestServeFlags(t *testing.T) {
@@ -116,7 +97,7 @@ func TestServeListenErrors(t *testing.T) {
 // an http line, then serving until stdin closes.
 func TestServeControl(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	status := run([]string{"serve", "-addr", "127.0.0.1:0", "-http", "127.0.0.1:0", "-" + controlFlag}, strings.NewReader(""), &stdout, &stderr)
+	status := run([]string{"serve", "-addr", "127.0.0.1:0", "-http", "127.0.0.1:0", "-" + bench.ControlFlag}, strings.NewReader(""), &stdout, &stderr)
 	if status != 0 {
 		t.Fatalf("status %d; stderr:\n%s", status, stderr.String())
 	}

@@ -16,11 +16,6 @@ import (
 	"github.com/batchconn/batchconn/internal/bench"
 )
 
-// controlFlag is serve's hidden flag for the benchmark, which starts the
-// SFU as a child (a bench.Child): it prints "http ADDRESS" once serving
-// (bench.ServeControl) and stops when its stdin closes.
-const controlFlag = "internal-control"
-
 type serveConfig struct {
 	socket, addr, http string
 	queue              int
@@ -35,7 +30,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:50000", "the UDP address every PeerConnection uses (IPv4)")
 	fs.StringVar(&cfg.http, "http", "127.0.0.1:8080", "the HTTP address of the signalling")
 	queue := fs.String("queue", "1MiB", "the write queue's size for the conn-queue sockets (suffixes KiB, MiB, GiB)")
-	fs.BoolVar(&cfg.control, controlFlag, false, "")
+	fs.BoolVar(&cfg.control, bench.ControlFlag, false, "")
 	if err := bench.Parse(fs, args, stderr, "usage: pion-sfu serve [flags]\n\n"+
 		"Runs a pion/webrtc SFU on one UDP port (webrtc.NewICEUDPMux) over the socket -socket\n"+
 		"names, with HTTP signalling, until interrupted.\n\n"); err != nil {

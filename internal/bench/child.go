@@ -95,6 +95,11 @@ func (c *Child) Stop(wait time.Duration) error {
 	}
 }
 
+// ControlFlag is the hidden flag (-internal-control) of a server command
+// that a benchmark starts as a [Child]: with it, the server talks
+// [ServeControl]'s lines on its stdin and stdout.
+const ControlFlag = "internal-control"
+
 // ServeControl is a [Child]'s side of the control lines. It writes
 // "word value" to stdout (where the child serves), then answers each line
 // "cpu" on stdin with "cpu NANOSECONDS" ([ProcessCPU]), until stdin
