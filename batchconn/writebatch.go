@@ -149,8 +149,10 @@ var errNilContext = errors.New("batchconn: nil Context")
 // destinations; Linux then reports each datagram its qdisc drops, ENOBUFS,
 // but a GSO send as accepted if any of its segments was queued) get no GSO
 // sends; the Conn reads those options at [New] and after each Control call
-// through [Conn.SyscallConn], and does not see them set any other way. On other platforms each message is one
-// system call, with the same results.
+// through [Conn.SyscallConn], and does not see them set any other way.
+//
+// On other platforms each message is one system call, with the same
+// results.
 func (c *Conn) WriteMessages(ctx context.Context, msgs []Message, flags int) (int, error) {
 	if c.closed.Load() || c.rc.Control(noControl) != nil {
 		return 0, c.opError(nil, net.ErrClosed)

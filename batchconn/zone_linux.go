@@ -56,7 +56,7 @@ func (l *socketZones) byIndex(index uint32) bool {
 	return l.call(unix.SIOCGIFNAME)
 }
 
-// reqName returns the length of the name in l.req.
+// reqName returns the name in l.req, without its NUL padding.
 func (l *socketZones) reqName() []byte {
 	n := 0
 	for n < len(l.req.name) && l.req.name[n] != 0 {
