@@ -45,7 +45,11 @@ import (
 // nothing is published, and the files a zip holds do not depend on it.
 const version = "v0.0.0"
 
-func main() {
+func main() { os.Exit(run()) }
+
+// run is main, returning the exit status, so that the deferred removal of
+// the extracted tree runs on failure too.
+func run() int {
 	fromDir := flag.Bool("dir", false, "build the zips from the working tree, not from the commit HEAD")
 	verbose := flag.Bool("v", false, "list every file of every zip")
 	flag.Usage = func() {
@@ -55,15 +59,19 @@ func main() {
 	flag.Parse()
 	if flag.NArg() != 1 {
 		flag.Usage()
-		os.Exit(2)
+		return 2
+	}
+	fail := func(err error) int {
+		fmt.Fprintln(os.Stderr, "modzip:", err)
+		return 1
 	}
 	repo, err := filepath.Abs(flag.Arg(0))
 	if err != nil {
-		fatal(err)
+		return fail(err)
 	}
 	license, err := os.ReadFile(filepath.Join(repo, "LICENSE"))
 	if err != nil {
-		fatal(fmt.Errorf("the repository root has no LICENSE: %w", err))
+		return fail(fmt.Errorf("the repository root has no LICENSE: %w", err))
 	}
 	tree := repo
 	if !*fromDir {
@@ -71,19 +79,19 @@ func main() {
 		// tag there: git archive, which the go command also uses.
 		tmp, err := os.MkdirTemp("", "modzip")
 		if err != nil {
-			fatal(err)
+			return fail(err)
 		}
 		defer os.RemoveAll(tmp)
 		cmd := exec.Command("sh", "-c", `git -C "$1" archive --format=tar HEAD | tar -x -C "$2"`, "sh", repo, tmp)
 		cmd.Stderr = os.Stderr
 		if err := cmd.Run(); err != nil {
-			fatal(fmt.Errorf("extracting the commit HEAD of %s (use -dir for a tree outside git): %w", repo, err))
+			return fail(fmt.Errorf("extracting the commit HEAD of %s (use -dir for a tree outside git): %w", repo, err))
 		}
 		tree = tmp
 	}
 	dirs, err := moduleDirs(tree)
 	if err != nil {
-		fatal(err)
+		return fail(err)
 	}
 	failed := 0
 	for _, dir := range dirs {
@@ -93,15 +101,10 @@ func main() {
 		}
 	}
 	if failed > 0 {
-		fmt.Fprintf(os.Stderr, "modzip: %d of %d module zips failed\n", failed, len(dirs))
-		os.Exit(1)
+		return fail(fmt.Errorf("%d of %d module zips failed", failed, len(dirs)))
 	}
 	fmt.Printf("ok: all %d module zips hold the repository's LICENSE\n", len(dirs))
-}
-
-func fatal(err error) {
-	fmt.Fprintln(os.Stderr, "modzip:", err)
-	os.Exit(1)
+	return 0
 }
 
 // moduleDirs returns the directories, relative to repo ("." for the root),
