@@ -144,9 +144,9 @@ func report(cfg benchConfig, res *bench.Results[sample]) bench.Report[sample] {
 		{Name: "lost", JSON: "lost", Value: sample.lostFraction, Format: bench.Pct},
 	}
 	for _, ref := range refs {
-		for _, of := range []string{"queries/s", "CPU/query"} {
-			cols = append(cols, bench.Column[sample]{Name: of + " vs " + ref, Of: of, Vs: bench.Ref(ref),
-				JSON: strings.NewReplacer("/", "_per_", " ", "_").Replace(strings.ToLower(of)) + "_vs_" + ref})
+		for _, of := range cols[:2] { // queries/s and CPU/query
+			cols = append(cols, bench.Column[sample]{Name: of.Name + " vs " + ref, Of: of.Name, Vs: bench.Ref(ref),
+				JSON: of.JSON + "_vs_" + ref})
 		}
 	}
 	r := bench.Report[sample]{
@@ -161,10 +161,10 @@ func report(cfg benchConfig, res *bench.Results[sample]) bench.Report[sample] {
 		Goals:   goals,
 	}
 	r.Notes = func(w io.Writer) {
-		fmt.Fprint(w, "queries/s: answered queries per second of dnsperf's run; CPU/query: the server process's\n"+
+		fmt.Fprintf(w, "queries/s: answered queries per second of dnsperf's run; CPU/query: the server process's\n"+
 			"user+system CPU time (all threads, getrusage) per answered query; lost: queries dnsperf\n"+
 			"got no answer for. Every answer must be NOERROR (a run with another rcode fails).\n"+
-			"Ratios: medians of same-round ratios. dnsperf runs on the same 2 cores as the server.\n\n")
+			"Ratios: medians of same-round ratios. dnsperf runs on the same %d CPUs as the server.\n\n", r.Env.NumCPU)
 		bench.WriteTargets(w, r.Targets())
 	}
 	return r
@@ -268,13 +268,14 @@ var (
 func parseDNSPerf(out string) (dnsperfResult, error) {
 	var r dnsperfResult
 	ints := []struct {
-		re *regexp.Regexp
-		v  *int64
-	}{{perfSent, &r.sent}, {perfCompleted, &r.completed}, {perfLost, &r.lost}}
+		name string
+		re   *regexp.Regexp
+		v    *int64
+	}{{"Queries sent", perfSent, &r.sent}, {"Queries completed", perfCompleted, &r.completed}, {"Queries lost", perfLost, &r.lost}}
 	for _, f := range ints {
 		m := f.re.FindStringSubmatch(out)
 		if m == nil {
-			return r, fmt.Errorf("dnsperf's output has no %q line:\n%s", strings.SplitN(f.re.String(), `:\s`, 2)[0][9:], out)
+			return r, fmt.Errorf("dnsperf's output has no %q line:\n%s", f.name, out)
 		}
 		*f.v, _ = strconv.ParseInt(m[1], 10, 64)
 	}

@@ -183,15 +183,17 @@ func TestParseDNSPerf(t *testing.T) {
 	if r != want {
 		t.Errorf("got %+v, want %+v", r, want)
 	}
-	for _, bad := range []struct{ name, out string }{
-		{"empty output", ""},
-		{"no sent line", strings.Replace(good, "Queries sent", "Sent", 1)},
-		{"no run time", strings.Replace(good, "Run time (s)", "Time", 1)},
-		{"no response codes", strings.Replace(good, "Response codes", "Codes", 1)},
+	for _, bad := range []struct{ name, out, says string }{
+		{"empty output", "", `no "Queries sent" line`},
+		{"no sent line", strings.Replace(good, "Queries sent", "Sent", 1), `no "Queries sent" line`},
+		{"no lost line", strings.Replace(good, "Queries lost", "Lost", 1), `no "Queries lost" line`},
+		{"no run time", strings.Replace(good, "Run time (s)", "Time", 1), "no run time"},
+		{"no response codes", strings.Replace(good, "Response codes", "Codes", 1), "no response codes"},
 	} {
 		t.Run(bad.name, func(t *testing.T) {
-			if _, err := parseDNSPerf(bad.out); err == nil {
-				t.Error("no error")
+			_, err := parseDNSPerf(bad.out)
+			if err == nil || !strings.Contains(err.Error(), bad.says) {
+				t.Errorf("error %v, want one saying %s", err, bad.says)
 			}
 		})
 	}

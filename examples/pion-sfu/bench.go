@@ -188,11 +188,11 @@ func report(cfg benchConfig, res *bench.Results[sample]) bench.Report[sample] {
 		Goals: goals,
 	}
 	r.Notes = func(w io.Writer) {
-		fmt.Fprint(w, "Configurations are PUBLISHERSxSUBSCRIBERS@RATE (packets per second per publisher, in 30 frames\n"+
+		fmt.Fprintf(w, "Configurations are PUBLISHERSxSUBSCRIBERS@RATE (packets per second per publisher, in 30 frames\n"+
 			"a second). CPU/fwd: the SFU process's user+system CPU time (all threads, getrusage) per RTP\n"+
 			"packet it forwarded, over the measured window; fwd/s: packets forwarded per second; delivered:\n"+
 			"the fraction of the window's packets every subscriber received, each checked (sequence number,\n"+
-			"payload). Ratios: medians of same-round ratios. The load runs on the same 2 cores as the SFU.\n\n")
+			"payload). Ratios: medians of same-round ratios. The load runs on the same %d CPUs as the SFU.\n\n", r.Env.NumCPU)
 		bench.WriteTargets(w, r.Targets())
 	}
 	return r
