@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -190,21 +191,16 @@ type serverMode struct {
 }
 
 func (m *serverMode) setup(ctx context.Context, round int) error {
+	var addr string
 	var err error
-	m.server, err = bench.StartChild("server ("+m.socket+")", m.exe, "serve", "-socket", m.socket, "-net", "udp4",
-		"-addr", "127.0.0.1:0", "-queue", strconv.Itoa(m.cfg.queue), "-"+bench.ControlFlag)
+	m.server, addr, err = bench.StartServer("server ("+m.socket+")", "addr", m.exe, "serve", "-socket", m.socket,
+		"-net", "udp4", "-addr", "127.0.0.1:0", "-queue", strconv.Itoa(m.cfg.queue), "-"+bench.ControlFlag)
 	if err != nil {
 		return err
 	}
-	addr, err := m.server.Reply("addr")
-	if err != nil {
-		return err
-	}
-	i := strings.LastIndexByte(addr, ':')
-	if i < 0 {
+	if _, m.port, err = net.SplitHostPort(addr); err != nil {
 		return fmt.Errorf("server: bad address %q", addr)
 	}
-	m.port = addr[i+1:]
 	return nil
 }
 
@@ -217,10 +213,7 @@ func (m *serverMode) sample(ctx context.Context, round int) (sample, error) {
 		"-l", strconv.Itoa(m.cfg.seconds), "-c", strconv.Itoa(m.cfg.clients), "-q", strconv.Itoa(m.cfg.outstanding),
 		"-t", "2")
 	out, err := perf.CombinedOutput()
-	if err != nil {
-		if ctx.Err() != nil {
-			return sample{}, ctx.Err()
-		}
+	if err != nil { // or interrupted: bench.Run then reports that
 		return sample{}, fmt.Errorf("dnsperf: %v\n%s", err, out)
 	}
 	cpu1, err := m.server.CPU()

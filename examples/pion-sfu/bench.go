@@ -211,18 +211,12 @@ type sfuMode struct {
 }
 
 func (m *sfuMode) setup(ctx context.Context, round int) error {
+	var addr string
 	var err error
-	m.sfu, err = bench.StartChild("SFU ("+m.socket+")", m.exe, "serve", "-socket", m.socket, "-addr", "127.0.0.1:0",
-		"-http", "127.0.0.1:0", "-queue", strconv.Itoa(m.cfg.queue), "-"+bench.ControlFlag)
-	if err != nil {
-		return err
-	}
-	addr, err := m.sfu.Reply("http")
-	if err != nil {
-		return err
-	}
+	m.sfu, addr, err = bench.StartServer("SFU ("+m.socket+")", "http", m.exe, "serve", "-socket", m.socket,
+		"-addr", "127.0.0.1:0", "-http", "127.0.0.1:0", "-queue", strconv.Itoa(m.cfg.queue), "-"+bench.ControlFlag)
 	m.server = "http://" + addr
-	return nil
+	return err
 }
 
 func (m *sfuMode) sample(ctx context.Context, round int) (sample, error) {
@@ -233,10 +227,7 @@ func (m *sfuMode) sample(ctx context.Context, round int) (sample, error) {
 	var stderr bytes.Buffer
 	load.Stderr = &stderr
 	out, err := load.Output()
-	if err != nil {
-		if ctx.Err() != nil {
-			return sample{}, ctx.Err()
-		}
+	if err != nil { // or interrupted: bench.Run then reports that
 		return sample{}, fmt.Errorf("load: %v\n%s", err, stderr.String())
 	}
 	var r loadResult

@@ -43,11 +43,30 @@ func StartChild(name, path string, args ...string) (*Child, error) {
 	return &Child{name: name, cmd: cmd, stdin: stdin, lines: bufio.NewScanner(out)}, nil
 }
 
+// StartServer starts a server as a child (StartChild) and returns it with
+// the VALUE of its first line, "word VALUE" (where it serves). If that
+// line does not come, the child is stopped.
+func StartServer(name, word, path string, args ...string) (*Child, string, error) {
+	c, err := StartChild(name, path, args...)
+	if err != nil {
+		return nil, "", err
+	}
+	v, err := c.Reply(word)
+	if err != nil {
+		c.Stop(5 * time.Second)
+		return nil, "", err
+	}
+	return c, v, nil
+}
+
 // Reply reads the child's next line, which must be "word VALUE", and
 // returns VALUE.
 func (c *Child) Reply(word string) (string, error) {
 	if !c.lines.Scan() {
-		return "", fmt.Errorf("%s ended without a %q line: %v", c.name, word, c.lines.Err())
+		if err := c.lines.Err(); err != nil {
+			return "", fmt.Errorf("%s ended without a %q line: %w", c.name, word, err)
+		}
+		return "", fmt.Errorf("%s ended without a %q line", c.name, word)
 	}
 	v, ok := strings.CutPrefix(c.lines.Text(), word+" ")
 	if !ok {

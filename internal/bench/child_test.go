@@ -82,6 +82,21 @@ func TestChildSaysWhatWentWrong(t *testing.T) {
 	}
 }
 
+func TestStartServer(t *testing.T) {
+	t.Setenv(envChild, "control")
+	c, addr, err := StartServer("server (test)", "addr", os.Args[0])
+	if err != nil || addr != "127.0.0.1:9" {
+		t.Fatalf("StartServer = %q, %v; want the child's address", addr, err)
+	}
+	if err := c.Stop(10 * time.Second); err != nil {
+		t.Errorf("Stop: %v", err)
+	}
+	c, _, err = StartServer("server (test)", "http", os.Args[0])
+	if c != nil || err == nil || !strings.Contains(err.Error(), `want a "http" line`) {
+		t.Errorf("StartServer of a child that says another word = %v, %v", c, err)
+	}
+}
+
 func TestServeControl(t *testing.T) {
 	var out bytes.Buffer
 	if err := ServeControl(strings.NewReader("cpu\ncpu\n"), &out, "http", "127.0.0.1:8080"); err != nil {
