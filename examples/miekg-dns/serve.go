@@ -1,12 +1,10 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/batchconn/batchconn/internal/bench"
 )
@@ -45,8 +43,8 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 	return cfg, err
 }
 
-// serve runs the server until SIGINT or SIGTERM (or, with -internal-control,
-// until stdin closes).
+// serve runs the server until SIGINT, SIGTERM or SIGHUP (or, with
+// -internal-control, until stdin closes), or until it fails.
 func serve(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	cfg, err := parseServeFlags(args, stderr)
 	if err != nil {
@@ -56,15 +54,18 @@ func serve(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("-addr %s: %w", cfg.addr, err)
 	}
-	stop, err := start(pc)
+	stop, ended, err := start(pc)
 	if err != nil {
 		return err
 	}
 	if !cfg.control {
 		fmt.Fprintf(stdout, "serving %s on %s (%s), until interrupted\n", origin, pc.LocalAddr(), cfg.socket)
-		sig := make(chan os.Signal, 1)
-		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-		<-sig
+		ctx, stopSignals := bench.SignalContext(context.Background())
+		defer stopSignals()
+		select {
+		case <-ctx.Done():
+		case <-ended:
+		}
 		return stop()
 	}
 	if err := bench.ServeControl(stdin, stdout, "addr", pc.LocalAddr().String()); err != nil {

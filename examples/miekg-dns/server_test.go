@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/batchconn/batchconn/internal/testnet"
 	"github.com/miekg/dns"
 )
 
@@ -19,7 +20,7 @@ func serveOn(t *testing.T, socket, network, address string) net.Addr {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stop, err := start(pc)
+	stop, _, err := start(pc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,9 +103,7 @@ func TestEveryAnswerOnEverySocket(t *testing.T) {
 				if network == "udp6" {
 					address = "[::1]:0"
 				}
-				if _, err := net.ListenPacket(network, address); err != nil {
-					t.Skipf("no %s loopback here: %v", network, err)
-				}
+				testnet.ListenUDP(t, network) // skips where there is no IPv6 loopback
 				addr := serveOn(t, s.Name, network, address)
 				cs := checks()
 				const clients = 8

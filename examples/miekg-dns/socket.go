@@ -51,23 +51,34 @@ func newServer(pc net.PacketConn) *dns.Server {
 }
 
 // start serves pc in a goroutine and returns once the server is
-// started; stop shuts it down and returns what ActivateAndServe returned.
-func start(pc net.PacketConn) (stop func() error, err error) {
+// started; ended is closed when it stops serving, and stop shuts it down
+// and returns what ActivateAndServe returned.
+func start(pc net.PacketConn) (stop func() error, ended <-chan struct{}, err error) {
 	srv := newServer(pc)
 	started := make(chan struct{})
 	srv.NotifyStartedFunc = func() { close(started) }
-	done := make(chan error, 1)
-	go func() { done <- srv.ActivateAndServe() }()
+	end := make(chan struct{})
+	var serveErr error
+	go func() {
+		serveErr = srv.ActivateAndServe()
+		close(end)
+	}()
 	select {
 	case <-started:
-	case err := <-done:
+	case <-end:
 		pc.Close()
-		return nil, err
+		return nil, nil, serveErr
 	}
 	return func() error {
 		if err := srv.Shutdown(); err != nil {
-			return err
+			select {
+			case <-end: // it had stopped by itself (Shutdown: "server not started")
+				return serveErr
+			default:
+				return err
+			}
 		}
-		return <-done
-	}, nil
+		<-end
+		return serveErr
+	}, end, nil
 }

@@ -112,7 +112,7 @@ func TestWildcardRepliesFromQueriedAddressVeth(t *testing.T) {
 					if err != nil {
 						return err
 					}
-					stop, err := start(pc)
+					stop, _, err := start(pc)
 					if err != nil {
 						return err
 					}

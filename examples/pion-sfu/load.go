@@ -76,7 +76,7 @@ func (r *loadResult) String() string {
 	return fmt.Sprintf("%d publishers x %d subscribers, %d packets/s each, %.1fs: sent %d, subscribers received %d of %d (lost %d, %d duplicates, %d reordered); "+
 		"the SFU read %d and forwarded %d packets (%.0f/s) with %.2fs of CPU time: %.2fµs per forwarded packet",
 		r.Publishers, r.Subscribers, r.Rate, r.Seconds, r.Sent, r.Received, r.Expected, r.Lost, r.Duplicates, r.Reordered,
-		r.SFUReceived, r.SFUForward, float64(r.SFUForward)/r.Seconds, float64(r.SFUCPUNs)/1e9, float64(r.SFUCPUNs)/1e3/float64(r.SFUForward)) + conn
+		r.SFUReceived, r.SFUForward, forwardRate(*r), float64(r.SFUCPUNs)/1e9, cpuPerForward(*r)/1e3) + conn
 }
 
 // peerReadBuffer is each load peer's socket receive buffer: a subscriber
@@ -98,11 +98,7 @@ func newPeer() (*webrtc.PeerConnection, ice.UDPMux, error) {
 		return nil, nil, err
 	}
 	mux := webrtc.NewICEUDPMux(nil, conn)
-	var se webrtc.SettingEngine
-	se.SetICEUDPMux(mux)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se := settings(mux)
 	var m webrtc.MediaEngine
 	if err := m.RegisterDefaultCodecs(); err != nil {
 		mux.Close()
@@ -120,7 +116,7 @@ func newPeer() (*webrtc.PeerConnection, ice.UDPMux, error) {
 // runLoad connects the publishers and subscribers to the SFU, sends, and
 // checks every packet every subscriber receives.
 func runLoad(ctx context.Context, cfg loadConfig) (*loadResult, error) {
-	l := &load{cfg: cfg, connected: make(chan struct{}, cfg.publishers+cfg.subscribers)}
+	l := &load{cfg: cfg, connected: make(chan struct{}, cfg.publishers+cfg.subscribers), failedCh: make(chan struct{})}
 	defer l.close()
 	for i := range cfg.publishers {
 		if err := l.publish(); err != nil {
@@ -161,7 +157,8 @@ type load struct {
 	pubs      []*publisher
 	subs      []*subscriber
 	connected chan struct{}
-	failed    atomic.Pointer[string]
+	failed    atomic.Pointer[string] // the first failure (fail)
+	failedCh  chan struct{}          // closed at the first failure
 	closeOnce sync.Once
 }
 
@@ -200,10 +197,16 @@ func (l *load) watch(pc *webrtc.PeerConnection, who string) {
 		case webrtc.PeerConnectionStateConnected:
 			once.Do(func() { l.connected <- struct{}{} })
 		case webrtc.PeerConnectionStateFailed:
-			msg := who + ": the PeerConnection failed"
-			l.failed.CompareAndSwap(nil, &msg)
+			l.fail(who + ": the PeerConnection failed")
 		}
 	})
+}
+
+// fail records msg if it is the load's first failure.
+func (l *load) fail(msg string) {
+	if l.failed.CompareAndSwap(nil, &msg) {
+		close(l.failedCh)
+	}
 }
 
 func (l *load) publish() error {
@@ -254,8 +257,7 @@ func (l *load) subscribe() error {
 	pc.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		k, err := strconv.Atoi(strings.TrimPrefix(t.StreamID(), "pub-"))
 		if err != nil || k < 0 || k >= len(s.streams) || !s.streams[k].started.CompareAndSwap(false, true) {
-			msg := fmt.Sprintf("%s: an unexpected track, stream %q", who, t.StreamID())
-			l.failed.CompareAndSwap(nil, &msg)
+			l.fail(fmt.Sprintf("%s: an unexpected track, stream %q", who, t.StreamID()))
 			return
 		}
 		s.readers.Add(1)
@@ -275,6 +277,8 @@ func (l *load) subscribe() error {
 	return l.post("/subscribe/answer?id="+reply.ID, answer, nil)
 }
 
+// drainRTCP reads the RTCP that reaches sender until it closes: RTCP must
+// be read for the interceptors (reports, NACKs) to run.
 func drainRTCP(sender *webrtc.RTPSender) {
 	b := make([]byte, 1500)
 	for {
@@ -331,13 +335,12 @@ func (l *load) waitConnected(ctx context.Context) error {
 	for n := 0; n < len(l.pubs)+len(l.subs); n++ {
 		select {
 		case <-l.connected:
+		case <-l.failedCh:
+			return errors.New(*l.failed.Load())
 		case <-timeout:
 			return fmt.Errorf("only %d of %d PeerConnections connected within %v", n, len(l.pubs)+len(l.subs), connectTimeout)
 		case <-ctx.Done():
 			return ctx.Err()
-		}
-		if msg := l.failed.Load(); msg != nil {
-			return errors.New(*msg)
 		}
 	}
 	return nil

@@ -8,9 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/batchconn/batchconn/internal/bench"
@@ -44,8 +41,8 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 	return cfg, err
 }
 
-// serve runs the SFU until SIGINT or SIGTERM (with -internal-control:
-// until stdin closes).
+// serve runs the SFU until SIGINT, SIGTERM or SIGHUP (with
+// -internal-control: until stdin closes).
 func serve(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	cfg, err := parseServeFlags(args, stderr)
 	if err != nil {
@@ -70,10 +67,10 @@ func serve(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		ctlErr = bench.ServeControl(stdin, stdout, "http", ln.Addr().String())
 	} else {
 		fmt.Fprintf(stdout, "SFU on udp %s (%s), signalling on http://%s, until interrupted\n", conn.LocalAddr(), cfg.socket, ln.Addr())
-		sig := make(chan os.Signal, 1)
-		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+		ctx, stopSignals := bench.SignalContext(context.Background())
+		defer stopSignals()
 		select {
-		case <-sig:
+		case <-ctx.Done():
 		case err := <-served:
 			return err
 		}

@@ -80,11 +80,7 @@ type sfuStats struct {
 // compared: a *net.UDPConn or a *batchconn.Conn.
 func newSFU(conn net.PacketConn) *sfu {
 	mux := webrtc.NewICEUDPMux(nil, conn)
-	var se webrtc.SettingEngine
-	se.SetICEUDPMux(mux)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	se.SetIncludeLoopbackCandidate(true) // the benchmark runs on loopback
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se := settings(mux)
 	bc, _ := conn.(*batchconn.Conn)
 	return &sfu{
 		api:     webrtc.NewAPI(webrtc.WithSettingEngine(se)), // pion's default codecs and interceptors
@@ -92,6 +88,17 @@ func newSFU(conn net.PacketConn) *sfu {
 		conn:    bc,
 		pending: map[string]*webrtc.PeerConnection{},
 	}
+}
+
+// settings are the SFU's and the load's: every PeerConnection on the one
+// ICE UDP mux, IPv4, on loopback (where the benchmark runs), no mDNS.
+func settings(mux ice.UDPMux) webrtc.SettingEngine {
+	var se webrtc.SettingEngine
+	se.SetICEUDPMux(mux)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	return se
 }
 
 // maxBody bounds a signalling request's body: an SDP is a few KiB.
@@ -217,15 +224,7 @@ func (s *sfu) subscribe() (*subscribeReply, error) {
 			pc.Close()
 			return nil, err
 		}
-		// RTCP must be read for the interceptors (reports, NACKs) to run.
-		go func() {
-			b := make([]byte, 1500)
-			for {
-				if _, _, err := sender.Read(b); err != nil {
-					return
-				}
-			}
-		}()
+		go drainRTCP(sender)
 	}
 	offer, err := negotiate(pc, nil)
 	if err != nil {
