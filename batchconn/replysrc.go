@@ -177,11 +177,11 @@ func cutCmsg(oob []byte, level, typ int32) []byte {
 // buf, or nil when there is none to add: dst is unknown, or oob carries a
 // source of its own.
 func (r *replyState) source(buf, oob []byte, dst netip.AddrPort) []byte {
-	if r == nil {
+	if r == nil || hasSource(oob) {
 		return nil
 	}
 	local, ifindex, ok := r.table.lookup(dst)
-	if !ok || hasSource(oob) {
+	if !ok {
 		return nil
 	}
 	buf = append(buf[:0], oob...)

@@ -86,8 +86,8 @@ func (c *Conn) ReadBatch(ms []ipv4.Message, flags int) (int, error) {
 // ReadMsgUDP reads one datagram and its control messages, as
 // [net.UDPConn.ReadMsgUDP], through the same receive path as
 // [Conn.ReadBatch]: with GRO on it is served from the Conn's split
-// batches, so it never sees a coalesced buffer, and the *net.UDPAddr is
-// shared as ReadBatch's is.
+// batches, so it never sees a coalesced buffer. The *net.UDPAddr is a
+// fresh one, as the UDPConn's.
 func (c *Conn) ReadMsgUDP(b, oob []byte) (n, oobn, flags int, addr *net.UDPAddr, err error) {
 	return c.r.bc.ReadMsgUDP(b, oob)
 }

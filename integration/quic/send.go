@@ -55,7 +55,10 @@ type one struct {
 func newSender(udp *net.UDPConn, cfg config) (*sender, error) {
 	s := &sender{gsoOff: cfg.gsoOff}
 	s.queued = cfg.async && cfg.queueDepth > 0 && cfg.queueBytes > 0 && runtime.GOOS == "linux"
-	opts := []batchconn.Option{batchconn.WithGSO(cfg.gso), batchconn.WithGRO(cfg.gro)}
+	// quic-go picks each packet's source itself (packet info on a wildcard
+	// server, none on a client): the Conn adds none of its own
+	// (WithReplySource), so every packet leaves as quic-go asked.
+	opts := []batchconn.Option{batchconn.WithGSO(cfg.gso), batchconn.WithGRO(cfg.gro), batchconn.WithReplySource(false)}
 	if s.queued {
 		opts = append(opts, batchconn.WithWriteQueue(cfg.queueBytes), batchconn.WithWriteQueueErrors(retryEPERM))
 	}

@@ -171,7 +171,11 @@ func (b *Bind) listen(network string, port uint16) (*socket, uint16, error) {
 			return nil, 0, err
 		}
 	}
-	c, err := batchconn.New(udp, batchconn.WithGRO(b.cfg.gro), batchconn.WithGSO(b.cfg.gso))
+	// The Bind keeps each peer's source itself (sticky sockets, as
+	// StdNetBind), and sends only through WriteBuffersTo, which takes no
+	// reply source: the Conn's own table would be learnt on every datagram
+	// and never read.
+	c, err := batchconn.New(udp, batchconn.WithGRO(b.cfg.gro), batchconn.WithGSO(b.cfg.gso), batchconn.WithReplySource(false))
 	if err != nil {
 		udp.Close()
 		return nil, 0, err

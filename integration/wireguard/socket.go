@@ -145,7 +145,9 @@ func (s *socket) writeAll(bufs [][]byte, oob []byte, dst netip.AddrPort) (int, e
 // source address or interface no longer exists: for an address the host
 // lacks, IPv4's route lookup fails with ENETUNREACH (Linux 6.18; EINVAL
 // before) and IPV6_PKTINFO's check with EINVAL; for an interface that is
-// gone both fail with ENODEV.
+// gone both fail with ENODEV. EADDRNOTAVAIL is taken too, as batchconn's
+// reply sources take it (WithReplySource).
 func staleSource(err error) bool {
-	return errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENODEV) || errors.Is(err, syscall.ENETUNREACH)
+	return errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENODEV) || errors.Is(err, syscall.ENETUNREACH) ||
+		errors.Is(err, syscall.EADDRNOTAVAIL)
 }
