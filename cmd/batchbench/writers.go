@@ -56,7 +56,6 @@ const (
 	maxWriters = 4096
 	maxSinks   = 16384
 	maxBurst   = 1024
-	maxQueue   = 1 << 30 // WithWriteQueue's limit
 	// queueOverhead is what a datagram takes in the queue beyond its
 	// payload (WithWriteQueue's doc).
 	queueOverhead = 40
@@ -84,11 +83,9 @@ func parseWritersFlags(args []string, stderr io.Writer) (writersConfig, error) {
 		return cfg, err
 	}
 	if cfg.queueArg != "0" {
-		q, err := bench.ParseBytes("-queue", cfg.queueArg)
-		if err != nil {
+		if cfg.queue, err = bench.ParseQueue("-queue", cfg.queueArg); err != nil {
 			return cfg, err
 		}
-		cfg.queue = int(min(q, maxQueue+1))
 	}
 	sinks := cfg.dests
 	for _, g := range cfg.writers {
@@ -103,8 +100,6 @@ func parseWritersFlags(args []string, stderr io.Writer) (writersConfig, error) {
 		return cfg, bench.Usagef("-duration %v: must be positive", cfg.duration)
 	case cfg.count < 1 || cfg.count > maxCount:
 		return cfg, bench.Usagef("-count %d: must be between 1 and %d", cfg.count, maxCount)
-	case cfg.queue > maxQueue:
-		return cfg, bench.Usagef("-queue %s: at most 1GiB (WithWriteQueue's limit)", cfg.queueArg)
 	case cfg.queue > 0 && cfg.queue < cfg.size+queueOverhead:
 		return cfg, bench.Usagef("-queue %s: holds no %d-byte datagram (each takes its size and %d bytes); 0 leaves the queue mode out",
 			cfg.queueArg, cfg.size, queueOverhead)
